@@ -1,0 +1,35 @@
+"""stocklink: keeps online stores' stock in step with the Smaregi POS."""
+from __future__ import annotations
+
+import os
+
+from dotenv import load_dotenv
+from flask import Flask
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the app: configuration, then one ``init_app`` per subsystem."""
+    load_dotenv(os.path.join(os.getcwd(), ".env"))
+    app = Flask(__name__, instance_path=os.environ.get("STOCKLINK_INSTANCE_PATH") or None,
+                template_folder="../templates", static_folder="../static")
+    os.makedirs(app.instance_path, exist_ok=True)
+    from stocklink import config
+    app.config.from_mapping(config.from_environment(app.instance_path))
+    if test_config:
+        app.config.update(test_config)
+
+    from stocklink import auth, cli, i18n, security
+    from stocklink.extensions import csrf, db, htmx, mail, migrate
+    from stocklink.web import register_blueprints
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "..", "migrations"))
+    mail.init_app(app)
+    csrf.init_app(app)
+    htmx.init_app(app)
+    i18n.init_app(app)
+    auth.init_app(app)
+    security.init_app(app)
+    register_blueprints(app)
+    cli.init_app(app)
+    return app

@@ -1,0 +1,40 @@
+"""Operator login: every console page requires it; the webhook and /healthz do not.
+
+Login is the default: :func:`require_login` runs before every request and lets through only
+the endpoints in :data:`PUBLIC_ENDPOINTS`, so a new page cannot be left open by mistake.
+"""
+from __future__ import annotations
+
+from flask import redirect, request, url_for
+from flask_login import current_user
+
+from stocklink.extensions import db, login_manager
+from stocklink.models.users import User
+
+PUBLIC_ENDPOINTS = {"auth.login", "health.healthz", "static", "i18n.switch"}
+PUBLIC_BLUEPRINTS = {"webhooks"}
+
+
+@login_manager.user_loader
+def load_user(user_id: str):
+    return db.session.get(User, int(user_id))
+
+
+def init_app(app) -> None:
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.session_protection = "strong"
+
+    @app.before_request
+    def require_login():
+        if request.endpoint in PUBLIC_ENDPOINTS or request.blueprint in PUBLIC_BLUEPRINTS:
+            return None
+        if request.endpoint is None:  # 404: let Flask answer it
+            return None
+        if current_user.is_authenticated:
+            return None
+        target = url_for("auth.login", next=request.full_path if request.method == "GET" else None)
+        if request.headers.get("HX-Request"):
+            # htmx ignores 3xx for navigation: tell it where to go on a 200 (STYLE.md).
+            return "", 200, {"HX-Redirect": target}
+        return redirect(target)

@@ -1,0 +1,86 @@
+"""``flask --app app …`` commands: operators, configuration, workers and the cron scheduler."""
+from __future__ import annotations
+
+import secrets
+import sys
+
+import click
+from flask import current_app
+from flask.cli import AppGroup, with_appcontext
+
+from stocklink.extensions import db
+
+user_cli = AppGroup("user", help="Manage operators who log in to the console.")
+config_cli = AppGroup("config", help="Load merchant settings from a TOML file.")
+
+
+@user_cli.command("create")
+@click.argument("username")
+@click.option("--password", help="Password (prompted when omitted; generated with --generate).")
+@click.option("--generate", is_flag=True, help="Generate a password and print it once.")
+def create_user(username: str, password: str | None, generate: bool):
+    """Create an operator, or reset the password of an existing one."""
+    from stocklink.models import User
+
+    if generate:
+        password = secrets.token_urlsafe(12)
+    elif not password:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if len(password) < 8:
+        raise click.ClickException("password must be at least 8 characters")
+    user = db.session.query(User).filter_by(username=username).first() or User(username=username)
+    user.set_password(password)
+    db.session.add(user)
+    db.session.commit()
+    click.echo(f"operator {username} saved" + (f", password: {password}" if generate else ""))
+
+
+@config_cli.command("load")
+@click.argument("path", type=click.Path(dir_okay=False))
+def load_config(path: str):
+    """Validate and apply a TOML settings file; nothing is saved if any key is wrong."""
+    from stocklink.provisioning import load_file
+    from stocklink.settings import SettingsError
+
+    try:
+        result = load_file(path)
+    except SettingsError as exc:
+        raise click.ClickException(f"not loaded, nothing saved: {exc}") from None
+    click.echo(f"loaded {result['settings']} settings and {result['channels']} channel(s) from {path}")
+
+
+@click.command("worker")
+@click.argument("queues", nargs=-1)
+@click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+@with_appcontext
+def worker(queues, burst):
+    """Run an RQ worker (with RQ's scheduler for retries) on the named queues, default all."""
+    from rq import Worker
+
+    from stocklink import jobs
+    from stocklink.queues import ALL_QUEUES, get_redis
+
+    jobs.set_app(current_app._get_current_object())
+    w = Worker(list(queues or ALL_QUEUES), connection=get_redis())
+    w.work(with_scheduler=True, burst=burst)
+
+
+@click.command("cron")
+@with_appcontext
+def cron():
+    """Run RQ's cron scheduler with stocklink's periodic jobs (stocklink/jobs/cron_config.py)."""
+    from rq.cron import CronScheduler
+
+    from stocklink.queues import get_redis
+
+    scheduler = CronScheduler(connection=get_redis())
+    scheduler.load_config_from_file("stocklink.jobs.cron_config")
+    scheduler.start()
+    sys.exit(0)
+
+
+def init_app(app) -> None:
+    app.cli.add_command(user_cli)
+    app.cli.add_command(config_cli)
+    app.cli.add_command(worker)
+    app.cli.add_command(cron)

@@ -1,0 +1,111 @@
+"""Delta channels: what a Smaregi stock movement becomes on NextEngine (seed 001 §5, SPEC §3).
+
+Smaregi allows negative stock; NextEngine does not. Forwarding every Smaregi change as
+it is would leave NextEngine counting from the wrong floor once Smaregi has gone below
+zero, so increases are cut to the part that lands above zero.
+"""
+
+from collections.abc import Iterable
+from enum import StrEnum
+
+
+class StockDivision(StrEnum):
+    """Smaregi 在庫区分 ``stockDivision``: why a stock movement happened (platform-apis-smaregi §4.1)."""
+
+    CORRECTION = "01"
+    SALE = "02"
+    PURCHASE = "03"
+    TRANSFER_OUT = "04"
+    TRANSFER_IN = "05"
+    RENTAL = "06"
+    LAYAWAY = "07"
+    STOCKTAKE = "08"
+    ADJUSTMENT = "09"
+    SHIPMENT = "10"
+    EC_LINK = "11"
+    RETURN = "12"
+    PROMOTIONAL = "13"
+    LOSS = "14"
+    API = "15"
+    SALES_ALLOCATION = "16"
+    RECEIVING_SHORTAGE = "17"
+    ORDER_ALLOCATION = "18"
+
+    @property
+    def label(self) -> str:
+        """The Japanese name Smaregi shows for this division (e.g. ``"棚卸"``)."""
+        return STOCK_DIVISION_LABELS[self]
+
+
+STOCK_DIVISION_LABELS: dict[StockDivision, str] = {
+    StockDivision.CORRECTION: "修正",
+    StockDivision.SALE: "売上",
+    StockDivision.PURCHASE: "仕入",
+    StockDivision.TRANSFER_OUT: "出庫",
+    StockDivision.TRANSFER_IN: "入庫",
+    StockDivision.RENTAL: "レンタル",
+    StockDivision.LAYAWAY: "取置き",
+    StockDivision.STOCKTAKE: "棚卸",
+    StockDivision.ADJUSTMENT: "調整",
+    StockDivision.SHIPMENT: "出荷",
+    StockDivision.EC_LINK: "EC連携",
+    StockDivision.RETURN: "返品",
+    StockDivision.PROMOTIONAL: "販促品",
+    StockDivision.LOSS: "ロス",
+    StockDivision.API: "スマレジAPI連携",
+    StockDivision.SALES_ALLOCATION: "売上引当",
+    StockDivision.RECEIVING_SHORTAGE: "入庫欠品",
+    StockDivision.ORDER_ALLOCATION: "受注在庫引当",
+}
+
+# Seed 001 §5: stocktake and loss "may rewrite past stock", so their change is forwarded
+# whatever the resulting stock is.
+_FORWARDED_AS_IS = frozenset({StockDivision.STOCKTAKE, StockDivision.LOSS})
+
+
+def _division_code(stock_division: str) -> str:
+    # Smaregi sends "08"; a spreadsheet or a hand-written fixture may say "8".
+    code = str(stock_division).strip()
+    return code.zfill(2) if code.isdigit() else code
+
+
+def nextengine_delta(amount: int, stock_after: int, stock_division: str) -> int | None:
+    """Return the change to send to NextEngine for one Smaregi movement, or ``None`` to send nothing.
+
+    ``amount`` is the signed change (Smaregi ``amount``), ``stock_after`` the stock
+    after it (``stockAmount``), ``stock_division`` the 在庫区分 code (``"08"``; ``"8"``
+    is accepted too). Seed 001 §5 and §6:
+
+    - shipment ``10`` 出荷 → ``None``: it records a web sale NextEngine already deducted
+      (forwarding it would deduct twice);
+    - stocktake ``08`` 棚卸 and loss ``14`` ロス → ``amount`` as it is;
+    - any other decrease → ``amount`` as it is, whatever the stock after it;
+    - any other increase ``inc`` → ``max(0, min(inc, stock_after))``: the part of the
+      increase that lands above zero (2 +3 → 5 sends +3; −5 +3 → −2 sends 0;
+      −3 +5 → 2 sends +2).
+
+    A division code Smaregi adds later falls under "any other", the seed's default.
+    A returned 0 is a real answer (the seed "notifies 0"); :func:`coalesce_deltas` drops it.
+    """
+    code = _division_code(stock_division)
+    if code == StockDivision.SHIPMENT:
+        return None
+    if code in _FORWARDED_AS_IS or amount <= 0:
+        return amount
+    return max(0, min(amount, stock_after))
+
+
+def coalesce_deltas(rows: Iterable[tuple[str, int | None]]) -> dict[str, int]:
+    """Sum deltas per key (a product code) and drop keys whose sum is zero.
+
+    Keys keep the order in which they first appear. A ``None`` delta (a movement that
+    is not forwarded, from :func:`nextengine_delta`) counts as nothing, so the result
+    of that function can be fed in directly. What remains is one line per product of
+    NextEngine's upload file, with no line that would change nothing.
+    """
+    totals: dict[str, int] = {}
+    for key, delta in rows:
+        if delta is None:
+            continue
+        totals[key] = totals.get(key, 0) + delta
+    return {key: total for key, total in totals.items() if total != 0}

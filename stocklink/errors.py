@@ -1,0 +1,83 @@
+"""Recording and clearing errors, and the channel state they drive (SPEC §6).
+
+Level 9 stops a channel; it resumes only when new credentials have been saved **and** the
+error has been cleared, and then everything dirty for it is pushed. Level 8 errors are
+retried by RQ and shown until they clear.
+"""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from stocklink.extensions import db
+from stocklink.models import Channel, ErrorRecord
+from stocklink.models._types import utcnow
+
+
+def record_error(*, source: str, level: int, kind: str, message: str, code: str | None = None,
+                 channel: Channel | None = None) -> ErrorRecord:
+    """Add an error, or count one more occurrence of the same unresolved error."""
+    existing = db.session.scalars(select(ErrorRecord).where(
+        ErrorRecord.resolved_at.is_(None), ErrorRecord.source == source, ErrorRecord.kind == kind,
+        ErrorRecord.channel_id == (channel.id if channel else None), ErrorRecord.message == message)).first()
+    now = utcnow()
+    if existing is not None:
+        existing.occurrences += 1
+        existing.last_seen_at = now
+        return existing
+    record = ErrorRecord(source=source, level=level, kind=kind, message=message, code=code,
+                         channel_id=channel.id if channel else None, created_at=now, last_seen_at=now)
+    db.session.add(record)
+    if channel is not None and level >= 9:
+        channel.state = "stopped"
+        channel.stopped_at = now
+        channel.error_level = 9
+    elif channel is not None and channel.state != "stopped":
+        channel.error_level = max(channel.error_level or 0, level)
+    return record
+
+
+def resolve_temporary_errors(channel: Channel) -> None:
+    """A successful sync clears the channel's level 8 errors."""
+    now = utcnow()
+    for record in db.session.scalars(select(ErrorRecord).where(
+            ErrorRecord.channel_id == channel.id, ErrorRecord.level < 9, ErrorRecord.resolved_at.is_(None))):
+        record.resolved_at = now
+    if channel.state == "active":
+        channel.error_level = None
+
+
+def clear_error(record: ErrorRecord, *, commit: bool = True) -> None:
+    """The merchant deletes an error; a stopped channel may now resume."""
+    channel = record.channel
+    db.session.delete(record)
+    db.session.flush()
+    if channel is not None:
+        maybe_resume(channel)
+    if commit:
+        db.session.commit()
+
+
+def maybe_resume(channel: Channel) -> bool:
+    """Resume a stopped channel when its credentials are newer than the stop and no level 9
+    error is left; then enqueue a push of everything dirty. Returns whether it resumed."""
+    if channel.state != "stopped":
+        return False
+    open_auth = db.session.scalars(select(ErrorRecord).where(
+        ErrorRecord.channel_id == channel.id, ErrorRecord.level >= 9)).first()
+    fresh = (channel.credentials_updated_at is not None and channel.stopped_at is not None
+             and _aware(channel.credentials_updated_at) > _aware(channel.stopped_at))
+    if open_auth is not None or not fresh:
+        return False
+    channel.state = "active"
+    channel.error_level = None
+    channel.stopped_at = None
+    db.session.flush()
+    from stocklink.jobs.push import enqueue_push
+    db.session.commit()
+    enqueue_push(channel.id)
+    return True
+
+
+def _aware(value):
+    from datetime import UTC
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -1,0 +1,29 @@
+"""The Flask extensions, created unbound and bound in :func:`stocklink.create_app`."""
+from __future__ import annotations
+
+from flask_babel import Babel
+from flask_login import LoginManager
+from flask_mail import Mail
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from flask_wtf import CSRFProtect
+from htmx_flask import Htmx
+from sqlalchemy import MetaData
+
+# Named constraints so Alembic migrations are the same on SQLite and PostgreSQL.
+naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+db = SQLAlchemy(metadata=MetaData(naming_convention=naming_convention))
+# Batch mode so later ALTERs work on SQLite as well as PostgreSQL.
+migrate = Migrate(render_as_batch=True, compare_type=True)
+babel = Babel()
+mail = Mail()
+login_manager = LoginManager()
+csrf = CSRFProtect()
+htmx = Htmx()

@@ -1,0 +1,11 @@
+"""Periodic jobs, as data: loaded by ``flask cron`` into RQ's own cron scheduler."""
+from __future__ import annotations
+
+from rq import cron
+
+from stocklink.jobs.inbox import sweep_inbox
+from stocklink.jobs.push import sweep_dirty
+from stocklink.queues import MAINTENANCE
+
+cron.register(sweep_inbox, MAINTENANCE, interval=60, job_timeout=120, name="sweep_inbox")
+cron.register(sweep_dirty, MAINTENANCE, interval=60, job_timeout=120, name="sweep_dirty")

@@ -1,0 +1,220 @@
+"""Pushing stock to a channel: one coalesced job per channel (SPEC §4 step 3).
+
+While a push for a channel is queued no second one is added; marks made while one runs
+are picked up by its next loop or by a follow-up job; a sweep every minute catches the rest.
+"""
+from __future__ import annotations
+
+import logging
+from fractions import Fraction
+
+from redis.exceptions import LockError
+from rq import Retry
+from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.job import Job
+from sqlalchemy import select, update
+
+from stocklink.channel_clients import make_channel_client
+from stocklink.channel_kinds import KINDS
+from stocklink.domain.stock import ChannelRange, QuantityPolicy, compute_push_quantity, set_availability
+from stocklink.errors import record_error, resolve_temporary_errors
+from stocklink.extensions import db
+from stocklink.jobs import job
+from stocklink.models import Channel, Listing, Product, SetComponent
+from stocklink.models._types import utcnow
+from stocklink.notify import queue_mail
+from stocklink.platforms.base import AuthError, PlatformError, StockWrite
+from stocklink.queues import PUSH, get_queue, get_redis
+
+log = logging.getLogger(__name__)
+RETRY = Retry(max=6, interval=[5, 15, 60, 180, 600, 1800])
+MAX_ROUNDS = 5
+
+
+def _enqueue(job_id: str, channel_id: int) -> None:
+    get_queue(PUSH).enqueue(push_channel, channel_id, job_id=job_id, unique=True, job_timeout=300,
+                            retry=RETRY, result_ttl=0, failure_ttl=7 * 86400)
+
+
+def enqueue_push(channel_id: int) -> str:
+    """Ask for a push of ``channel_id``; returns what happened (queued / already queued / follow-up)."""
+    job_id = f"push-{channel_id}"
+    try:
+        _enqueue(job_id, channel_id)
+        return "queued"
+    except DuplicateJobError:
+        pass
+    try:
+        status = Job.fetch(job_id, connection=get_redis()).get_status()
+    except NoSuchJobError:
+        status = None
+    if status in ("queued", "scheduled", "deferred"):
+        return "already queued"
+    if status in (None, "finished", "failed", "stopped", "canceled"):
+        Job(job_id, connection=get_redis()).delete() if status else None
+        try:
+            _enqueue(job_id, channel_id)
+            return "queued"
+        except DuplicateJobError:
+            return "already queued"
+    try:  # started: one follow-up waits for the lock and sees what this mark added
+        _enqueue(f"{job_id}-followup", channel_id)
+        return "follow-up"
+    except DuplicateJobError:
+        return "already queued"
+
+
+def _base_stock(listing: Listing, product: Product) -> int:
+    if not product.is_set:
+        return product.total
+    rows = db.session.execute(select(Product.smaregi_stock - Product.reserved, SetComponent.quantity)
+                              .join(SetComponent, SetComponent.component_id == Product.id)
+                              .where(SetComponent.set_product_id == product.id)).all()
+    return set_availability([(total, qty) for total, qty in rows]) if rows else 0
+
+
+def plan_writes(channel: Channel, listings: list[Listing]) -> tuple[list[tuple[Listing, StockWrite]], list]:
+    """Decide each dirty listing's write through :func:`compute_push_quantity` (the one place)."""
+    writes, unchanged = [], []
+    channel_range = ChannelRange(channel.range_min, channel.range_max)
+    for listing in listings:
+        product = listing.product
+        if product is None or not product.stock_managed or listing.link_problem:
+            unchanged.append(listing)
+            continue
+        policy = QuantityPolicy(min_stock=listing.min_stock, max_stock=listing.max_stock,
+                                reserve=listing.reserve, ratio=Fraction(listing.ratio_percent, 100))
+        decision = compute_push_quantity(_base_stock(listing, product), policy, channel_range,
+                                         listing.last_confirmed_quantity)
+        if not decision.push:
+            unchanged.append(listing)
+            continue
+        key = f"sl-{listing.id}-{int(listing.fact_at.timestamp() * 1000) if listing.fact_at else 0}"
+        writes.append((listing, StockWrite(listing.identifier, decision.quantity,
+                                           listing.last_confirmed_quantity, key)))
+    return writes, unchanged
+
+
+def _clear_dirty(listing: Listing, seen_fact_at) -> None:
+    """Clear the mark only if no newer fact arrived meanwhile (compare-and-clear)."""
+    db.session.execute(update(Listing).where(Listing.id == listing.id, Listing.fact_at == seen_fact_at)
+                       .values(dirty=False).execution_options(synchronize_session=False))
+
+
+def _push_absolute(channel: Channel, client) -> int:
+    listings = db.session.scalars(select(Listing).where(
+        Listing.channel_id == channel.id, Listing.dirty.is_(True), Listing.sync_enabled.is_(True))
+        .order_by(Listing.id)).all()
+    if not listings:
+        return 0
+    seen = {listing.id: listing.fact_at for listing in listings}
+    writes, unchanged = plan_writes(channel, listings)
+    for listing in unchanged:
+        _clear_dirty(listing, seen[listing.id])
+    done = 0
+    batch_size = max(getattr(client, "max_batch", 50), 1)
+    for start in range(0, len(writes), batch_size):
+        batch = writes[start:start + batch_size]
+        results = {r.identifier: r for r in client.write_stock([w for _, w in batch])}
+        now = utcnow()
+        for listing, write in batch:
+            result = results.get(write.identifier)
+            if result is None:
+                continue
+            listing.last_pushed_quantity, listing.last_pushed_at = write.quantity, now
+            if result.status == "ok":
+                listing.last_confirmed_quantity = result.confirmed if result.confirmed is not None \
+                    else write.quantity
+                listing.last_confirmed_at = now
+                listing.difference = False
+                _clear_dirty(listing, seen[listing.id])
+                done += 1
+            elif result.status == "pending":
+                listing.pending_ref = result.ref
+                _clear_dirty(listing, seen[listing.id])
+            elif result.status == "stale":
+                # Compare-and-set lost to the channel's own sale: keep dirty, retry with the fresh value.
+                listing.last_confirmed_quantity = result.confirmed
+                listing.last_confirmed_at = now
+            elif result.status == "unknown_item":
+                # SPEC §11.8: an outcome for the merchant, not a retry.
+                listing.link_problem = "unknown_item"
+                _clear_dirty(listing, seen[listing.id])
+                record_error(source="channel", level=8, kind="unknown_item", channel=channel,
+                             message=f"{channel.name}: {listing.identifier} はチャネルに存在しません",
+                             code=result.detail[:40] if result.detail else None)
+        db.session.commit()
+    return done
+
+
+def _push_deltas(channel: Channel, client) -> int:
+    """NextEngine: upload the accumulated increase/decrease counts (seed 001), once each."""
+    from stocklink.jobs.report import push_deltas_with_report
+    return push_deltas_with_report(channel, client)
+
+
+@job
+def push_channel(channel_id: int) -> str:
+    """Push every dirty listing of one channel. Safe to run twice: a listing whose channel
+    stock already equals the computed value is not written again."""
+    redis = get_redis()
+    lock = redis.lock(f"stocklink:push-lock:{channel_id}", timeout=600, blocking_timeout=120)
+    if not lock.acquire():
+        raise RuntimeError(f"push of channel {channel_id} is still running elsewhere")
+    try:
+        return _push_locked(channel_id)
+    finally:
+        try:
+            lock.release()
+        except LockError:
+            pass
+
+
+def _push_locked(channel_id: int) -> str:
+    channel = db.session.get(Channel, channel_id)
+    if channel is None:
+        return "no such channel"
+    if not channel.enabled or channel.state != "active":
+        return f"skipped: {channel.state}"
+    try:
+        client = make_channel_client(channel)
+        total = 0
+        for _ in range(MAX_ROUNDS):
+            pushed = _push_deltas(channel, client) if KINDS[channel.kind].delta else \
+                _push_absolute(channel, client)
+            total += pushed
+            remaining = db.session.scalar(select(Listing.id).where(
+                Listing.channel_id == channel.id, Listing.dirty.is_(True), Listing.sync_enabled.is_(True),
+                Listing.link_problem.is_(None)).limit(1))
+            if remaining is None or pushed == 0:
+                break
+    except AuthError as exc:
+        db.session.rollback()
+        channel = db.session.get(Channel, channel_id)
+        record_error(source="channel", level=9, kind="auth", channel=channel, code=exc.code,
+                     message=f"{channel.name}: 認証エラーのため連携を停止しました ({exc})")
+        queue_mail("level9", f"【stocklink】{channel.name} の連携を停止しました（認証エラー）", "level9",
+                   channel=channel, error=str(exc))
+        db.session.commit()
+        return "stopped: auth"
+    except PlatformError as exc:
+        db.session.rollback()
+        channel = db.session.get(Channel, channel_id)
+        record_error(source="channel", level=8, kind="temporary", channel=channel, code=exc.code,
+                     message=f"{channel.name}: 一時的なエラー、自動で再試行します ({exc})")
+        db.session.commit()
+        raise
+    channel.last_sync_at = utcnow()
+    resolve_temporary_errors(channel)
+    db.session.commit()
+    return f"pushed {total}"
+
+
+@job
+def sweep_dirty() -> int:
+    """Every minute: enqueue a push for each active channel that still has dirty listings."""
+    channel_ids = db.session.scalars(select(Listing.channel_id).join(Channel).where(
+        Listing.dirty.is_(True), Channel.state == "active", Channel.enabled.is_(True)).distinct()).all()
+    for channel_id in channel_ids:
+        enqueue_push(channel_id)
+    return len(channel_ids)

@@ -1,0 +1,18 @@
+"""The database model, split by aggregate. Importing this package registers every table."""
+from stocklink.models.catalogue import Product, SetComponent
+from stocklink.models.channels import Channel, Listing
+from stocklink.models.errors import ErrorRecord
+from stocklink.models.inbox import SmaregiInbox
+from stocklink.models.jobs import JobRun
+from stocklink.models.ledger import StockLedger
+from stocklink.models.notifications import OutboxMessage
+from stocklink.models.orders import Order, OrderLine, Registration
+from stocklink.models.review import ConfirmationItem, Exclusion
+from stocklink.models.settings import Setting
+from stocklink.models.users import User
+
+__all__ = [
+    "Channel", "ConfirmationItem", "ErrorRecord", "Exclusion", "JobRun", "Listing", "Order",
+    "OrderLine", "OutboxMessage", "Product", "Registration", "SetComponent", "Setting",
+    "SmaregiInbox", "StockLedger", "User",
+]

@@ -1,0 +1,54 @@
+"""Products (Smaregi SKUs and set products) and set components."""
+from __future__ import annotations
+
+from stocklink.extensions import db
+from stocklink.models._types import utcnow
+
+
+class Product(db.Model):
+    """One stock-keeping unit. ``smaregi_stock`` is the last value read from Smaregi for the
+    configured store (SPEC §3); ``reserved`` counts web-order quantities not yet registered in
+    Smaregi. Both change only through :func:`stocklink.stock.apply_stock_change`."""
+
+    __tablename__ = "products"
+
+    id = db.Column(db.Integer, primary_key=True)
+    smaregi_product_id = db.Column(db.String(20), unique=True)
+    product_code = db.Column(db.String(64), index=True)
+    name = db.Column(db.String(255), nullable=False, default="")
+    variation = db.Column(db.String(255))
+    group_code = db.Column(db.String(64))
+    image_url = db.Column(db.String(1000))
+    is_set = db.Column(db.Boolean, nullable=False, default=False)
+    stock_managed = db.Column(db.Boolean, nullable=False, default=True)
+    smaregi_stock = db.Column(db.BigInteger, nullable=False, default=0)
+    reserved = db.Column(db.BigInteger, nullable=False, default=0)
+    stock_read_at = db.Column(db.DateTime(timezone=True))
+    low_stock_threshold = db.Column(db.Integer)
+    created_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
+    updated_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow)
+
+    components = db.relationship(
+        "SetComponent", foreign_keys="SetComponent.set_product_id", cascade="all, delete-orphan",
+        back_populates="set_product")
+
+    @property
+    def total(self) -> int:
+        return self.smaregi_stock - self.reserved
+
+
+class SetComponent(db.Model):
+    __tablename__ = "set_components"
+    __table_args__ = (
+        db.UniqueConstraint("set_product_id", "component_id", name="uq_set_components_pair"),
+        db.CheckConstraint("quantity > 0", name="quantity_positive"),
+    )
+
+    id = db.Column(db.Integer, primary_key=True)
+    set_product_id = db.Column(db.Integer, db.ForeignKey("products.id", ondelete="CASCADE"), nullable=False)
+    component_id = db.Column(db.Integer, db.ForeignKey("products.id", ondelete="CASCADE"), nullable=False,
+                             index=True)
+    quantity = db.Column(db.Integer, nullable=False)
+
+    set_product = db.relationship("Product", foreign_keys=[set_product_id], back_populates="components")
+    component = db.relationship("Product", foreign_keys=[component_id])

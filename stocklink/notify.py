@@ -1,0 +1,53 @@
+"""Notifications: stored in the outbox first, then sent by a job over SMTP (SPEC §7).
+
+Each kind can be switched off and sent to its own address (Settings → Notifications);
+a message of a kind that is off is still stored and shown, with status ``off``.
+"""
+from __future__ import annotations
+
+from flask import render_template
+
+from stocklink import settings
+from stocklink.extensions import db
+from stocklink.models import OutboxMessage
+
+# kind → (on/off setting, recipients setting)
+KINDS = {
+    "unlinkable": ("notify.unlinkable_on", "notify.unlinkable_to"),
+    "level9": ("notify.errors_on", "notify.error_to"),
+    "level8": ("notify.errors_on", "notify.error_to"),
+    "report": ("notify.report_on", "notify.report_to"),
+    "low_stock": ("notify.low_stock_on", "notify.low_stock_to"),
+}
+
+
+def queue_mail(kind: str, subject: str, template: str, *, attachments: list[dict] | None = None,
+               **context) -> OutboxMessage:
+    """Store a message rendered from ``templates/mail/<template>.txt`` and, if its kind is on
+    and has recipients, enqueue its sending after the current transaction commits."""
+    on_key, to_key = KINDS[kind]
+    recipients = settings.get(to_key) or settings.get("notify.error_to")
+    body = render_template(f"mail/{template}.txt", **context)
+    message = OutboxMessage(kind=kind, subject=subject, body=body, recipients=recipients or "",
+                            attachments=attachments or [])
+    if not settings.get(on_key):
+        message.status = "off"
+    elif not recipients:
+        message.status = "no_recipient"
+    db.session.add(message)
+    db.session.flush()
+    if message.status == "pending":
+        _after_commit_enqueue(message.id)
+    return message
+
+
+def _after_commit_enqueue(message_id: int) -> None:
+    from sqlalchemy import event
+
+    session = db.session()
+
+    def enqueue(_session):
+        from stocklink.jobs.mail import enqueue_send
+        enqueue_send(message_id)
+
+    event.listen(session, "after_commit", enqueue, once=True)

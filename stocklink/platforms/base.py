@@ -1,0 +1,102 @@
+"""The small interface every platform client shares.
+
+Errors map to SPEC §6: :class:`AuthError` is level 9 (the channel stops until new
+credentials are saved and the error is cleared), :class:`TemporaryError` is level 8
+(retried with backoff). Anything else a platform answers that the client does not
+understand is a :class:`PlatformError` and is treated as level 8 as well.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import requests
+
+DEFAULT_TIMEOUT = 10.0
+
+
+class PlatformError(Exception):
+    """A platform refused or failed a request. ``code`` is the platform's own code."""
+
+    level = 8
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None):
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+class AuthError(PlatformError):
+    """Credentials are wrong, expired or revoked: level 9, the channel stops."""
+
+    level = 9
+
+
+class TemporaryError(PlatformError):
+    """Maintenance, 5xx, timeout, 429: level 8, retry later (``retry_after`` seconds if known)."""
+
+    level = 8
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
+                 retry_after: float | None = None):
+        super().__init__(message, code=code, status=status)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class StockWrite:
+    """One listing's stock as stocklink wants it on the channel.
+
+    ``quantity`` is the absolute target. ``expected`` is the channel quantity stocklink
+    last confirmed (used for compare-and-set and for relative writes); ``None`` when
+    unknown. ``key`` is an idempotency key unique to this write.
+    """
+
+    identifier: str
+    quantity: int
+    expected: int | None = None
+    key: str = ""
+
+
+@dataclass
+class WriteResult:
+    """What the channel made of one :class:`StockWrite`.
+
+    ``status``: ``ok`` (``confirmed`` holds the channel quantity now), ``unknown_item``
+    (a link problem for the merchant, SPEC §11.8), ``stale`` (compare-and-set lost:
+    ``confirmed`` holds the fresh channel quantity) or ``pending`` (accepted
+    asynchronously; ``ref`` names the upload, e.g. a NextEngine ``que_id``).
+    """
+
+    identifier: str
+    status: str
+    confirmed: int | None = None
+    detail: str = ""
+    ref: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def new_session() -> requests.Session:
+    """A requests session with a stocklink User-Agent."""
+    session = requests.Session()
+    session.headers["User-Agent"] = "stocklink/0.1"
+    return session
+
+
+def send(session: requests.Session, method: str, url: str, *, timeout: float = DEFAULT_TIMEOUT,
+         **kwargs) -> requests.Response:
+    """Send one request; transport failures become :class:`TemporaryError`."""
+    try:
+        return session.request(method, url, timeout=timeout, **kwargs)
+    except requests.Timeout as exc:
+        raise TemporaryError(f"timeout: {method} {url}", code="timeout") from exc
+    except requests.ConnectionError as exc:
+        raise TemporaryError(f"connection failed: {method} {url}", code="connection") from exc
+
+
+def retry_after_seconds(response: requests.Response) -> float | None:
+    """The ``Retry-After`` header in seconds, if the platform sent one."""
+    value = response.headers.get("Retry-After")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None

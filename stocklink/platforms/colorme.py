@@ -1,0 +1,221 @@
+"""ColorMe Shop (カラーミーショップ) stock client (platform-apis-channels.md §1).
+
+Identifier: the product id (``"123456"``) for a product without options, or the
+product id plus its option values for a variant, joined by ``:`` —
+``"123456:赤:S"`` (two options) or ``"123456:赤"`` (one). ColorMe addresses variants by
+option *values*, not ids (§1.5); a ``%`` or ``:`` inside a value is written ``%25`` /
+``%3A``. Build and split identifiers with :func:`make_identifier` / :func:`parse_identifier`.
+
+Credentials: ``{"access_token": …}`` — an OAuth bearer token that never expires but can
+be revoked by the shop (§1.2). Settings: none are needed.
+
+Writes (§1.5): one ``PUT /v1/products/{id}.json`` per write (ColorMe has no bulk
+endpoint), so :attr:`ColorMeClient.max_batch` is 1. With ``expected`` known the client
+sends ``{"increment": quantity - expected}`` so that sales ColorMe took in the meantime
+are not undone (SPEC §11.6); otherwise it sends the absolute quantity. A timeout on
+a relative write is ambiguous (the increment may have been applied): read back before
+retrying.
+"""
+from __future__ import annotations
+
+import requests
+
+from stocklink.platforms.base import (
+    DEFAULT_TIMEOUT,
+    AuthError,
+    PlatformError,
+    StockWrite,
+    TemporaryError,
+    WriteResult,
+    new_session,
+    retry_after_seconds,
+    send,
+)
+
+DEFAULT_BASE_URL = "https://api.shop-pro.jp"
+
+NOT_FOUND_CODE = 404100  # §1.8: {"errors":[{"code":404100,"message":"レコードが見つかりませんでした。"}]}
+PAGE_LIMIT = 50  # §1.4: limit max 50 on /v1/stocks and /v1/products
+
+
+def _escape(value: str) -> str:
+    return value.replace("%", "%25").replace(":", "%3A")
+
+
+def _unescape(value: str) -> str:
+    return value.replace("%3A", ":").replace("%3a", ":").replace("%25", "%")
+
+
+def make_identifier(product_id: int | str, option1: str | None = None,
+                    option2: str | None = None) -> str:
+    """The identifier of a product (no options) or of one variant (option values)."""
+    parts = [str(int(product_id))]
+    if option1 is not None or option2 is not None:
+        parts.append(_escape(option1 or ""))
+        if option2 is not None:
+            parts.append(_escape(option2))
+    return ":".join(parts)
+
+
+def parse_identifier(identifier: str) -> tuple[int, str | None, str | None]:
+    """``(product_id, option1_value, option2_value)``; raises ``ValueError`` if malformed."""
+    parts = identifier.split(":")
+    if len(parts) > 3 or not parts[0].isdigit():
+        raise ValueError(f"not a ColorMe identifier: {identifier!r}")
+    values = [_unescape(p) for p in parts[1:]] + [None, None]
+    return int(parts[0]), values[0], values[1]
+
+
+def _option_key(option1, option2) -> tuple[str, str]:
+    # ColorMe shows a missing second option as null or "" depending on the endpoint.
+    return (option1 or "", option2 or "")
+
+
+class ColorMeClient:
+    """Reads and writes ColorMe stock; see the module docstring for identifiers."""
+
+    kind = "colorme"
+    max_batch = 1
+
+    def __init__(self, base_url: str, credentials: dict, settings: dict | None = None, *,
+                 session: requests.Session | None = None, timeout: float = DEFAULT_TIMEOUT,
+                 on_credentials=None):
+        self.base_url = base_url.rstrip("/")
+        self.credentials = dict(credentials)
+        self.settings = dict(settings or {})
+        self.session = session or new_session()
+        self.timeout = timeout
+        self.on_credentials = on_credentials  # unused: ColorMe tokens never rotate (§1.2)
+
+    def _request(self, method: str, path: str, **kwargs) -> requests.Response:
+        """Send one API request; returns 200 and 404100 responses, raises on the rest."""
+        token = self.credentials.get("access_token", "").strip()
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        response = send(self.session, method, f"{self.base_url}{path}", timeout=self.timeout,
+                        headers=headers, **kwargs)
+        if response.status_code == 200:
+            return response
+        code, message = _first_error(response)
+        status = response.status_code
+        if status == 404 and code == NOT_FOUND_CODE:
+            return response
+        if status in (401, 403):
+            raise AuthError(f"ColorMe refused the access token ({status})", code=code, status=status)
+        if status == 429:
+            raise TemporaryError("ColorMe rate limit reached", code=code, status=status,
+                                 retry_after=retry_after_seconds(response))
+        if status >= 500:
+            raise TemporaryError(f"ColorMe unavailable ({status}): {message}", code=code, status=status,
+                                 retry_after=retry_after_seconds(response))
+        raise PlatformError(f"ColorMe {method} {path} failed ({status}): {message}",
+                            code=code, status=status)
+
+    def test_connection(self) -> str:
+        """Read one product to prove the token and ``read_products`` scope work."""
+        response = self._request("GET", "/v1/products.json", params={"limit": 1, "fields": "id"})
+        total = _json(response).get("meta", {}).get("total")
+        return f"ColorMe Shop: connected ({total} products)"
+
+    def read_stock(self, identifiers: list[str]) -> dict[str, int | None]:
+        """Stock per identifier via ``GET /v1/stocks.json?ids=…`` (§1.4).
+
+        ``None`` for an unknown product or option, for a product whose stock is kept per
+        option (its product-level identifier has no stock of its own), and for a product
+        whose stock management is off.
+        """
+        wanted = {ident: parse_identifier(ident) for ident in identifiers}
+        product_ids = sorted({pid for pid, _, _ in wanted.values()})
+        rows: dict[tuple[int, str, str], int | None] = {}
+        for start in range(0, len(product_ids), PAGE_LIMIT):
+            chunk = product_ids[start:start + PAGE_LIMIT]
+            for row in self._stock_rows(chunk):
+                key = (int(row["product_id"]), *_option_key(row.get("option1_value"),
+                                                             row.get("option2_value")))
+                rows[key] = row.get("stocks")
+        return {ident: rows.get((pid, *_option_key(o1, o2)))
+                for ident, (pid, o1, o2) in wanted.items()}
+
+    def _stock_rows(self, product_ids: list[int]):
+        offset = 0
+        while True:
+            params = {"ids": ",".join(map(str, product_ids)), "limit": PAGE_LIMIT, "offset": offset,
+                      "fields": "product_id,option1_value,option2_value,stocks"}
+            body = _json(self._request("GET", "/v1/stocks.json", params=params))
+            stocks = body.get("stocks", [])
+            yield from stocks
+            offset += len(stocks)
+            if not stocks or offset >= int(body.get("meta", {}).get("total", 0)):
+                return
+
+    def write_stock(self, writes: list[StockWrite]) -> list[WriteResult]:
+        """Write each listing's stock, relatively when ``expected`` is known (§1.5)."""
+        return [self._write_one(w) for w in writes]
+
+    def _write_one(self, write: StockWrite) -> WriteResult:
+        product_id, option1, option2 = parse_identifier(write.identifier)
+        if write.expected is not None:
+            change = write.quantity - write.expected
+            if change == 0:
+                return WriteResult(write.identifier, "ok", confirmed=write.expected,
+                                   extra={"mode": "none"})
+            stocks: int | dict = {"increment": change}
+            extra = {"mode": "increment", "increment": change}
+        else:
+            stocks = write.quantity
+            extra = {"mode": "absolute"}
+        is_variant = option1 is not None or option2 is not None
+        if is_variant:
+            variant = {"option1_value": option1, "stocks": stocks}
+            if option2 is not None:
+                variant["option2_value"] = option2
+            body = {"product": {"variants": [variant]}}
+        else:
+            body = {"product": {"stocks": stocks}}
+        response = self._request("PUT", f"/v1/products/{product_id}.json", json=body)
+        if response.status_code == 404:
+            return WriteResult(write.identifier, "unknown_item", detail="ColorMe: product not found",
+                               extra=extra)
+        product = _json(response).get("product", {})
+        return self._outcome(write.identifier, product, option1, option2, is_variant, extra)
+
+    @staticmethod
+    def _outcome(identifier, product: dict, option1, option2, is_variant: bool,
+                 extra: dict) -> WriteResult:
+        variants = product.get("variants") or []
+        if is_variant:
+            for v in variants:
+                if _option_key(v.get("option1_value"), v.get("option2_value")) == \
+                        _option_key(option1, option2):
+                    return WriteResult(identifier, "ok", confirmed=v.get("stocks"), extra=extra)
+            # ColorMe's answer to unknown option values is not documented (§9): check the
+            # product we got back instead of trusting the 200.
+            return WriteResult(identifier, "unknown_item",
+                               detail="ColorMe: no option with these values", extra=extra)
+        if variants:
+            # §1.5: product-level stocks are ignored when stock is kept per option.
+            return WriteResult(identifier, "unknown_item",
+                               detail="ColorMe keeps this product's stock per option; link a variant",
+                               extra=extra)
+        if not product.get("stock_managed", True) or product.get("stocks") is None:
+            return WriteResult(identifier, "unknown_item",
+                               detail="ColorMe: stock management is off for this product", extra=extra)
+        return WriteResult(identifier, "ok", confirmed=product.get("stocks"), extra=extra)
+
+
+def _json(response: requests.Response) -> dict:
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise PlatformError(f"ColorMe answered non-JSON ({response.status_code})",
+                            status=response.status_code) from exc
+    return body if isinstance(body, dict) else {}
+
+
+def _first_error(response: requests.Response) -> tuple[int | None, str]:
+    """``(code, message)`` from the §1.8 error envelope, tolerating other bodies."""
+    try:
+        errors = response.json().get("errors") or []
+        first = errors[0]
+        return first.get("code"), str(first.get("message", ""))[:200]
+    except (ValueError, AttributeError, IndexError, TypeError):
+        return None, response.reason or ""

@@ -1,0 +1,263 @@
+"""NextEngine (ネクストエンジン) stock client (platform-apis-channels.md §2).
+
+Identifier: the goods code 商品コード — ``syohin_code`` in uploads, ``stock_goods_id`` in
+stock search (§2.8), e.g. ``"A-001"``.
+
+Credentials: ``access_token`` and ``refresh_token`` (also kept: ``access_token_end_date``
+and ``refresh_token_end_date``). NextEngine may answer any call with a new pair (§2.2);
+the client then updates :attr:`NextEngineClient.credentials` and calls
+``on_credentials(new_credentials)`` before it returns or raises, so the caller can
+persist them atomically. If that callback raises, the error propagates: the old pair
+is already dead on NextEngine's side.
+
+Settings: ``wait_flag`` (default ``True``: wait out overload instead of ``003002``,
+§2.3), ``stock_field`` (default ``"stock_quantity"`` 在庫数, the figure ``zaiko_su``
+moves; ``"stock_free_quantity"`` for フリー在庫数).
+
+Writes are deltas only (§2.6): :meth:`NextEngineClient.upload_deltas` uploads a
+``syohin_code,zaiko_su`` CSV and returns the queue id; :meth:`upload_status` polls the
+queue; :meth:`write_stock` turns absolute targets into deltas and answers ``pending``.
+
+Errors (§2.4; NextEngine answers HTTP 200 with ``result: "error"``): ``002xxx`` token
+codes and ``result: "redirect"`` → :class:`AuthError`; ``002007``/``003004``/``003005``
+maintenance, ``003001``/``003002`` overload and ``000001`` → :class:`TemporaryError`.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+import threading
+
+import requests
+
+from stocklink.platforms.base import (
+    DEFAULT_TIMEOUT,
+    AuthError,
+    PlatformError,
+    StockWrite,
+    TemporaryError,
+    WriteResult,
+    new_session,
+    retry_after_seconds,
+    send,
+)
+
+DEFAULT_BASE_URL = "https://api.next-engine.org"
+
+TOKEN_FIELDS = ("access_token", "refresh_token", "access_token_end_date", "refresh_token_end_date")
+MAINTENANCE_CODES = {"002007": 600.0, "003004": 600.0, "003005": 600.0}  # Hamee: long wait
+# 003001/003002 mean "main function overloaded" in Hamee's own client (§2.4), not a token
+# problem: retry after a short wait. 000001 is also seen during deploys (§2.4).
+RETRY_CODES = {"003001": 10.0, "003002": 10.0, "000001": 30.0}
+QUEUE_STATUS = {"-1": "error", "0": "waiting", "1": "processing", "2": "processed"}  # §2.6
+QUEUE_FIELDS = "que_id,que_method_name,que_status_id,que_message,que_creation_date,que_last_modified_date"
+READ_CHUNK = 1000
+_LINE = re.compile(r"(\d+)\s*行目")
+
+
+def build_delta_csv(rows: list[tuple[str, int]]) -> str:
+    """The ``syohin_code,zaiko_su`` CSV NextEngine reads as stock deltas (§2.6).
+
+    Data row ``i`` (0-based) is CSV line ``i + 2``: NextEngine reports row errors by line.
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["syohin_code", "zaiko_su"])
+    for code, delta in rows:
+        writer.writerow([code, int(delta)])
+    return buffer.getvalue()
+
+
+class NextEngineClient:
+    """Reads NextEngine stock and uploads stock deltas; see the module docstring."""
+
+    kind = "nextengine"
+    max_batch = 1000
+
+    def __init__(self, base_url: str, credentials: dict, settings: dict | None = None, *,
+                 session: requests.Session | None = None, timeout: float = DEFAULT_TIMEOUT,
+                 on_credentials=None):
+        self.base_url = base_url.rstrip("/")
+        self.credentials = dict(credentials)
+        self.settings = dict(settings or {})
+        self.session = session or new_session()
+        self.timeout = timeout
+        self.on_credentials = on_credentials
+        self._uploaded: dict[str, str] = {}  # key -> que_id, this client's lifetime only
+        # One call at a time per client: each call may rotate the tokens the next one needs.
+        self._lock = threading.Lock()
+
+    def _call(self, path: str, params: dict | None = None) -> dict:
+        """POST one API call with the current tokens; returns the ``success`` body."""
+        form = dict(params or {})
+        with self._lock:
+            form["access_token"] = self.credentials.get("access_token", "").strip()
+            refresh = self.credentials.get("refresh_token", "").strip()
+            if refresh:
+                form["refresh_token"] = refresh  # §2.2: lets an expired access token renew
+            if self.settings.get("wait_flag", True):
+                form["wait_flag"] = "1"
+            response = send(self.session, "POST", f"{self.base_url}{path}", timeout=self.timeout,
+                            data=form)
+            if response.status_code != 200:
+                raise _http_error(response, path)
+            try:
+                body = response.json()
+            except ValueError as exc:
+                raise TemporaryError(f"NextEngine answered non-JSON on {path}", status=200) from exc
+            self._take_tokens(body)
+        return _check(body, path)
+
+    def _take_tokens(self, body: dict) -> None:
+        """Adopt a rotated token pair and hand it to ``on_credentials`` (§2.2)."""
+        fresh = {k: body[k] for k in TOKEN_FIELDS if body.get(k)}
+        if not fresh.get("access_token") or not fresh.get("refresh_token"):
+            return
+        if all(self.credentials.get(k) == v for k, v in fresh.items()):
+            return
+        self.credentials.update(fresh)
+        if self.on_credentials is not None:
+            self.on_credentials(dict(self.credentials))
+
+    def test_connection(self) -> str:
+        """Read the company the tokens belong to."""
+        body = self._call("/api_v1_login_company/info")
+        name = (body.get("data") or [{}])[0].get("company_name", "")
+        return f"NextEngine: connected to {name}".rstrip()
+
+    def read_stock(self, identifiers: list[str]) -> dict[str, int | None]:
+        """Stock per goods code via ``/api_v1_master_stock/search`` (§2.5); ``None`` if unknown."""
+        field = self.settings.get("stock_field", "stock_quantity")
+        codes = list(dict.fromkeys(identifiers))
+        found: dict[str, int] = {}
+        for start in range(0, len(codes), READ_CHUNK):
+            chunk = codes[start:start + READ_CHUNK]
+            body = self._call("/api_v1_master_stock/search", {
+                "fields": f"stock_goods_id,{field}",
+                "stock_goods_id-in": ",".join(chunk),
+                "offset": "0", "limit": str(len(chunk)),
+            })
+            for row in body.get("data", []):
+                found[row["stock_goods_id"]] = int(row[field])  # §2.3: values are strings
+        return {code: found.get(code) for code in identifiers}
+
+    def upload_deltas(self, rows: list[tuple[str, int]], key: str) -> str:
+        """Upload stock deltas as a goods CSV (§2.6) and return NextEngine's ``que_id``.
+
+        NextEngine has no idempotency key, so ``key`` is not sent; this client returns
+        the earlier ``que_id`` when asked to upload the same ``key`` again. Across
+        processes the caller must keep key → que_id itself.
+        """
+        if not rows:
+            raise ValueError("nothing to upload")
+        if key and key in self._uploaded:
+            return self._uploaded[key]
+        body = self._call("/api_v1_master_goods/upload",
+                          {"data_type": "csv", "data": build_delta_csv(rows)})
+        que_id = str(body.get("que_id", ""))
+        if not que_id:
+            raise PlatformError("NextEngine accepted the upload without a que_id")
+        if key:
+            self._uploaded[key] = que_id
+        return que_id
+
+    def upload_status(self, que_ids: list[str]) -> dict[str, dict]:
+        """Queue state per ``que_id`` (§2.6).
+
+        Each value: ``status`` (``waiting`` / ``processing`` / ``processed`` / ``error`` /
+        ``unknown``), ``status_id``, ``message`` (NextEngine's text) and ``errors``: one
+        ``{"line": int | None, "message": str}`` per reported row (line as in
+        :func:`build_delta_csv`).
+        """
+        if not que_ids:
+            return {}
+        body = self._call("/api_v1_system_que/search",
+                          {"fields": QUEUE_FIELDS, "que_id-in": ",".join(que_ids)})
+        rows = {str(r.get("que_id")): r for r in body.get("data", [])}
+        result = {}
+        for que_id in que_ids:
+            row = rows.get(str(que_id))
+            if row is None:
+                result[que_id] = {"status": "unknown", "status_id": None, "message": "", "errors": []}
+                continue
+            status_id = str(row.get("que_status_id", ""))
+            message = row.get("que_message") or ""
+            status = QUEUE_STATUS.get(status_id, "unknown")
+            result[que_id] = {"status": status, "status_id": status_id, "message": message,
+                              "errors": _row_errors(message) if status == "error" else [],
+                              "updated": row.get("que_last_modified_date")}
+        return result
+
+    def write_stock(self, writes: list[StockWrite]) -> list[WriteResult]:
+        """Upload ``quantity - expected`` per write and answer ``pending`` (SPEC §11.9).
+
+        Writes without ``expected`` are based on a fresh read instead. Zero deltas are
+        not uploaded (``ok``). ``extra["line"]`` is the write's CSV line, for matching
+        the queue's row errors; ``ref`` is the ``que_id``.
+        """
+        unknown_base = [w.identifier for w in writes if w.expected is None]
+        current = self.read_stock(unknown_base) if unknown_base else {}
+        results: list[WriteResult] = []
+        rows: list[tuple[str, int]] = []
+        for w in writes:
+            base = w.expected if w.expected is not None else current.get(w.identifier)
+            if base is None:
+                results.append(WriteResult(w.identifier, "unknown_item",
+                                           detail="NextEngine: goods code not found"))
+                continue
+            delta = w.quantity - base
+            if delta == 0:
+                results.append(WriteResult(w.identifier, "ok", confirmed=base, extra={"delta": 0}))
+                continue
+            rows.append((w.identifier, delta))
+            results.append(WriteResult(w.identifier, "pending",
+                                       extra={"delta": delta, "line": len(rows) + 1, "base": base}))
+        if rows:
+            key = hashlib.sha256("\n".join(w.key for w in writes).encode()).hexdigest() \
+                if all(w.key for w in writes) else ""
+            que_id = self.upload_deltas(rows, key)
+            for r in results:
+                if r.status == "pending":
+                    r.ref = que_id
+        return results
+
+
+def _check(body: dict, path: str) -> dict:
+    result = body.get("result")
+    if result == "success":
+        return body
+    code = str(body.get("code", ""))
+    message = str(body.get("message", ""))[:200]
+    if result == "redirect":
+        raise AuthError(f"NextEngine login needed again: {message}", code=code)
+    if code in MAINTENANCE_CODES:
+        raise TemporaryError(f"NextEngine maintenance: {message}", code=code,
+                             retry_after=MAINTENANCE_CODES[code])
+    if code in RETRY_CODES:
+        raise TemporaryError(f"NextEngine busy: {message}", code=code, retry_after=RETRY_CODES[code])
+    if code.startswith("002"):
+        # 002002 = an access token already rotated away (often a concurrent caller that
+        # persisted the new pair: reload credentials before treating it as level 9).
+        raise AuthError(f"NextEngine token error {code}: {message}", code=code)
+    raise PlatformError(f"NextEngine {path} failed {code}: {message}", code=code)
+
+
+def _http_error(response: requests.Response, path: str) -> PlatformError:
+    status = response.status_code
+    if status >= 500 or status == 429:
+        return TemporaryError(f"NextEngine unavailable ({status}) on {path}", status=status,
+                              retry_after=retry_after_seconds(response))
+    return PlatformError(f"NextEngine HTTP {status} on {path}", status=status)
+
+
+def _row_errors(message: str) -> list[dict]:
+    """Split a queue message into per-row errors, reading ``N行目`` where present."""
+    errors = []
+    for text in (line.strip() for line in message.splitlines()):
+        if not text:
+            continue
+        match = _LINE.search(text)
+        errors.append({"line": int(match.group(1)) if match else None, "message": text})
+    return errors

@@ -1,0 +1,246 @@
+"""Shopify stock client over the GraphQL Admin API (platform-apis-channels.md §7).
+
+Identifier: the inventory item id, numeric (``"40000000001"``) or as a global id
+(``"gid://shopify/InventoryItem/40000000001"``); a variant's ``inventoryItem.id``.
+Results are keyed by the identifiers exactly as given.
+
+Credentials: ``{"access_token": …}`` (sent as ``X-Shopify-Access-Token``). Settings:
+``location_id`` (required; numeric or ``gid://shopify/Location/…``), ``api_version``
+(default :data:`DEFAULT_API_VERSION`). The base URL is the shop's own,
+``https://{shop}.myshopify.com`` (:func:`production_base_url`).
+
+Writes use ``inventorySetQuantities`` on ``available`` with ``changeFromQuantity`` =
+``expected`` (compare-and-set; ``null`` when unknown) and ``@idempotent(key:)`` = the
+write's key (§7.3, §7.4), one aliased mutation per write so that each item succeeds
+or fails alone; retrying a batch with the same keys replays instead of re-applying.
+A lost compare-and-set answers ``stale`` with the fresh quantity;
+``write_stock(..., retry_stale=True)`` retries those once against the fresh quantity.
+"""
+from __future__ import annotations
+
+import re
+import uuid
+
+import requests
+
+from stocklink.platforms.base import (
+    DEFAULT_TIMEOUT,
+    AuthError,
+    PlatformError,
+    StockWrite,
+    TemporaryError,
+    WriteResult,
+    new_session,
+    retry_after_seconds,
+    send,
+)
+
+DEFAULT_BASE_URL = "https://{shop}.myshopify.com"
+DEFAULT_API_VERSION = "2026-04"  # changeFromQuantity + @idempotent are mandatory from here (§7.3)
+READ_CHUNK = 100
+UNKNOWN_ITEM_CODES = {"INVALID_INVENTORY_ITEM", "ITEM_NOT_STOCKED_AT_LOCATION", "NON_MUTABLE_INVENTORY_ITEM"}
+STALE_CODES = {"CHANGE_FROM_QUANTITY_STALE", "COMPARE_QUANTITY_STALE"}
+
+READ_QUERY = """
+query StocklinkRead($ids: [ID!]!, $location: ID!) {
+  nodes(ids: $ids) {
+    ... on InventoryItem {
+      id
+      inventoryLevel(locationId: $location) { quantities(names: ["available"]) { name quantity } }
+    }
+  }
+}"""
+
+CONNECTION_QUERY = """
+query StocklinkConnection($location: ID!) {
+  shop { name }
+  location(id: $location) { id name }
+}"""
+
+SET_FIELD = """  w{i}: inventorySetQuantities(input: $input{i}) @idempotent(key: $key{i}) {{
+    inventoryAdjustmentGroup {{ id changes(quantityNames: ["available"]) {{ name quantityAfterChange }} }}
+    userErrors {{ code field message }}
+  }}"""
+
+
+def production_base_url(shop: str) -> str:
+    """``https://{shop}.myshopify.com`` for a shop handle or a full myshopify domain."""
+    return DEFAULT_BASE_URL.format(shop=shop.removesuffix(".myshopify.com"))
+
+
+def _gid(kind: str, value: str | int) -> str:
+    text = str(value).strip()
+    if text.startswith("gid://"):
+        return text
+    if not text.isdigit():
+        raise ValueError(f"not a Shopify {kind} id: {value!r}")
+    return f"gid://shopify/{kind}/{text}"
+
+
+class ShopifyClient:
+    """Reads and writes ``available`` at one location; see the module docstring."""
+
+    kind = "shopify"
+    max_batch = 25
+
+    def __init__(self, base_url: str, credentials: dict, settings: dict | None = None, *,
+                 session: requests.Session | None = None, timeout: float = DEFAULT_TIMEOUT,
+                 on_credentials=None):
+        self.base_url = base_url.rstrip("/")
+        self.credentials = dict(credentials)
+        self.settings = dict(settings or {})
+        if not self.settings.get("location_id"):
+            raise ValueError("Shopify needs settings['location_id']")
+        self.location = _gid("Location", self.settings["location_id"])
+        self.api_version = self.settings.get("api_version", DEFAULT_API_VERSION)
+        self.session = session or new_session()
+        self.timeout = timeout
+        self.on_credentials = on_credentials  # unused: the token does not rotate
+
+    def _graphql(self, query: str, variables: dict) -> dict:
+        """POST one GraphQL document and return ``data``; raises on transport-level errors."""
+        url = f"{self.base_url}/admin/api/{self.api_version}/graphql.json"
+        headers = {"X-Shopify-Access-Token": self.credentials.get("access_token", "").strip(),
+                   "Content-Type": "application/json", "Accept": "application/json"}
+        response = send(self.session, "POST", url, timeout=self.timeout, headers=headers,
+                        json={"query": query, "variables": variables})
+        status = response.status_code
+        if status in (401, 402, 403, 404):
+            # 401 bad token, 402 shop frozen, 403 missing scope, 404 wrong shop or version.
+            raise AuthError(f"Shopify refused the request ({status})", status=status)
+        if status == 429 or status >= 500:
+            raise TemporaryError(f"Shopify unavailable ({status})", status=status,
+                                 retry_after=retry_after_seconds(response))
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise PlatformError(f"Shopify answered non-JSON ({status})", status=status) from exc
+        if status != 200:
+            raise PlatformError(f"Shopify HTTP {status}", status=status)
+        errors = body.get("errors") or []
+        if errors:
+            raise _graphql_error(errors, body.get("extensions") or {})
+        return body.get("data") or {}
+
+    def test_connection(self) -> str:
+        """Check the token and that the configured location exists."""
+        data = self._graphql(CONNECTION_QUERY, {"location": self.location})
+        if not data.get("location"):
+            raise PlatformError("Shopify: the configured location does not exist", code="INVALID_LOCATION")
+        return f"Shopify: connected to {data['shop']['name']} / {data['location']['name']}"
+
+    def read_stock(self, identifiers: list[str]) -> dict[str, int | None]:
+        """``available`` at the location per item; ``None`` if unknown or not stocked there."""
+        gids = {ident: _gid("InventoryItem", ident) for ident in identifiers}
+        unique = list(dict.fromkeys(gids.values()))
+        found: dict[str, int | None] = {}
+        for start in range(0, len(unique), READ_CHUNK):
+            chunk = unique[start:start + READ_CHUNK]
+            data = self._graphql(READ_QUERY, {"ids": chunk, "location": self.location})
+            for wanted, node in zip(chunk, data.get("nodes") or [], strict=False):
+                level = (node or {}).get("inventoryLevel")
+                quantities = {q["name"]: q["quantity"] for q in (level or {}).get("quantities", [])}
+                found[wanted] = quantities.get("available") if level else None
+        return {ident: found.get(g) for ident, g in gids.items()}
+
+    def write_stock(self, writes: list[StockWrite], *, retry_stale: bool = False) -> list[WriteResult]:
+        """Compare-and-set each write (§7.3); see the module docstring for ``retry_stale``."""
+        results = self._set(writes)
+        if retry_stale:
+            # A fresh key: the same key with a new changeFromQuantity is a parameter mismatch.
+            again = [(i, StockWrite(w.identifier, w.quantity, results[i].confirmed,
+                                    f"{w.key}:retry" if w.key else ""))
+                     for i, w in enumerate(writes)
+                     if results[i].status == "stale" and results[i].confirmed is not None]
+            if again:
+                retried = self._set([w for _, w in again])
+                for (i, _), result in zip(again, retried, strict=True):
+                    result.extra["retried"] = True
+                    results[i] = result
+        return results
+
+    def _set(self, writes: list[StockWrite]) -> list[WriteResult]:
+        if not writes:
+            return []
+        declared, fields, variables = [], [], {}
+        for i, w in enumerate(writes):
+            if w.quantity < 0:
+                raise ValueError("Shopify quantities cannot be negative; clamp before writing")
+            key = w.key or str(uuid.uuid4())  # no key = no safe retry; better than none
+            declared.append(f"$input{i}: InventorySetQuantitiesInput!, $key{i}: String!")
+            fields.append(SET_FIELD.format(i=i))
+            variables[f"input{i}"] = {
+                "name": "available", "reason": "correction",
+                "referenceDocumentUri": f"gid://stocklink/StockWrite/{key}",
+                # changeFromQuantity must be present: null opts out of the check (§7.3).
+                "quantities": [{"inventoryItemId": _gid("InventoryItem", w.identifier),
+                                "locationId": self.location, "quantity": w.quantity,
+                                "changeFromQuantity": w.expected}],
+            }
+            variables[f"key{i}"] = key
+        query = f"mutation StocklinkSet({', '.join(declared)}) {{\n" + "\n".join(fields) + "\n}"
+        data = self._graphql(query, variables)
+        results: list[WriteResult | None] = []
+        stale: list[int] = []
+        for i, w in enumerate(writes):
+            payload = data.get(f"w{i}") or {}
+            result = self._outcome(w, payload)
+            if result.status == "stale":
+                stale.append(i)
+            results.append(result)
+        if stale:
+            fresh = self.read_stock([writes[i].identifier for i in stale])
+            for i in stale:
+                results[i].confirmed = fresh.get(writes[i].identifier)
+        return results
+
+    @staticmethod
+    def _outcome(write: StockWrite, payload: dict) -> WriteResult:
+        errors = payload.get("userErrors") or []
+        if not errors:
+            group = payload.get("inventoryAdjustmentGroup") or {}
+            after = [c.get("quantityAfterChange") for c in group.get("changes") or []
+                     if c.get("name") == "available"]
+            confirmed = after[0] if after and after[0] is not None else write.quantity
+            return WriteResult(write.identifier, "ok", confirmed=confirmed, ref=group.get("id"))
+        codes = {e.get("code") for e in errors}
+        detail = "; ".join(str(e.get("message", "")) for e in errors)[:300]
+        if codes & STALE_CODES:
+            return WriteResult(write.identifier, "stale", detail=detail,
+                               extra={"code": "CHANGE_FROM_QUANTITY_STALE"})
+        if codes & UNKNOWN_ITEM_CODES:
+            return WriteResult(write.identifier, "unknown_item", detail=f"Shopify: {detail}",
+                               extra={"code": sorted(codes & UNKNOWN_ITEM_CODES)[0]})
+        if "IDEMPOTENCY_CONCURRENT_REQUEST" in codes:
+            raise TemporaryError("Shopify: same idempotency key already in flight",
+                                 code="IDEMPOTENCY_CONCURRENT_REQUEST", retry_after=1.0)
+        # Anything else is a stocklink bug or a settings problem (INVALID_LOCATION,
+        # IDEMPOTENCY_KEY_PARAMETER_MISMATCH…): other writes of the batch are already
+        # applied, and retrying with the same keys replays them.
+        code = sorted(c for c in codes if c)[0] if any(codes) else None
+        raise PlatformError(f"Shopify refused a write: {detail}", code=code)
+
+
+_THROTTLED = re.compile(r"throttled", re.IGNORECASE)
+
+
+def _graphql_error(errors: list, extensions: dict) -> PlatformError:
+    """Map top-level GraphQL ``errors`` (§7.6: THROTTLED carries a cost block)."""
+    first = errors[0] if isinstance(errors[0], dict) else {"message": str(errors[0])}
+    code = (first.get("extensions") or {}).get("code")
+    message = str(first.get("message", ""))[:300]
+    if code == "THROTTLED" or _THROTTLED.search(message):
+        cost = extensions.get("cost") or {}
+        status = cost.get("throttleStatus") or {}
+        retry_after = None
+        try:
+            missing = float(cost["requestedQueryCost"]) - float(status["currentlyAvailable"])
+            retry_after = max(missing, 1.0) / float(status["restoreRate"])
+        except (KeyError, TypeError, ValueError, ZeroDivisionError):
+            retry_after = 1.0
+        return TemporaryError("Shopify throttled the request", code="THROTTLED", retry_after=retry_after)
+    if code == "ACCESS_DENIED":
+        return AuthError(f"Shopify: {message}", code=code)
+    if code in ("INTERNAL_SERVER_ERROR", "SERVICE_UNAVAILABLE"):
+        return TemporaryError(f"Shopify: {message}", code=code)
+    return PlatformError(f"Shopify GraphQL error: {message}", code=code)

@@ -1,0 +1,177 @@
+"""Merchant settings: a fixed schema, stored in the ``settings`` table, secrets encrypted.
+
+One place defines every key (:data:`SCHEMA`); the Settings screens, the TOML loader
+(``STOCKLINK_CONFIG`` / ``flask config load``) and the jobs all read and write through
+:func:`get`, :func:`get_all` and :func:`save`.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from stocklink.crypto import decrypt, encrypt
+from stocklink.domain.text import clean_pasted_secret
+from stocklink.extensions import db
+from stocklink.models.settings import Setting
+
+
+class SettingsError(ValueError):
+    """A setting is unknown or its value is invalid; ``key`` names it."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(f"{key}: {message}")
+        self.key = key
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Field:
+    kind: str  # str | secret | int | bool | choice | emails | url
+    default: Any = ""
+    choices: tuple[str, ...] = ()
+    minimum: int | None = None
+    maximum: int | None = None
+
+
+SMAREGI_LEGACY_URL = "https://webapi.smaregi.jp/access/"
+SMAREGI_ID_URL = "https://id.smaregi.jp"
+SMAREGI_API_URL = "https://api.smaregi.jp"
+
+SCHEMA: dict[str, Field] = {
+    "smaregi.api_generation": Field("choice", "legacy", ("legacy", "platform")),
+    "smaregi.contract_id": Field("str"),
+    "smaregi.access_token": Field("secret"),
+    "smaregi.client_id": Field("str"),
+    "smaregi.client_secret": Field("secret"),
+    "smaregi.store_id": Field("str", "1"),
+    "smaregi.customer_code": Field("secret"),
+    "smaregi.webhook_secret_header": Field("str", "x-sdsch-secret"),
+    "smaregi.webhook_secret": Field("secret"),
+    "smaregi.registration_mode": Field("choice", "shipment", ("shipment", "transaction")),
+    "smaregi.terminal_id": Field("str", "1"),
+    "smaregi.legacy_base_url": Field("url", SMAREGI_LEGACY_URL),
+    "smaregi.platform_id_base_url": Field("url", SMAREGI_ID_URL),
+    "smaregi.platform_api_base_url": Field("url", SMAREGI_API_URL),
+    "sync.unlinkable_mode": Field("choice", "skip", ("skip", "auto_exclude", "abort")),
+    "notify.error_to": Field("emails"),
+    "notify.unlinkable_to": Field("emails"),
+    "notify.report_to": Field("emails"),
+    "notify.low_stock_to": Field("emails"),
+    "notify.errors_on": Field("bool", True),
+    "notify.unlinkable_on": Field("bool", True),
+    "notify.report_on": Field("bool", True),
+    "notify.low_stock_on": Field("bool", False),
+    "notify.low_stock_threshold": Field("int", 0, minimum=0, maximum=999_999_999),
+    "display.images": Field("bool", True),
+    "csv.encoding": Field("choice", "cp932", ("cp932", "utf-8")),
+}
+
+SECRET_KINDS = {"secret"}
+_EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
+
+
+def _coerce(key: str, field: Field, value: Any) -> Any:
+    """Validate and normalise one value, or raise :class:`SettingsError` naming the key."""
+    if field.kind in ("str", "secret", "url", "choice", "emails") and not isinstance(value, str):
+        raise SettingsError(key, "must be a string")
+    if field.kind == "secret":
+        return clean_pasted_secret(value)
+    if field.kind == "str":
+        return value.strip()
+    if field.kind == "url":
+        value = value.strip()
+        if not re.match(r"^https?://[^\s]+$", value):
+            raise SettingsError(key, "must be an http(s) URL")
+        return value
+    if field.kind == "choice":
+        value = value.strip()
+        if value not in field.choices:
+            raise SettingsError(key, f"must be one of {', '.join(field.choices)}")
+        return value
+    if field.kind == "emails":
+        addresses = [a.strip() for a in re.split(r"[,;\s]+", value) if a.strip()]
+        bad = [a for a in addresses if not _EMAIL.match(a)]
+        if bad:
+            raise SettingsError(key, f"not an e-mail address: {bad[0]}")
+        return ", ".join(addresses)
+    if field.kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "on", "yes", "0", "false", "off", "no"):
+            return value.lower() in ("1", "true", "on", "yes")
+        raise SettingsError(key, "must be true or false")
+    if field.kind == "int":
+        if isinstance(value, bool):
+            raise SettingsError(key, "must be an integer")
+        try:
+            number = int(str(value).strip())
+        except ValueError:
+            raise SettingsError(key, "must be an integer") from None
+        if field.minimum is not None and number < field.minimum:
+            raise SettingsError(key, f"must be at least {field.minimum}")
+        if field.maximum is not None and number > field.maximum:
+            raise SettingsError(key, f"must be at most {field.maximum}")
+        return number
+    raise SettingsError(key, "unsupported kind")  # pragma: no cover - schema error
+
+
+def validate(values: dict[str, Any]) -> dict[str, Any]:
+    """Check every key and value; return the normalised mapping. Raises on the first problem."""
+    clean = {}
+    for key, value in values.items():
+        if key not in SCHEMA:
+            raise SettingsError(key, "unknown setting")
+        clean[key] = _coerce(key, SCHEMA[key], value)
+    return clean
+
+
+def save(values: dict[str, Any], *, commit: bool = True) -> None:
+    """Validate all values, then store them; nothing is stored if one is invalid."""
+    clean = validate(values)
+    for key, value in clean.items():
+        secret = SCHEMA[key].kind in SECRET_KINDS
+        stored = encrypt(value) if secret else json.dumps(value, ensure_ascii=False)
+        row = db.session.get(Setting, key)
+        if row is None:
+            db.session.add(Setting(key=key, value=stored, secret=secret))
+        else:
+            row.value, row.secret = stored, secret
+    if commit:
+        db.session.commit()
+
+
+def get(key: str) -> Any:
+    """One setting's value, or its default."""
+    field = SCHEMA[key]
+    row = db.session.get(Setting, key)
+    if row is None:
+        return field.default
+    return decrypt(row.value) if row.secret else json.loads(row.value)
+
+
+def get_all(prefix: str = "") -> dict[str, Any]:
+    """Every setting under ``prefix`` (``"smaregi."``) with defaults, keys without the prefix."""
+    rows = {r.key: r for r in db.session.query(Setting).filter(Setting.key.startswith(prefix))}
+    result = {}
+    for key, field in SCHEMA.items():
+        if not key.startswith(prefix):
+            continue
+        row = rows.get(key)
+        if row is None:
+            value = field.default
+        else:
+            value = decrypt(row.value) if row.secret else json.loads(row.value)
+        result[key[len(prefix):]] = value
+    return result
+
+
+def smaregi_configured() -> bool:
+    """Whether enough of Smaregi is set to talk to it (contract id and a credential)."""
+    s = get_all("smaregi.")
+    if not s["contract_id"]:
+        return False
+    if s["api_generation"] == "legacy":
+        return bool(s["access_token"])
+    return bool(s["client_id"] and s["client_secret"])

@@ -1,0 +1,183 @@
+"""Smaregi → stocklink: applying a stored notification (SPEC §4 steps 2, seed 003 flow).
+
+notify → fetch latest stock → overwrite → mark listings dirty → one coalesced push per
+channel. Unlinkable products are handled by the merchant's mode (seed 000).
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+
+from stocklink import settings
+from stocklink.channel_kinds import KINDS
+from stocklink.domain.delta import StockDivision, nextengine_delta
+from stocklink.domain.linking import decide_unlinkable
+from stocklink.extensions import db
+from stocklink.models import Channel, Product, SmaregiInbox
+from stocklink.models._types import utcnow
+from stocklink.notify import queue_mail
+from stocklink.platforms.smaregi import make_smaregi_client
+from stocklink.platforms.smaregi_webhook import Notification, StockMovement
+from stocklink.review import add_exclusion, describe, enqueue_confirmation, linkage
+from stocklink.stock import add_pending_delta, apply_smaregi_stock, mark_listings_dirty
+
+ABORT_SUBJECT = "※ご確認ください※在庫情報送信処理中にエラーが発生しました。"
+
+
+def smaregi_client():
+    return make_smaregi_client(settings.get_all("smaregi."))
+
+
+def store_movements(movements: tuple[StockMovement, ...]) -> list[StockMovement]:
+    """Only movements of the configured store count (stock is per store in Smaregi)."""
+    store_id = str(settings.get("smaregi.store_id"))
+    return [m for m in movements if m.store_id in (None, store_id)]
+
+
+def abort_check(notification: Notification) -> list[dict]:
+    """In abort mode, the unlinkable products that make this notification fail (seed 000).
+
+    Decided inside the webhook request: nothing is applied, they go into the confirmation
+    queue, the merchant is mailed, and Smaregi is answered with an error so it can resend.
+    """
+    if settings.get("sync.unlinkable_mode") != "abort" or not notification.movements:
+        return []
+    ids = [m.product_id for m in store_movements(notification.movements)]
+    state = linkage(ids)
+    candidates = [sid for sid in dict.fromkeys(ids) if sid not in state.not_managed]
+    linkable = [sid for sid in candidates if sid in state.linked or sid in state.released]
+    unlinkable = [sid for sid in candidates if sid not in linkable]
+    decision = decide_unlinkable("abort", linkable, unlinkable, already_excluded=state.excluded)
+    if not decision.reject:
+        return []
+    described = [describe(sid, state.products.get(sid)) for sid in decision.mail]
+    for sid in decision.mail:
+        enqueue_confirmation(sid, state.products.get(sid), inbox_id=None, reason="aborted")
+    queue_mail("unlinkable", ABORT_SUBJECT, "unlinkable_abort", products=described)
+    db.session.commit()
+    return described
+
+
+def _ensure_products(client, smaregi_ids: list[str], known: dict[str, Product]) -> dict[str, Product]:
+    """Create rows for products stocklink has not seen yet, from Smaregi's product data."""
+    missing = [sid for sid in smaregi_ids if sid not in known]
+    if not missing:
+        return known
+    for sid, info in client.get_products(missing).items():
+        product = Product(smaregi_product_id=sid, product_code=info.code, name=info.name or "",
+                          variation=" / ".join(x for x in (info.size, info.color) if x) or None,
+                          group_code=info.group_code, stock_managed=info.stock_managed)
+        db.session.add(product)
+        known[sid] = product
+    db.session.flush()
+    return known
+
+
+def _delta_channel_ids() -> set[int]:
+    delta_kinds = [k for k, v in KINDS.items() if v.delta]
+    return set(db.session.scalars(select(Channel.id).where(Channel.kind.in_(delta_kinds))))
+
+
+def apply_notification(inbox: SmaregiInbox, notification: Notification) -> set[int]:
+    """Apply one stored notification; returns the ids of channels that need a push.
+
+    Safe to run twice: the stock is re-read and overwritten, the ledger records only real
+    changes, and the delta for NextEngine is taken once, when the inbox row moves to done.
+    """
+    movements = store_movements(notification.movements)
+    if not movements:
+        return set()
+    mode = settings.get("sync.unlinkable_mode")
+    client = smaregi_client()
+    ids = list(dict.fromkeys(m.product_id for m in movements))
+    state = linkage(ids)
+    _ensure_products(client, ids, state.products)
+    state = linkage(ids)
+    candidates = [sid for sid in ids if sid not in state.not_managed]  # seed 003: 在庫管理対象外
+    linkable = [sid for sid in candidates if sid in state.linked or sid in state.released]
+    unlinkable = [sid for sid in candidates if sid not in linkable]
+    # Abort mode was decided in the webhook request; what reaches here is processed in full.
+    decision = decide_unlinkable("skip" if mode == "abort" else mode, linkable, unlinkable,
+                                 already_excluded=state.excluded)
+    _handle_unlinkable(decision, state, inbox.id, mode)
+
+    read_at = utcnow()
+    stock = client.fetch_stock(list(decision.apply)) if decision.apply else {}
+    changed: set[int] = set()
+    for sid in decision.apply:
+        product = state.products[sid]
+        if apply_smaregi_stock(product.id, int(stock.get(sid, 0)), read_at, cause=_cause(movements, sid),
+                               source_event=f"inbox:{inbox.id}"):
+            changed.add(product.id)
+    channels = mark_listings_dirty(changed) if changed else set()
+    delta_channels = _delta_channel_ids()
+    if delta_channels:
+        for movement in movements:
+            product = state.products.get(movement.product_id)
+            if product is None or movement.product_id not in decision.apply:
+                continue
+            delta = _movement_delta(movement, product, read_at)
+            if delta:
+                add_pending_delta(product.id, delta, delta_channels)
+                channels |= delta_channels
+    for sid in decision.apply:
+        if sid in state.released:
+            _drop_released(sid)
+    return channels
+
+
+def _cause(movements: list[StockMovement], sid: str) -> str:
+    divisions = {m.division for m in movements if m.product_id == sid and m.division}
+    if len(divisions) == 1:
+        code = divisions.pop()
+        try:
+            return f"smaregi:{code}:{StockDivision(code).name.lower()}"
+        except ValueError:
+            return f"smaregi:{code}"
+    return "smaregi:notification"
+
+
+def _movement_delta(movement: StockMovement, product: Product, read_at: datetime) -> int | None:
+    """The NextEngine delta of one movement (seed 001 §5). Platform webhooks carry no amounts;
+    their movement is the change stocklink just applied, with division unknown."""
+    if movement.amount is not None and movement.stock_after is not None:
+        return nextengine_delta(movement.amount, movement.stock_after, movement.division or "")
+    return None
+
+
+def _drop_released(sid: str) -> None:
+    from stocklink.models import ConfirmationItem
+    item = db.session.scalars(select(ConfirmationItem).where(ConfirmationItem.smaregi_product_id == sid)).first()
+    if item is not None:
+        db.session.delete(item)
+
+
+def _handle_unlinkable(decision, state, inbox_id: int, mode: str) -> None:
+    """Queue, exclude and mail as the mode decided (SPEC §4 table)."""
+    for sid in decision.queue:
+        enqueue_confirmation(sid, state.products.get(sid), inbox_id=inbox_id)
+    newly_excluded = [describe(sid, state.products.get(sid)) for sid in decision.exclude
+                      if add_exclusion(sid, state.products.get(sid), automatic=True)]
+    if newly_excluded:
+        queue_mail("unlinkable", "在庫連携対象外アイテムに自動登録しました", "unlinkable_excluded",
+                   products=newly_excluded)
+    if mode != "auto_exclude" and decision.mail:
+        queue_mail("unlinkable", "在庫連携できない商品をスキップしました", "unlinkable_skipped",
+                   products=[describe(sid, state.products.get(sid)) for sid in decision.mail])
+
+
+def refresh_products(smaregi_ids: list[str], *, cause: str, source_event: str | None = None) -> set[int]:
+    """Re-read these products' stock from Smaregi, overwrite, and mark their listings dirty."""
+    client = smaregi_client()
+    state = linkage(smaregi_ids)
+    _ensure_products(client, list(smaregi_ids), state.products)
+    read_at = utcnow()
+    managed = [sid for sid, p in state.products.items() if p.stock_managed and sid in smaregi_ids]
+    stock = client.fetch_stock(managed) if managed else {}
+    changed = set()
+    for sid in managed:
+        product = state.products[sid]
+        apply_smaregi_stock(product.id, int(stock.get(sid, 0)), read_at, cause=cause, source_event=source_event)
+        changed.add(product.id)
+    return mark_listings_dirty(changed)

@@ -1,0 +1,67 @@
+"""確認が必要な商品: release (optionally adjusting the channel stock) or exclude (seed 000).
+
+One URL serves the page and, for htmx, the ``_rows.html`` fragment; actions answer with
+the fresh rows and an ``HX-Trigger`` so the counts elsewhere refresh.
+"""
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import ngettext
+from sqlalchemy import select
+
+from stocklink.extensions import db
+from stocklink.models import ConfirmationItem
+from stocklink.review import exclude_items, release_items
+
+bp = Blueprint("confirmations", __name__, url_prefix="/confirmations")
+
+
+def _items():
+    return db.session.scalars(select(ConfirmationItem).order_by(ConfirmationItem.last_seen_at.desc())).all()
+
+
+def _render(message: str | None = None, level: str = "info"):
+    if request.headers.get("HX-Request"):
+        html = render_template("confirmations/_rows.html", items=_items(), message=message, level=level)
+        trigger = {"review-changed": {"message": message or ""}}
+        return html, 200, {"HX-Trigger": json.dumps(trigger, ensure_ascii=True), "Vary": "HX-Request"}
+    if message:
+        flash(message, level)
+    return redirect(url_for("confirmations.index"), 303)
+
+
+def _selected() -> list[ConfirmationItem]:
+    ids = [int(x) for x in request.form.getlist("ids") if x.isdigit()]
+    if not ids:
+        return []
+    return db.session.scalars(select(ConfirmationItem).where(ConfirmationItem.id.in_(ids))).all()
+
+
+@bp.get("/")
+def index():
+    return render_template("confirmations/index.html", items=_items()), 200, {"Vary": "HX-Request"}
+
+
+@bp.post("/release")
+def release():
+    items = _selected()
+    if not items:
+        return _render(_("Select at least one product."), "warning")
+    released, blocked = release_items(items, adjust=request.form.get("adjust") == "1")
+    message = ngettext("%(num)d product released.", "%(num)d products released.", len(released))
+    if blocked:
+        message += " " + _("Still not linkable, kept in the queue: %(ids)s", ids=", ".join(blocked))
+    return _render(message, "warning" if blocked else "info")
+
+
+@bp.post("/exclude")
+def exclude():
+    items = _selected()
+    if not items:
+        return _render(_("Select at least one product."), "warning")
+    count = exclude_items(items)
+    return _render(ngettext("%(num)d product excluded from sync.", "%(num)d products excluded from sync.",
+                            count))

@@ -1,0 +1,43 @@
+"""Dashboard: channel health, latest failure, queue sizes, pending work."""
+from __future__ import annotations
+
+from flask import Blueprint, render_template
+from sqlalchemy import func, select
+
+from stocklink.extensions import db
+from stocklink.models import (
+    Channel,
+    ConfirmationItem,
+    ErrorRecord,
+    Listing,
+    Product,
+    Registration,
+    SmaregiInbox,
+)
+
+bp = Blueprint("dashboard", __name__)
+
+
+def _count(stmt) -> int:
+    return db.session.scalar(stmt) or 0
+
+
+@bp.get("/")
+def index():
+    channels = db.session.scalars(select(Channel).order_by(Channel.id)).all()
+    latest_error = db.session.scalars(
+        select(ErrorRecord).where(ErrorRecord.resolved_at.is_(None)).order_by(ErrorRecord.last_seen_at.desc())
+    ).first()
+    counts = {
+        "products": _count(select(func.count(Product.id))),
+        "inbox_pending": _count(select(func.count(SmaregiInbox.id)).where(
+            SmaregiInbox.status.in_(("received", "processing", "failed")))),
+        "confirmations": _count(select(func.count(ConfirmationItem.id))),
+        "dirty_listings": _count(select(func.count(Listing.id)).where(Listing.dirty.is_(True))),
+        "pending_registrations": _count(select(func.count(Registration.id)).where(
+            Registration.state.in_(("pending", "failed")))),
+        "errors": _count(select(func.count(ErrorRecord.id)).where(ErrorRecord.resolved_at.is_(None))),
+    }
+    stopped = [c for c in channels if c.state == "stopped"]
+    return render_template("dashboard/index.html", channels=channels, latest_error=latest_error,
+                           counts=counts, stopped=stopped)

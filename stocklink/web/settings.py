@@ -1,0 +1,167 @@
+"""Settings: Smaregi, sync rules, notifications and channels, each with "test connection"."""
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from stocklink import settings
+from stocklink.channel_clients import UnsupportedChannel, credentials_of, make_channel_client
+from stocklink.channel_kinds import KINDS
+from stocklink.crypto import mask
+from stocklink.errors import maybe_resume
+from stocklink.extensions import db
+from stocklink.models import Channel
+from stocklink.platforms.base import PlatformError
+from stocklink.provisioning import upsert_channel, validate_channel
+from stocklink.settings import SCHEMA, SettingsError
+
+bp = Blueprint("settings", __name__, url_prefix="/settings")
+
+SMAREGI_FIELDS = ["api_generation", "contract_id", "access_token", "client_id", "client_secret", "store_id",
+                  "customer_code", "webhook_secret_header", "webhook_secret", "registration_mode",
+                  "terminal_id", "legacy_base_url", "platform_id_base_url", "platform_api_base_url"]
+SYNC_FIELDS = ["sync.unlinkable_mode", "display.images", "csv.encoding"]
+NOTIFY_FIELDS = [k for k in SCHEMA if k.startswith("notify.")]
+
+
+def webhook_url() -> str:
+    from flask import current_app
+    base = current_app.config.get("PUBLIC_URL") or request.host_url
+    code = settings.get("smaregi.customer_code")
+    # The customer code is a secret: shown masked, the merchant knows the value they saved.
+    return f"{base.rstrip('/')}/webhooks/smaregi/{mask(code) if code else '<お客様専用コード>'}"
+
+
+def _form_values(keys: list[str]) -> dict:
+    """Read a form: blank secrets keep the stored value; unchecked boxes are false."""
+    values = {}
+    for key in keys:
+        field = SCHEMA[key]
+        if field.kind == "bool":
+            values[key] = request.form.get(key) == "1"
+        elif field.kind == "secret":
+            if request.form.get(key, "").strip():
+                values[key] = request.form[key]
+        elif key in request.form:
+            values[key] = request.form[key]
+    return values
+
+
+@bp.get("/")
+def index():
+    smaregi = settings.get_all("smaregi.")
+    masked = {k: mask(smaregi[k]) for k in ("access_token", "client_secret", "customer_code", "webhook_secret")}
+    channels = db.session.scalars(select(Channel).order_by(Channel.id)).all()
+    return render_template("settings/index.html", smaregi=smaregi, masked=masked, values=settings.get_all(),
+                           channels=channels, kinds=KINDS, webhook_url=webhook_url(), schema=SCHEMA)
+
+
+def _save(keys: list[str], message: str):
+    try:
+        settings.save(_form_values(keys))
+    except SettingsError as exc:
+        db.session.rollback()
+        flash(_("Not saved: %(key)s %(message)s", key=exc.key, message=exc.message), "error")
+        return redirect(url_for("settings.index"), 303)
+    flash(message, "info")
+    return redirect(url_for("settings.index"), 303)
+
+
+@bp.post("/smaregi")
+def save_smaregi():
+    return _save([f"smaregi.{k}" for k in SMAREGI_FIELDS], _("Smaregi settings saved."))
+
+
+@bp.post("/sync")
+def save_sync():
+    return _save(SYNC_FIELDS, _("Sync settings saved."))
+
+
+@bp.post("/notify")
+def save_notify():
+    return _save(NOTIFY_FIELDS, _("Notification settings saved."))
+
+
+@bp.post("/smaregi/test")
+def test_smaregi():
+    from stocklink.sync import smaregi_client
+    try:
+        result = smaregi_client().test_connection()
+    except PlatformError as exc:
+        flash(_("Smaregi connection failed: %(error)s", error=str(exc)), "error")
+    except Exception as exc:
+        flash(_("Smaregi connection failed: %(error)s", error=type(exc).__name__), "error")
+    else:
+        flash(_("Smaregi connection OK: %(result)s", result=result), "info")
+    return redirect(url_for("settings.index"), 303)
+
+
+def _channel_form(channel: Channel | None) -> dict:
+    kind = channel.kind if channel else request.form.get("kind", "")
+    raw = {
+        "kind": kind,
+        "name": request.form.get("name", ""),
+        "base_url": request.form.get("base_url", "").strip() or (KINDS[kind].default_base_url if kind in KINDS
+                                                                  else ""),
+        "enabled": request.form.get("enabled") == "1",
+        "speed_up": request.form.get("speed_up") == "1",
+    }
+    for key in ("range_min", "range_max", "poll_interval_s"):
+        value = request.form.get(key, "").strip()
+        if value:
+            raw[key] = int(value) if value.lstrip("-").isdigit() else value
+    if kind in KINDS:
+        raw["credentials"] = {k: request.form[f"cred_{k}"] for k in KINDS[kind].credential_keys
+                              if request.form.get(f"cred_{k}", "").strip()}
+    extra = request.form.get("settings_json", "").strip()
+    if extra:
+        try:
+            raw["settings"] = json.loads(extra)
+        except ValueError:
+            raise SettingsError("settings", "is not valid JSON") from None
+    return raw
+
+
+@bp.route("/channels/new", methods=["GET", "POST"])
+@bp.route("/channels/<int:channel_id>", methods=["GET", "POST"])
+def channel_form(channel_id: int | None = None):
+    """:raise 404: no such channel."""
+    channel = db.session.get(Channel, channel_id) if channel_id else None
+    if channel_id and channel is None:
+        abort(404)
+    if request.method == "POST":
+        try:
+            values = validate_channel(0, _channel_form(channel))
+            saved = upsert_channel(values, channel)
+            db.session.commit()
+        except SettingsError as exc:
+            db.session.rollback()
+            key = exc.key.replace("channels[0].", "")
+            flash(_("Not saved: %(key)s %(message)s", key=key, message=exc.message), "error")
+            return render_template("settings/channel.html", channel=channel, kinds=KINDS, form=request.form,
+                                   masked={}), 400
+        if maybe_resume(saved):
+            flash(_("New credentials saved and no error left: the channel resumed."), "info")
+        flash(_("Channel saved."), "info")
+        return redirect(url_for("settings.index"), 303)
+    masked = {k: mask(v) for k, v in credentials_of(channel).items()} if channel else {}
+    return render_template("settings/channel.html", channel=channel, kinds=KINDS, form=None, masked=masked)
+
+
+@bp.post("/channels/<int:channel_id>/test")
+def test_channel(channel_id: int):
+    channel = db.session.get(Channel, channel_id) or abort(404)
+    try:
+        result = make_channel_client(channel).test_connection()
+    except UnsupportedChannel:
+        flash(_("This channel kind is not supported yet."), "error")
+    except PlatformError as exc:
+        flash(_("%(name)s connection failed: %(error)s", name=channel.name, error=str(exc)), "error")
+    except Exception as exc:
+        flash(_("%(name)s connection failed: %(error)s", name=channel.name, error=type(exc).__name__), "error")
+    else:
+        flash(_("%(name)s connection OK: %(result)s", name=channel.name, result=result), "info")
+    return redirect(url_for("settings.index"), 303)

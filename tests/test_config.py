@@ -1,0 +1,138 @@
+"""Merchant settings: TOML provisioning, validation, encryption at rest."""
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+from sqlalchemy import text
+
+from stocklink import settings
+from stocklink.channel_clients import credentials_of
+from stocklink.extensions import db
+from stocklink.models import Channel, Setting
+from stocklink.provisioning import load_file
+from stocklink.settings import SettingsError
+
+GOOD = textwrap.dedent("""
+    [smaregi]
+    api_generation = "legacy"
+    contract_id = "skh095g7"
+    access_token = "  tok-123\\n456  "
+    store_id = "1"
+    customer_code = "cust-XYZ-987"
+    registration_mode = "transaction"
+
+    [sync]
+    unlinkable_mode = "auto_exclude"
+
+    [notify]
+    error_to = "shop@example.jp, ops@example.jp"
+    low_stock_threshold = 3
+
+    [[channels]]
+    kind = "colorme"
+    name = "カラーミー本店"
+    base_url = "https://api.shop-pro.jp"
+    credentials = { access_token = "colorme-secret-token" }
+
+    [[channels]]
+    kind = "rakuten"
+    name = "楽天"
+    range_max = 99999
+    credentials = { service_secret = "svc", license_key = "lic-secret" }
+""")
+
+
+def _write(tmp_path, body: str):
+    path = tmp_path / "stocklink.toml"
+    path.write_text(body, encoding="utf-8")
+    return str(path)
+
+
+def test_good_toml_is_applied(app, tmp_path):
+    """Every section lands in the settings; pasted spaces and line breaks are trimmed."""
+    with app.app_context():
+        result = load_file(_write(tmp_path, GOOD))
+        assert result == {"settings": 9, "channels": 2}
+        assert settings.get("smaregi.access_token") == "tok-123456"
+        assert settings.get("sync.unlinkable_mode") == "auto_exclude"
+        assert settings.get("notify.low_stock_threshold") == 3
+        colorme = db.session.query(Channel).filter_by(name="カラーミー本店").one()
+        assert credentials_of(colorme) == {"access_token": "colorme-secret-token"}
+        rakuten = db.session.query(Channel).filter_by(kind="rakuten").one()
+        assert rakuten.range_max == 99_999 and rakuten.base_url == "https://api.rms.rakuten.co.jp"
+
+
+@pytest.mark.parametrize("body, key", [
+    ('[smaregi]\ncontract_idd = "x"\n', "smaregi.contract_idd"),
+    ('[smaregi]\napi_generation = "v3"\n', "smaregi.api_generation"),
+    ('[notify]\nlow_stock_threshold = "many"\n', "notify.low_stock_threshold"),
+    ('[notify]\nerror_to = "not-an-address"\n', "notify.error_to"),
+    ('[mystery]\nx = 1\n', "mystery"),
+    ('[[channels]]\nkind = "ebay"\nname = "e"\n', "channels[0].kind"),
+    ('[[channels]]\nkind = "colorme"\nname = "c"\nrange_max = -1\n', "channels[0].range_max"),
+    ('[[channels]]\nkind = "colorme"\nname = "c"\ncolour = "red"\n', "channels[0].colour"),
+    ('[[channels]]\nkind = "colorme"\nname = "c"\ncredentials = { api_key = "k" }\n',
+     "channels[0].credentials.api_key"),
+])
+def test_bad_toml_names_the_key_and_saves_nothing(app, tmp_path, body, key):
+    """An unknown key or a bad value is reported by name; nothing from the file is stored."""
+    with app.app_context():
+        with pytest.raises(SettingsError) as info:
+            load_file(_write(tmp_path, '[sync]\nunlinkable_mode = "abort"\n' + body))
+        assert info.value.key == key
+        assert db.session.query(Setting).count() == 0
+        assert db.session.query(Channel).count() == 0
+
+
+def test_toml_syntax_error_is_reported(app, tmp_path):
+    """A broken file says so and changes nothing."""
+    with app.app_context(), pytest.raises(SettingsError, match="TOML syntax error"):
+        load_file(_write(tmp_path, "[smaregi\ncontract_id = 1"))
+
+
+def test_config_load_command(app, runner, tmp_path):
+    """`flask config load FILE` applies the file, or exits non-zero naming the key."""
+    ok = runner.invoke(args=["config", "load", _write(tmp_path, GOOD)])
+    assert ok.exit_code == 0 and "2 channel(s)" in ok.output
+    bad = runner.invoke(args=["config", "load", _write(tmp_path, '[sync]\nunlinkable_mode = "never"\n')])
+    assert bad.exit_code != 0 and "sync.unlinkable_mode" in bad.output
+
+
+def test_raw_database_holds_no_credential(app, tmp_path):
+    """Secrets are encrypted at rest: no credential appears in any stored row."""
+    with app.app_context():
+        load_file(_write(tmp_path, GOOD))
+        dump = []
+        for table in ("settings", "channels"):
+            for row in db.session.execute(text(f"SELECT * FROM {table}")):
+                dump.append(" ".join(str(v) for v in row))
+        blob = "\n".join(dump)
+        for secret in ("tok-123456", "cust-XYZ-987", "colorme-secret-token", "lic-secret"):
+            assert secret not in blob
+        assert "skh095g7" in blob  # the contract id is not a secret
+
+
+def test_settings_page_never_shows_a_secret_whole(app, client, logged_in, tmp_path):
+    """The settings screen masks stored credentials."""
+    with app.app_context():
+        load_file(_write(tmp_path, GOOD))
+    html = client.get("/settings/").get_data(as_text=True)
+    assert "cust-XYZ-987" not in html and "tok-123456" not in html
+    assert "cu••••••87" in html
+
+
+def test_settings_form_saves_and_keeps_blank_secrets(app, client, logged_in):
+    """Saving the Smaregi form with a blank token keeps the stored one; a bad URL is refused."""
+    token = logged_in.token("/settings/")
+    client.post("/settings/smaregi", data={"csrf_token": token, "smaregi.contract_id": "abc",
+                                           "smaregi.access_token": " new-token\r\n"})
+    client.post("/settings/smaregi", data={"csrf_token": token, "smaregi.contract_id": "abc2",
+                                           "smaregi.access_token": ""})
+    response = client.post("/settings/smaregi", data={"csrf_token": token, "smaregi.legacy_base_url": "ftp://x"},
+                           follow_redirects=True)
+    assert "smaregi.legacy_base_url" in response.get_data(as_text=True)
+    with app.app_context():
+        assert settings.get("smaregi.access_token") == "new-token"
+        assert settings.get("smaregi.contract_id") == "abc2"
+        assert settings.get("smaregi.legacy_base_url").startswith("https://webapi.smaregi.jp")

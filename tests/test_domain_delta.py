@@ -1,0 +1,178 @@
+"""NextEngine delta rules for negative stock (seed 001 §5 and §6, SPEC §3)."""
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stocklink.domain.delta import (
+    STOCK_DIVISION_LABELS,
+    StockDivision,
+    coalesce_deltas,
+    nextengine_delta,
+)
+
+FAST = settings(max_examples=60, deadline=None, database=None)
+
+# Divisions that follow the increase / decrease rules: everything but stocktake,
+# loss and shipment.
+OTHER_DIVISIONS = [d for d in StockDivision if d not in {"08", "10", "14"}]
+
+MOVEMENT = st.tuples(st.integers(-50, 50), st.sampled_from(OTHER_DIVISIONS))
+
+
+# platform-apis-smaregi §4.1 在庫区分.
+DIVISION_LABELS = [
+    ("01", "修正"),
+    ("02", "売上"),
+    ("03", "仕入"),
+    ("04", "出庫"),
+    ("05", "入庫"),
+    ("06", "レンタル"),
+    ("07", "取置き"),
+    ("08", "棚卸"),
+    ("09", "調整"),
+    ("10", "出荷"),
+    ("11", "EC連携"),
+    ("12", "返品"),
+    ("13", "販促品"),
+    ("14", "ロス"),
+    ("15", "スマレジAPI連携"),
+    ("16", "売上引当"),
+    ("17", "入庫欠品"),
+    ("18", "受注在庫引当"),
+]
+
+
+@pytest.mark.parametrize(
+    ("amount", "stock_after", "division", "expected"),
+    [
+        pytest.param(3, 5, "02", 3, id="seed001-2-plus-3-is-5-sends-3"),
+        pytest.param(3, -2, "02", 0, id="seed001-minus5-plus-3-is-minus2-sends-0"),
+        pytest.param(5, 2, "02", 2, id="seed001-minus3-plus-5-is-2-sends-2"),
+        pytest.param(3, 0, "12", 0, id="increase-to-exactly-zero-sends-0"),
+        pytest.param(-2, 3, "02", -2, id="decrease-as-is"),
+        pytest.param(-4, -1, "02", -4, id="decrease-into-negative-as-is"),
+        pytest.param(-4, -10, "01", -4, id="decrease-while-negative-as-is"),
+        pytest.param(3, -2, "08", 3, id="stocktake-increase-as-is-even-below-zero"),
+        pytest.param(-5, -3, "08", -5, id="stocktake-decrease-as-is"),
+        pytest.param(4, -1, "14", 4, id="loss-correction-as-is-even-below-zero"),
+        pytest.param(-5, -3, "14", -5, id="loss-as-is"),
+        pytest.param(-2, 5, "10", None, id="shipment-not-forwarded"),
+        pytest.param(2, 5, "10", None, id="shipment-increase-not-forwarded"),
+        pytest.param(3, -2, "8", 3, id="unpadded-stocktake-code"),
+        pytest.param(-1, 4, "10 ", None, id="shipment-code-with-space"),
+        pytest.param(5, 2, StockDivision.API, 2, id="enum-member-as-division"),
+        pytest.param(5, 2, "99", 2, id="unknown-division-follows-the-general-rule"),
+        pytest.param(0, -3, "02", 0, id="no-change"),
+    ],
+)
+def test_nextengine_delta(amount, stock_after, division, expected):
+    """Each Smaregi movement becomes the change seed 001 §5 says to send, or nothing for a shipment."""
+    assert nextengine_delta(amount, stock_after, division) == expected
+
+
+@pytest.mark.parametrize(("code", "label"), [pytest.param(c, label, id=c) for c, label in DIVISION_LABELS])
+def test_stock_division_labels(code, label):
+    """Every Smaregi stockDivision code has its Japanese label."""
+    assert StockDivision(code).label == label
+    assert StockDivision(code) == code
+
+
+def test_stock_division_labels_cover_every_code():
+    """The label table and the enum name the same 18 codes."""
+    assert set(STOCK_DIVISION_LABELS) == set(StockDivision)
+    assert len(StockDivision) == 18
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        pytest.param([], {}, id="empty"),
+        pytest.param([("A", 3), ("B", -1), ("A", 2)], {"A": 5, "B": -1}, id="summed-per-key"),
+        pytest.param([("A", 3), ("B", -1), ("A", -3)], {"B": -1}, id="zero-sum-dropped"),
+        pytest.param([("A", 0)], {}, id="zero-delta-dropped"),
+        pytest.param([("A", None), ("B", 2), ("A", 1)], {"B": 2, "A": 1}, id="not-forwarded-skipped"),
+    ],
+)
+def test_coalesce_deltas(rows, expected):
+    """Deltas are summed per product, zeros dropped, first-seen order kept."""
+    result = coalesce_deltas(rows)
+    assert result == expected
+    assert list(result) == list(expected)
+
+
+def test_coalesce_takes_nextengine_delta_output_directly():
+    """A run of movements, shipments included, coalesces to one line per product."""
+    movements = [("A", 3, 5, "02"), ("A", -1, 4, "10"), ("B", 3, -2, "02"), ("A", -2, 2, "02")]
+    rows = ((code, nextengine_delta(amount, after, division)) for code, amount, after, division in movements)
+    assert coalesce_deltas(rows) == {"A": 1}
+
+
+def _run(start, movements):
+    """Yield (amount, stock after, division) for a Smaregi stream starting at ``start``."""
+    stock = start
+    for amount, division in movements:
+        stock += amount
+        yield amount, stock, division
+
+
+@FAST
+@given(start=st.integers(-100, 100), movements=st.lists(MOVEMENT, max_size=30))
+def test_nextengine_mirrors_smaregi_floored_at_zero(start, movements):
+    """A NextEngine that cannot go below 0 shows max(0, Smaregi stock) after any stream of movements."""
+    nextengine = max(0, start)
+    smaregi = start
+    for amount, after, division in _run(start, movements):
+        nextengine = max(0, nextengine + nextengine_delta(amount, after, division))
+        smaregi = after
+        assert nextengine == max(0, smaregi)
+
+
+@FAST
+@given(start=st.integers(0, 100), movements=st.lists(MOVEMENT, max_size=30))
+def test_never_negative_stream_is_forwarded_exactly(start, movements):
+    """While Smaregi stock never goes below 0, the forwarded deltas add up to exactly its change."""
+    stock = start
+    kept = []
+    for amount, division in movements:
+        amount = max(amount, -stock)
+        stock += amount
+        kept.append((amount, division))
+    forwarded = [nextengine_delta(amount, after, division) for amount, after, division in _run(start, kept)]
+    assert sum(forwarded) == stock - start
+
+
+@FAST
+@given(
+    amount=st.integers(-1_000, 1_000),
+    stock_after=st.integers(-1_000, 1_000),
+    division=st.sampled_from(OTHER_DIVISIONS),
+)
+def test_increases_never_grow_and_decreases_pass_unchanged(amount, stock_after, division):
+    """An increase is forwarded as 0..its size, never more; a decrease is forwarded as it is."""
+    delta = nextengine_delta(amount, stock_after, division)
+    if amount > 0:
+        assert 0 <= delta <= amount
+    else:
+        assert delta == amount
+
+
+@FAST
+@given(amount=st.integers(-1_000, 1_000), stock_after=st.integers(-1_000, 1_000))
+def test_stocktake_and_loss_forwarded_and_shipment_dropped_whatever_the_stock(amount, stock_after):
+    """At any stock level, stocktake and loss pass their change unchanged and a shipment is dropped."""
+    assert nextengine_delta(amount, stock_after, StockDivision.STOCKTAKE) == amount
+    assert nextengine_delta(amount, stock_after, StockDivision.LOSS) == amount
+    assert nextengine_delta(amount, stock_after, StockDivision.SHIPMENT) is None
+
+
+@FAST
+@given(st.lists(st.tuples(st.sampled_from("ABCDE"), st.none() | st.integers(-20, 20)), max_size=30))
+def test_coalesce_keeps_the_total_and_drops_only_zeros(rows):
+    """Coalescing preserves the sum per key and leaves no zero line."""
+    result = coalesce_deltas(rows)
+    assert 0 not in result.values()
+    for key in "ABCDE":
+        assert result.get(key, 0) == sum(delta for k, delta in rows if k == key and delta is not None)
+    first_seen = list(dict.fromkeys(k for k, delta in rows if delta is not None))
+    assert list(result) == [key for key in first_seen if key in result]

@@ -1,0 +1,345 @@
+"""The Smaregi clients of both API generations against the sandbox over real HTTP on loopback."""
+from __future__ import annotations
+
+import pytest
+import requests
+
+from stocklink.platforms.base import AuthError, PlatformError, TemporaryError
+from stocklink.platforms.smaregi import (
+    LEGACY_BASE_URL,
+    PLATFORM_API_BASE_URL,
+    PLATFORM_ID_BASE_URL,
+    LegacySmaregiClient,
+    PlatformSmaregiClient,
+    SmaregiProduct,
+    make_smaregi_client,
+)
+from stocklink.sandbox.catalogue import load_sample, sample_products
+from stocklink.sandbox.smaregi import SmaregiSandbox, create_app, serve_smaregi
+
+CONTRACT, TOKEN, CLIENT_ID, SECRET = "sb_test01", "legacy-access-token-123", "client-abc", "secret-xyz"
+TSHIRT_WHITE_S = "8000001"  # first sample product, stock 3 in 本店
+NEVER_MOVED = "8000056"  # キャンバススニーカー: no stock row
+UNMANAGED = "8000055"  # ギフトラッピング: stockControlDivision "1"
+NEGATIVE = "8000054"  # リネンエプロン: stock -2
+
+
+@pytest.fixture
+def sandbox() -> SmaregiSandbox:
+    sandbox = SmaregiSandbox(contract_id=CONTRACT, access_token=TOKEN, client_id=CLIENT_ID,
+                             client_secret=SECRET)
+    load_sample(sandbox)
+    return sandbox
+
+
+@pytest.fixture
+def server(sandbox):
+    running = serve_smaregi(create_app(sandbox))
+    yield running
+    sandbox.wait_for_sends()
+    running.stop()
+
+
+@pytest.fixture
+def session():
+    with requests.Session() as session:
+        yield session
+
+
+def settings(server, generation: str, **overrides) -> dict:
+    return {"api_generation": generation, "contract_id": CONTRACT, "access_token": TOKEN,
+            "client_id": CLIENT_ID, "client_secret": SECRET, "store_id": "1",
+            "legacy_base_url": f"{server.url}/access/", "platform_id_base_url": server.url,
+            "platform_api_base_url": server.url, **overrides}
+
+
+@pytest.fixture(params=["legacy", "platform"])
+def smaregi(request, server, session):
+    """Each test using it runs once per API generation, the client built by the factory."""
+    return make_smaregi_client(settings(server, request.param), session=session)
+
+
+@pytest.fixture
+def platform(server, session) -> PlatformSmaregiClient:
+    return PlatformSmaregiClient(server.url, server.url, CONTRACT, CLIENT_ID, SECRET, "1", session=session)
+
+
+@pytest.fixture
+def legacy(server, session) -> LegacySmaregiClient:
+    return LegacySmaregiClient(f"{server.url}/access/", CONTRACT, TOKEN, "1", session=session)
+
+
+def add_many(sandbox: SmaregiSandbox, count: int, first: int = 9000001) -> list[str]:
+    ids = [str(first + n) for n in range(count)]
+    for n, product_id in enumerate(ids):
+        sandbox.add_product(product_id, f"追加商品 {n}", code=f"X{n:05d}", stock=n % 17)
+    return ids
+
+
+def test_factory_builds_the_configured_generation(server, session):
+    """make_smaregi_client returns the legacy or the Platform client as api_generation says."""
+    assert isinstance(make_smaregi_client(settings(server, "legacy"), session), LegacySmaregiClient)
+    assert isinstance(make_smaregi_client(settings(server, "platform"), session), PlatformSmaregiClient)
+
+
+def test_factory_refuses_incomplete_settings():
+    """Missing credentials or an unknown generation are an AuthError with code "config"."""
+    with pytest.raises(AuthError) as excinfo:
+        make_smaregi_client({"api_generation": "platform", "contract_id": "x", "store_id": "1"})
+    assert excinfo.value.code == "config" and "client_id" in str(excinfo.value)
+    with pytest.raises(AuthError):
+        make_smaregi_client({"api_generation": "v3", "contract_id": "x"})
+
+
+def test_default_base_urls_are_production():
+    """The module's defaults point at Smaregi production hosts."""
+    assert LEGACY_BASE_URL == "https://webapi.smaregi.jp/access/"
+    assert (PLATFORM_ID_BASE_URL, PLATFORM_API_BASE_URL) == ("https://id.smaregi.jp", "https://api.smaregi.jp")
+
+
+def test_fetch_stock_reads_the_configured_store(smaregi, sandbox):
+    """fetch_stock answers the configured store's stock, including negative stock."""
+    expected = {p.product_id: p.stock for p in sample_products()[:5]}
+    expected[NEGATIVE] = -2
+    assert smaregi.fetch_stock(list(expected)) == expected
+    sandbox.seed_stock(TSHIRT_WHITE_S, 99, store_id="2")
+    assert smaregi.fetch_stock([TSHIRT_WHITE_S]) == {TSHIRT_WHITE_S: expected[TSHIRT_WHITE_S]}
+
+
+def test_fetch_stock_without_a_stock_row_is_zero(smaregi):
+    """A product that never moved (and an unknown id) has no stock row and reads as 0."""
+    assert smaregi.fetch_stock([NEVER_MOVED, "123456789"]) == {NEVER_MOVED: 0, "123456789": 0}
+
+
+def test_fetch_stock_for_many_ids_pages_beyond_one_page(smaregi, sandbox):
+    """Stock for 1,100+ ids is read in pages of 1000, each id answered, missing rows as 0."""
+    extra = add_many(sandbox, 1100)
+    ids = [p.product_id for p in sample_products()] + extra
+    sandbox.api_log.clear()
+    stock = smaregi.fetch_stock(ids)
+    assert len(stock) == len(ids)
+    assert stock[extra[20]] == 20 % 17 and stock[NEVER_MOVED] == 0 and stock[NEGATIVE] == -2
+    reads = [entry for entry in sandbox.api_log if "stock" in entry]
+    assert len(reads) == 2, reads  # 1000 + the rest, not one request per product
+
+
+def test_iter_products_pages_through_the_catalogue(smaregi, sandbox):
+    """iter_products yields every product over several pages with its variant fields."""
+    add_many(sandbox, 1001)
+    products = list(smaregi.iter_products())
+    assert len(products) == 56 + 1001
+    assert len({p.product_id for p in products}) == len(products)
+    first = products[0]
+    assert first == SmaregiProduct("8000001", "TS01-WH-S", "オーガニックコットンTシャツ", "S", "ホワイト",
+                                   "TS01", True)
+    by_id = {p.product_id: p for p in products}
+    assert by_id[UNMANAGED].stock_managed is False
+    assert by_id["8000037"].name == "帆布トートバッグ" and by_id["8000037"].size is None
+
+
+def test_get_products_returns_known_ids_only(smaregi, sandbox):
+    """get_products answers the products asked for; unknown ids are left out (few and many ids)."""
+    few = smaregi.get_products([TSHIRT_WHITE_S, UNMANAGED, "999999"])
+    assert set(few) == {TSHIRT_WHITE_S, UNMANAGED}
+    assert few[UNMANAGED].stock_managed is False and few[UNMANAGED].name == "ギフトラッピング"
+    many = smaregi.get_products([p.product_id for p in sample_products()] + ["999999"])
+    assert len(many) == 56 and many[TSHIRT_WHITE_S].color == "ホワイト"
+
+
+def test_set_stock_is_absolute_and_recorded_as_division_15(smaregi, sandbox):
+    """set_stock sets the store's stock and Smaregi records 在庫区分 15 with the memo."""
+    assert smaregi.set_stock(TSHIRT_WHITE_S, 42, memo="stocklink 手動修正") == 42
+    assert sandbox.stock_of(TSHIRT_WHITE_S) == 42
+    change = sandbox.history[-1]
+    assert (change.division, change.stock_amount, change.memo) == ("15", 42, "stocklink 手動修正")
+    assert smaregi.fetch_stock([TSHIRT_WHITE_S]) == {TSHIRT_WHITE_S: 42}
+
+
+def test_add_stock_is_relative_and_returns_the_new_total(smaregi, sandbox):
+    """add_stock changes the stock by a delta and answers the resulting stock."""
+    before = sandbox.stock_of(TSHIRT_WHITE_S)
+    assert smaregi.add_stock(TSHIRT_WHITE_S, -5) == before - 5
+    assert smaregi.add_stock(NEVER_MOVED, 4) == 4
+    assert sandbox.stock_of(NEVER_MOVED) == 4
+
+
+def test_writing_an_unknown_product_is_a_platform_error(smaregi):
+    """A write to a product Smaregi does not know raises PlatformError (not Auth/Temporary)."""
+    with pytest.raises(PlatformError) as excinfo:
+        smaregi.set_stock("7777777", 1)
+    assert type(excinfo.value) is PlatformError
+    assert excinfo.value.code in ("41", "not_found")
+
+
+def test_stock_beyond_the_bounds_is_refused(smaregi, sandbox):
+    """Stock above 999,999,999 is refused by Smaregi and nothing changes."""
+    with pytest.raises(PlatformError):
+        smaregi.set_stock(TSHIRT_WHITE_S, 1_000_000_000)
+    with pytest.raises(PlatformError):
+        smaregi.add_stock(TSHIRT_WHITE_S, 999_999_999)
+    assert sandbox.stock_of(TSHIRT_WHITE_S) == sample_products()[0].stock
+
+
+def test_get_stock_change_reads_one_history_row(smaregi, sandbox):
+    """get_stock_change returns the 在庫変動履歴 row a notification names, or None."""
+    [change] = sandbox.sell([(TSHIRT_WHITE_S, 2)])
+    found = smaregi.get_stock_change(TSHIRT_WHITE_S, str(change.id))
+    assert (found.amount, found.stock_amount, found.stock_division) == (-2, change.stock_amount, "02")
+    assert smaregi.get_stock_change(TSHIRT_WHITE_S, "999999") is None
+
+
+def test_test_connection_describes_the_contract(smaregi):
+    """test_connection succeeds with a short description naming the product count and store."""
+    text = smaregi.test_connection()
+    assert "56" in text and "1" in text
+
+
+def test_test_connection_with_an_unknown_store_is_an_auth_error(server, session):
+    """A store id the contract does not have is a setting the merchant must fix (AuthError)."""
+    for generation in ("legacy", "platform"):
+        smaregi = make_smaregi_client(settings(server, generation, store_id="77"), session)
+        with pytest.raises(AuthError):
+            smaregi.test_connection()
+
+
+@pytest.mark.parametrize("generation", ["legacy", "platform"])
+def test_wrong_credentials_raise_auth_error_without_leaking_them(server, session, generation):
+    """Wrong credentials raise AuthError on both generations; the message holds no secret."""
+    wrong = settings(server, generation, access_token="wrong-token-555", client_secret="wrong-secret-555")
+    with pytest.raises(AuthError) as excinfo:
+        make_smaregi_client(wrong, session).fetch_stock([TSHIRT_WHITE_S])
+    assert "555" not in str(excinfo.value) and TOKEN not in str(excinfo.value)
+
+
+def test_wrong_contract_id_is_an_auth_error(server, session):
+    """An unknown 契約ID is legacy error 14 → AuthError."""
+    with pytest.raises(AuthError) as excinfo:
+        make_smaregi_client(settings(server, "legacy", contract_id="nope"), session).fetch_stock(["1"])
+    assert excinfo.value.code == "14"
+
+
+def test_legacy_disabled_function_and_ip_are_auth_errors(legacy, sandbox):
+    """Legacy 23 (function disabled) and 24 (IP not allowed) are settings to fix: AuthError."""
+    sandbox.configure(disabled_functions={"stock_ref"})
+    with pytest.raises(AuthError) as excinfo:
+        legacy.fetch_stock([TSHIRT_WHITE_S])
+    assert excinfo.value.code == "23"
+    sandbox.configure(disabled_functions=set(), allowed_ips={"10.0.0.1"})
+    with pytest.raises(AuthError) as excinfo:
+        legacy.fetch_stock([TSHIRT_WHITE_S])
+    assert excinfo.value.code == "24"
+
+
+@pytest.mark.parametrize("kind", ["500", "maintenance"])
+def test_server_errors_are_temporary(smaregi, sandbox, kind):
+    """HTTP 500 and maintenance (503) raise TemporaryError; the next call works."""
+    smaregi.fetch_stock([TSHIRT_WHITE_S])  # the Platform token is in hand
+    sandbox.fail_next(kind)
+    with pytest.raises(TemporaryError) as excinfo:
+        smaregi.fetch_stock([TSHIRT_WHITE_S])
+    assert excinfo.value.status in (500, 503)
+    assert smaregi.fetch_stock([TSHIRT_WHITE_S])[TSHIRT_WHITE_S] == sample_products()[0].stock
+
+
+def test_429_is_temporary_with_retry_after(smaregi, sandbox):
+    """HTTP 429 raises TemporaryError carrying the Retry-After seconds."""
+    smaregi.fetch_stock([TSHIRT_WHITE_S])
+    sandbox.fail_next("429")
+    with pytest.raises(TemporaryError) as excinfo:
+        smaregi.fetch_stock([TSHIRT_WHITE_S])
+    assert excinfo.value.status == 429 and excinfo.value.retry_after in (1.0, 2.0)
+
+
+def test_platform_rate_limit_answers_429(platform, sandbox):
+    """With the sandbox's rate limiter on, a burst of reads gets 429 with Retry-After."""
+    sandbox.configure(rate_limit=(2, 1))
+    with pytest.raises(TemporaryError) as excinfo:
+        for _ in range(5):
+            platform.fetch_stock([TSHIRT_WHITE_S])
+    assert excinfo.value.retry_after == 1.0
+
+
+def test_a_slow_answer_times_out_as_temporary(server, sandbox, session):
+    """An answer slower than the client's timeout raises TemporaryError(code="timeout")."""
+    smaregi = LegacySmaregiClient(f"{server.url}/access/", CONTRACT, TOKEN, "1", session=session, timeout=0.2)
+    sandbox.fail_next("slow", seconds=0.6)
+    with pytest.raises(TemporaryError) as excinfo:
+        smaregi.fetch_stock([TSHIRT_WHITE_S])
+    assert excinfo.value.code == "timeout"
+
+
+def test_unreachable_smaregi_is_temporary(session):
+    """A refused connection raises TemporaryError."""
+    smaregi = LegacySmaregiClient("http://127.0.0.1:9/access/", CONTRACT, TOKEN, "1", session=session,
+                                  timeout=1)
+    with pytest.raises(TemporaryError):
+        smaregi.fetch_stock(["1"])
+
+
+def test_platform_token_is_cached(platform, sandbox):
+    """Several calls share one app token."""
+    platform.fetch_stock([TSHIRT_WHITE_S])
+    platform.set_stock(TSHIRT_WHITE_S, 3)
+    platform.get_products([TSHIRT_WHITE_S])
+    assert sandbox.tokens_issued == 1
+
+
+def test_platform_token_is_renewed_once_on_401(platform, sandbox):
+    """When Smaregi expires the token, the client gets a new one and the call succeeds."""
+    platform.fetch_stock([TSHIRT_WHITE_S])
+    sandbox.expire_tokens()
+    assert platform.fetch_stock([NEGATIVE]) == {NEGATIVE: -2}
+    assert sandbox.tokens_issued == 2
+    sandbox.fail_next("expired_token")
+    assert platform.fetch_stock([NEGATIVE]) == {NEGATIVE: -2}
+    assert sandbox.tokens_issued == 3
+
+
+def test_platform_token_is_renewed_before_it_expires(platform, sandbox):
+    """The cached token is replaced about 60 s before its expires_in runs out."""
+    now = [1000.0]
+    platform._clock = lambda: now[0]
+    platform.fetch_stock([TSHIRT_WHITE_S])
+    now[0] += 3500
+    platform.fetch_stock([TSHIRT_WHITE_S])
+    assert sandbox.tokens_issued == 1
+    now[0] += 45  # 3545 s: inside the last minute
+    platform.fetch_stock([TSHIRT_WHITE_S])
+    assert sandbox.tokens_issued == 2
+
+
+def test_platform_401_after_renewal_is_an_auth_error(platform, sandbox):
+    """If the renewed token is refused too, the client stops with AuthError (no loop)."""
+    platform.fetch_stock([TSHIRT_WHITE_S])
+    sandbox.fail_next("expired_token", count=2)
+    with pytest.raises(AuthError):
+        platform.fetch_stock([TSHIRT_WHITE_S])
+    assert sandbox.tokens_issued == 2
+
+
+def test_platform_revoked_client_secret_is_an_auth_error(platform, sandbox):
+    """A client secret changed in スマレジ・デベロッパーズ makes the renewal fail with AuthError."""
+    platform.fetch_stock([TSHIRT_WHITE_S])
+    sandbox.configure(client_secret="rotated")
+    sandbox.expire_tokens()
+    with pytest.raises(AuthError) as excinfo:
+        platform.fetch_stock([TSHIRT_WHITE_S])
+    assert excinfo.value.code == "invalid_client" and SECRET not in str(excinfo.value)
+
+
+def test_platform_missing_scope_is_an_auth_error(platform, sandbox):
+    """Scopes the app lacks make the token request fail: AuthError."""
+    sandbox.configure(app_scopes={"pos.products:read"})
+    with pytest.raises(AuthError):
+        platform.fetch_stock([TSHIRT_WHITE_S])
+
+
+def test_repr_shows_no_credentials(legacy, platform):
+    """The clients' repr names the contract and store but no token or secret."""
+    assert TOKEN not in repr(legacy) and SECRET not in repr(platform)
+
+
+def test_legacy_test_connection_works_without_store_ref(legacy, sandbox):
+    """With 店舗情報参照 disabled, test_connection still succeeds and says the store is unchecked."""
+    sandbox.configure(disabled_functions={"store_ref"})
+    assert "未確認" in legacy.test_connection()
