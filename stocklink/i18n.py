@@ -6,7 +6,7 @@ from pathlib import Path
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from flask import request, session
+from flask import has_request_context, request, session
 from flask_babel import get_locale
 
 from stocklink.extensions import babel
@@ -16,6 +16,9 @@ TRANSLATIONS = Path(__file__).parent / "translations"
 
 
 def select_locale() -> str:
+    """The session's language; jobs (no request) render in Japanese."""
+    if not has_request_context():
+        return "ja"
     lang = session.get("lang")
     return lang if lang in LANGUAGES else "ja"
 
@@ -40,4 +43,5 @@ def init_app(app) -> None:
 
     @app.context_processor
     def inject_locale():
-        return {"current_locale": str(get_locale()), "languages": LANGUAGES, "request_path": request.path}
+        path = request.path if has_request_context() else "/"
+        return {"current_locale": str(get_locale()), "languages": LANGUAGES, "request_path": path}

@@ -1,0 +1,92 @@
+"""NextEngine, the delta channel: upload accumulated counts and mail the per-run report.
+
+Seed 001: each processing run sends one message in three parts — the upload result, the
+previous upload's result as NextEngine processed it, and the order import — with the
+uploaded CSV attached and 成功 / 失敗 in the subject.
+"""
+from __future__ import annotations
+
+from sqlalchemy import select, update
+
+from stocklink.errors import record_error
+from stocklink.extensions import db
+from stocklink.models import Channel, Listing
+from stocklink.models._types import utcnow
+from stocklink.notify import queue_mail
+from stocklink.platforms.base import PlatformError
+from stocklink.platforms.nextengine import build_delta_csv
+
+
+def _previous_results(channel: Channel, client) -> list[dict]:
+    """Check uploads still pending; confirmed ones clear, rejected rows become errors."""
+    que_ids = sorted(set(db.session.scalars(select(Listing.pending_ref).where(
+        Listing.channel_id == channel.id, Listing.pending_ref.is_not(None)))))
+    if not que_ids:
+        return []
+    results = []
+    for que_id, status in client.upload_status(que_ids).items():
+        if status["status"] in ("waiting", "processing"):
+            continue
+        results.append({"que_id": que_id, **status})
+        db.session.execute(update(Listing).where(Listing.channel_id == channel.id, Listing.pending_ref == que_id)
+                           .values(pending_ref=None, last_confirmed_at=utcnow())
+                           .execution_options(synchronize_session=False))
+        if status["status"] == "error":
+            record_error(source="channel", level=8, kind="upload_rejected", channel=channel, code=que_id,
+                         message=f"{channel.name}: キューID {que_id} の処理に失敗しました: {status['message'][:300]}")
+    return results
+
+
+def push_deltas_with_report(channel: Channel, client) -> int:
+    """Upload every listing's pending delta once; returns how many listings were uploaded."""
+    previous = _previous_results(channel, client)
+    listings = db.session.scalars(select(Listing).where(
+        Listing.channel_id == channel.id, Listing.dirty.is_(True), Listing.sync_enabled.is_(True))
+        .order_by(Listing.id)).all()
+    uploads = [(listing, listing.pending_delta, listing.fact_at) for listing in listings
+               if listing.pending_delta and listing.product is not None]
+    for listing in listings:
+        if not listing.pending_delta:
+            db.session.execute(update(Listing).where(Listing.id == listing.id, Listing.fact_at == listing.fact_at)
+                               .values(dirty=False).execution_options(synchronize_session=False))
+    upload_error = None
+    que_id = None
+    rows = [(listing.identifier, delta) for listing, delta, _ in uploads]
+    if rows:
+        key = f"ne-{channel.id}-" + "-".join(f"{listing.id}.{delta}" for listing, delta, _ in uploads)[:200]
+        try:
+            que_id = client.upload_deltas(rows, key)
+        except PlatformError as exc:
+            upload_error = exc
+    if que_id is not None:
+        now = utcnow()
+        for listing, delta, fact_at in uploads:
+            # Subtract exactly what was uploaded: a delta added meanwhile stays for the next run.
+            db.session.execute(update(Listing).where(Listing.id == listing.id).values(
+                pending_delta=Listing.pending_delta - delta, pending_ref=que_id, last_pushed_at=now,
+                last_pushed_quantity=delta).execution_options(synchronize_session=False))
+            db.session.execute(update(Listing).where(Listing.id == listing.id, Listing.fact_at == fact_at,
+                                                     Listing.pending_delta == 0)
+                               .values(dirty=False).execution_options(synchronize_session=False))
+    if rows or previous:
+        _report(channel, rows, que_id, upload_error, previous)
+    db.session.commit()
+    if upload_error is not None:
+        raise upload_error
+    return len(uploads)
+
+
+def _report(channel: Channel, rows, que_id, upload_error, previous) -> None:
+    upload_ok = upload_error is None
+    previous_ok = all(p["status"] != "error" for p in previous)
+    parts = []
+    if rows:
+        parts.append(f"アップロード:{'成功' if upload_ok else '失敗'}")
+    if previous:
+        parts.append(f"前回の処理結果:{'成功' if previous_ok else '失敗'}")
+    subject = f"【stocklink】{channel.name} " + " / ".join(parts)
+    csv_text = build_delta_csv(rows) if rows else ""
+    attachments = [{"filename": f"nextengine_{que_id or 'failed'}.csv", "content_type": "text/csv",
+                    "text": csv_text}] if rows else []
+    queue_mail("report", subject, "nextengine_report", attachments=attachments, channel=channel, rows=rows,
+               que_id=que_id, upload_error=upload_error, previous=previous)
