@@ -81,3 +81,11 @@ def maybe_resume(channel: Channel) -> bool:
 def _aware(value):
     from datetime import UTC
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def final_attempt() -> bool:
+    """Whether the running RQ job has no retry left (alert on the final failure only)."""
+    from rq import get_current_job
+
+    job = get_current_job()
+    return job is None or not job.retries_left

@@ -5,8 +5,6 @@ channel. Unlinkable products are handled by the merchant's mode (seed 000).
 """
 from __future__ import annotations
 
-from datetime import datetime
-
 from sqlalchemy import select
 
 from stocklink import settings
@@ -117,7 +115,7 @@ def apply_notification(inbox: SmaregiInbox, notification: Notification) -> set[i
             product = state.products.get(movement.product_id)
             if product is None or movement.product_id not in decision.apply:
                 continue
-            delta = _movement_delta(movement, product, read_at)
+            delta = _movement_delta(client, movement)
             if delta:
                 add_pending_delta(product.id, delta, delta_channels)
                 channels |= delta_channels
@@ -138,12 +136,19 @@ def _cause(movements: list[StockMovement], sid: str) -> str:
     return "smaregi:notification"
 
 
-def _movement_delta(movement: StockMovement, product: Product, read_at: datetime) -> int | None:
-    """The NextEngine delta of one movement (seed 001 §5). Platform webhooks carry no amounts;
-    their movement is the change stocklink just applied, with division unknown."""
-    if movement.amount is not None and movement.stock_after is not None:
-        return nextengine_delta(movement.amount, movement.stock_after, movement.division or "")
-    return None
+def _movement_delta(client, movement: StockMovement) -> int | None:
+    """The NextEngine delta of one movement (seed 001 §5). Legacy rows carry amount, stock
+    after and division; a Platform webhook carries only the 在庫変動履歴ID, so the movement
+    is read from Smaregi (``GET /stock/changes``)."""
+    amount, after, division = movement.amount, movement.stock_after, movement.division
+    if (amount is None or after is None) and movement.history_id:
+        change = client.get_stock_change(movement.product_id, movement.history_id, movement.store_id)
+        if change is None:
+            return None
+        amount, after, division = change.amount, change.stock_amount, change.stock_division
+    if amount is None or after is None:
+        return None
+    return nextengine_delta(amount, after, division or "")
 
 
 def _drop_released(sid: str) -> None:

@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from stocklink.channel_clients import make_channel_client
 from stocklink.channel_kinds import KINDS
 from stocklink.domain.stock import ChannelRange, QuantityPolicy, compute_push_quantity, set_availability
-from stocklink.errors import record_error, resolve_temporary_errors
+from stocklink.errors import final_attempt, record_error, resolve_temporary_errors
 from stocklink.extensions import db
 from stocklink.jobs import job
 from stocklink.models import Channel, Listing, Product, SetComponent
@@ -37,7 +37,12 @@ def _enqueue(job_id: str, channel_id: int) -> None:
 
 
 def enqueue_push(channel_id: int) -> str:
-    """Ask for a push of ``channel_id``; returns what happened (queued / already queued / follow-up)."""
+    """Ask for a push of ``channel_id``; returns what happened.
+
+    One job id per channel with ``unique=True``: while one is queued, no second is added
+    (it will see every mark). While one runs, one follow-up may wait behind its lock. A
+    job hash left behind by a finished or failed run is deleted and the push re-queued.
+    """
     job_id = f"push-{channel_id}"
     try:
         _enqueue(job_id, channel_id)
@@ -45,21 +50,23 @@ def enqueue_push(channel_id: int) -> str:
     except DuplicateJobError:
         pass
     try:
-        status = Job.fetch(job_id, connection=get_redis()).get_status()
+        existing = Job.fetch(job_id, connection=get_redis())
+        status = existing.get_status()
     except NoSuchJobError:
-        status = None
+        existing, status = None, None
     if status in ("queued", "scheduled", "deferred"):
         return "already queued"
-    if status in (None, "finished", "failed", "stopped", "canceled"):
-        Job(job_id, connection=get_redis()).delete() if status else None
+    if status == "started":
         try:
-            _enqueue(job_id, channel_id)
-            return "queued"
+            _enqueue(f"{job_id}-followup", channel_id)
+            return "follow-up"
         except DuplicateJobError:
             return "already queued"
-    try:  # started: one follow-up waits for the lock and sees what this mark added
-        _enqueue(f"{job_id}-followup", channel_id)
-        return "follow-up"
+    if existing is not None:
+        existing.delete()
+    try:
+        _enqueue(job_id, channel_id)
+        return "queued"
     except DuplicateJobError:
         return "already queued"
 
@@ -136,6 +143,7 @@ def _push_absolute(channel: Channel, client) -> int:
                 # Compare-and-set lost to the channel's own sale: keep dirty, retry with the fresh value.
                 listing.last_confirmed_quantity = result.confirmed
                 listing.last_confirmed_at = now
+                done += 1  # progress: the next round retries with the fresh value
             elif result.status == "unknown_item":
                 # SPEC §11.8: an outcome for the merchant, not a retry.
                 listing.link_problem = "unknown_item"
@@ -200,8 +208,11 @@ def _push_locked(channel_id: int) -> str:
     except PlatformError as exc:
         db.session.rollback()
         channel = db.session.get(Channel, channel_id)
-        record_error(source="channel", level=8, kind="temporary", channel=channel, code=exc.code,
-                     message=f"{channel.name}: 一時的なエラー、自動で再試行します ({exc})")
+        record = record_error(source="channel", level=8, kind="temporary", channel=channel, code=exc.code,
+                              message=f"{channel.name}: 一時的なエラー、自動で再試行します ({exc})")
+        if final_attempt():
+            queue_mail("level8", f"【stocklink】{channel.name} への在庫反映が繰り返し失敗しています", "level8",
+                       channel=channel, error=str(exc), occurrences=record.occurrences)
         db.session.commit()
         raise
     channel.last_sync_at = utcnow()

@@ -38,6 +38,5 @@ def index():
             Registration.state.in_(("pending", "failed")))),
         "errors": _count(select(func.count(ErrorRecord.id)).where(ErrorRecord.resolved_at.is_(None))),
     }
-    stopped = [c for c in channels if c.state == "stopped"]
     return render_template("dashboard/index.html", channels=channels, latest_error=latest_error,
-                           counts=counts, stopped=stopped)
+                           counts=counts)
