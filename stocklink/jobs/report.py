@@ -24,16 +24,25 @@ def _previous_results(channel: Channel, client) -> list[dict]:
     if not que_ids:
         return []
     results = []
+    finished = []
     for que_id, status in client.upload_status(que_ids).items():
         if status["status"] in ("waiting", "processing"):
             continue
         results.append({"que_id": que_id, **status})
-        db.session.execute(update(Listing).where(Listing.channel_id == channel.id, Listing.pending_ref == que_id)
-                           .values(pending_ref=None, last_confirmed_at=utcnow())
-                           .execution_options(synchronize_session=False))
+        finished.append(que_id)
         if status["status"] == "error":
             record_error(source="channel", level=8, kind="upload_rejected", channel=channel, code=que_id,
                          message=f"{channel.name}: キューID {que_id} の処理に失敗しました: {status['message'][:300]}")
+    if finished:
+        # SPEC §11.9: an asynchronous write stays pending until a read-back confirms it.
+        listings = db.session.scalars(select(Listing).where(
+            Listing.channel_id == channel.id, Listing.pending_ref.in_(finished))).all()
+        stock = client.read_stock([listing.identifier for listing in listings])
+        now = utcnow()
+        for listing in listings:
+            listing.pending_ref = None
+            listing.last_confirmed_quantity = stock.get(listing.identifier)
+            listing.last_confirmed_at = now
     return results
 
 
@@ -68,9 +77,12 @@ def push_deltas_with_report(channel: Channel, client) -> int:
             db.session.execute(update(Listing).where(Listing.id == listing.id, Listing.fact_at == fact_at,
                                                      Listing.pending_delta == 0)
                                .values(dirty=False).execution_options(synchronize_session=False))
+    # Commit what NextEngine accepted before anything else can fail: a rollback after a
+    # successful upload would upload the same counts again.
+    db.session.commit()
     if rows or previous:
         _report(channel, rows, que_id, upload_error, previous)
-    db.session.commit()
+        db.session.commit()
     if upload_error is not None:
         raise upload_error
     return len(uploads)

@@ -34,7 +34,8 @@ def stopped_channels_banner(app) -> None:
         from stocklink.extensions import db
         from stocklink.models import Channel
 
-        if not current_user.is_authenticated:
+        # Mails are rendered in jobs, outside any request: there is no current_user then.
+        if not current_user or not current_user.is_authenticated:
             return {"stopped_channels": []}
         return {"stopped_channels": db.session.scalars(
             select(Channel).where(Channel.state == "stopped").order_by(Channel.id)).all()}
