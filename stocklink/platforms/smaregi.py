@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote
 
@@ -53,6 +54,9 @@ SCAN_THRESHOLD = 10
 _LEGACY_AUTH_CODES = {13, 14, 21, 22, 23, 24}
 
 _TOKEN_MARGIN = 60.0  # renew the Platform token this many seconds before it expires
+
+
+JST = timezone(timedelta(hours=9))
 
 
 @dataclass
@@ -244,6 +248,12 @@ class LegacySmaregiClient(_Closable):
         for row in rows:
             stock[str(row["productId"])] = _int(row.get("stockAmount"), "stockAmount")
         return stock
+
+    def stock_updated_since(self, since: datetime) -> dict[str, int]:
+        """Stock of every product whose stock row changed at or after ``since`` (backfill, SPEC §11.2)."""
+        conditions = [{"storeId": self.store_id, "updDateTime >=": since.astimezone(JST).strftime("%Y-%m-%d %H:%M:%S")}]
+        return {str(row["productId"]): _int(row.get("stockAmount"), "stockAmount") for row in self._ref(
+            "stock_ref", "Stock", ["productId", "stockAmount", "updDateTime"], conditions, ["productId"])}
 
     _PRODUCT_FIELDS = ["productId", "productCode", "productName", "size", "color", "groupCode",
                        "stockControlDivision"]
@@ -446,6 +456,19 @@ class PlatformSmaregiClient(_Closable):
             if str(row.get("productId")) in stock:
                 stock[str(row["productId"])] = _int(row.get("stockAmount"), "stockAmount")
         return stock
+
+    def stock_updated_since(self, since: datetime) -> dict[str, int]:
+        """Stock of every product whose stock row changed at or after ``since`` (backfill, SPEC §11.2).
+
+        ``upd_date_time-from`` ranges are capped at 31 days (doc §3.5): an older ``since`` is
+        moved forward to 30 days ago.
+        """
+        floor = datetime.now(UTC) - timedelta(days=30)
+        since = max(since, floor)
+        params = {"store_id": self.store_id, "fields": "productId,stockAmount", "sort": "productId",
+                  "upd_date_time-from": since.astimezone(JST).isoformat(timespec="seconds")}
+        return {str(row["productId"]): _int(row.get("stockAmount"), "stockAmount")
+                for row in self._pages("/stock", params)}
 
     _PRODUCT_FIELDS = "productId,productCode,productName,size,color,groupCode,stockControlDivision"
 
