@@ -12,7 +12,7 @@ from redis.exceptions import LockError
 from rq import Retry
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from stocklink.channel_clients import make_channel_client
 from stocklink.channel_kinds import KINDS
@@ -223,9 +223,11 @@ def _push_locked(channel_id: int) -> str:
 
 @job
 def sweep_dirty() -> int:
-    """Every minute: enqueue a push for each active channel that still has dirty listings."""
+    """Every minute: enqueue a push for each active channel that still has dirty listings, or
+    asynchronous uploads waiting for their result (NextEngine ``que_id``, SPEC §11.9)."""
     channel_ids = db.session.scalars(select(Listing.channel_id).join(Channel).where(
-        Listing.dirty.is_(True), Channel.state == "active", Channel.enabled.is_(True)).distinct()).all()
+        or_(Listing.dirty.is_(True), Listing.pending_ref.is_not(None)),
+        Channel.state == "active", Channel.enabled.is_(True)).distinct()).all()
     for channel_id in channel_ids:
         enqueue_push(channel_id)
     return len(channel_ids)
