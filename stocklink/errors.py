@@ -36,13 +36,17 @@ def record_error(*, source: str, level: int, kind: str, message: str, code: str 
     return record
 
 
-def resolve_temporary_errors(channel: Channel) -> None:
-    """A successful sync clears the channel's level 8 errors."""
+def resolve_temporary_errors(channel: Channel | None = None, *, source: str = "smaregi") -> None:
+    """A successful sync clears the temporary errors it proves over: the channel's or, without a
+    channel, those of ``source``. Outcomes for the merchant (``unknown_item``, a rejected upload)
+    stay until the merchant acts (SPEC §11.8); so do level 9 errors."""
     now = utcnow()
+    owner = (ErrorRecord.channel_id == channel.id if channel is not None
+             else (ErrorRecord.channel_id.is_(None) & (ErrorRecord.source == source)))
     for record in db.session.scalars(select(ErrorRecord).where(
-            ErrorRecord.channel_id == channel.id, ErrorRecord.level < 9, ErrorRecord.resolved_at.is_(None))):
+            owner, ErrorRecord.kind == "temporary", ErrorRecord.level < 9, ErrorRecord.resolved_at.is_(None))):
         record.resolved_at = now
-    if channel.state == "active":
+    if channel is not None and channel.state == "active":
         channel.error_level = None
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from stocklink import settings
 from stocklink.channel_kinds import KINDS
 from stocklink.domain.delta import StockDivision, nextengine_delta
-from stocklink.domain.linking import decide_unlinkable
+from stocklink.domain.linking import classify_notification_products, decide_unlinkable
 from stocklink.extensions import db
 from stocklink.models import Channel, Product, SmaregiInbox
 from stocklink.models._types import utcnow
@@ -43,9 +43,7 @@ def abort_check(notification: Notification) -> list[dict]:
         return []
     ids = [m.product_id for m in store_movements(notification.movements)]
     state = linkage(ids)
-    candidates = [sid for sid in dict.fromkeys(ids) if sid not in state.not_managed]
-    linkable = [sid for sid in candidates if sid in state.linked or sid in state.released]
-    unlinkable = [sid for sid in candidates if sid not in linkable]
+    linkable, unlinkable = _split(ids, state)
     decision = decide_unlinkable("abort", linkable, unlinkable, already_excluded=state.excluded)
     if not decision.reject:
         return []
@@ -55,6 +53,16 @@ def abort_check(notification: Notification) -> list[dict]:
     queue_mail("unlinkable", ABORT_SUBJECT, "unlinkable_abort", products=described)
     db.session.commit()
     return described
+
+
+def _split(ids: list[str], state) -> tuple[list[str], list[str]]:
+    """(linkable, unlinkable) products of a notification. Products outside stock control
+    (seed 003: 在庫管理対象外) and excluded products are in neither: an exclusion wins over a
+    link until the merchant removes it (seed 000: "excluded products are skipped silently")."""
+    candidates = [sid for sid in dict.fromkeys(ids) if sid not in state.not_managed]
+    linkable, unlinkable, _excluded = classify_notification_products(
+        candidates, state.linked | state.released, state.excluded)
+    return linkable, unlinkable
 
 
 def _ensure_products(client, smaregi_ids: list[str], known: dict[str, Product]) -> dict[str, Product]:
@@ -92,9 +100,7 @@ def apply_notification(inbox: SmaregiInbox, notification: Notification) -> set[i
     state = linkage(ids)
     _ensure_products(client, ids, state.products)
     state = linkage(ids)
-    candidates = [sid for sid in ids if sid not in state.not_managed]  # seed 003: 在庫管理対象外
-    linkable = [sid for sid in candidates if sid in state.linked or sid in state.released]
-    unlinkable = [sid for sid in candidates if sid not in linkable]
+    linkable, unlinkable = _split(ids, state)
     # Abort mode was decided in the webhook request; what reaches here is processed in full.
     decision = decide_unlinkable("skip" if mode == "abort" else mode, linkable, unlinkable,
                                  already_excluded=state.excluded)

@@ -8,7 +8,7 @@ from rq import Retry
 from rq.exceptions import DuplicateJobError
 from sqlalchemy import select, update
 
-from stocklink.errors import record_error
+from stocklink.errors import record_error, resolve_temporary_errors
 from stocklink.extensions import db
 from stocklink.jobs import job
 from stocklink.jobs.push import enqueue_push
@@ -57,6 +57,7 @@ def process_inbox(inbox_id: int) -> str:
     try:
         channels = apply_notification(row, notification_of(row))
         row.status, row.processed_at, row.error = "done", utcnow(), None
+        resolve_temporary_errors(source="smaregi")  # Smaregi answers again (SPEC §6: shown until it clears)
         db.session.commit()
     except AuthError as exc:
         db.session.rollback()

@@ -23,12 +23,15 @@ from stocklink.jobs import job
 from stocklink.models import Channel, Listing, Product, SetComponent
 from stocklink.models._types import utcnow
 from stocklink.notify import queue_mail
-from stocklink.platforms.base import AuthError, PlatformError, StockWrite
+from stocklink.platforms.base import AuthError, PlatformError, StockWrite, TemporaryError
 from stocklink.queues import PUSH, get_queue, get_redis
 
 log = logging.getLogger(__name__)
 RETRY = Retry(max=6, interval=[5, 15, 60, 180, 600, 1800])
 MAX_ROUNDS = 5
+# A write that timed out or lost its connection may have been applied by the channel
+# (stocklink/platforms/colorme.py: "a timeout on a relative write is ambiguous").
+AMBIGUOUS_FAILURES = {"timeout", "connection"}
 
 
 def _enqueue(job_id: str, channel_id: int) -> None:
@@ -96,7 +99,11 @@ def plan_writes(channel: Channel, listings: list[Listing]) -> tuple[list[tuple[L
         if not decision.push:
             unchanged.append(listing)
             continue
-        key = f"sl-{listing.id}-{int(listing.fact_at.timestamp() * 1000) if listing.fact_at else 0}"
+        # The key names the fact and the expected channel quantity: a retry of the same write
+        # replays (Shopify §7.4), while a retry after a lost compare-and-set (new expected) is
+        # a new write, not an IDEMPOTENCY_KEY_PARAMETER_MISMATCH.
+        fact = int(listing.fact_at.timestamp() * 1000) if listing.fact_at else 0
+        key = f"sl-{listing.id}-{fact}-{listing.last_confirmed_quantity}"
         writes.append((listing, StockWrite(listing.identifier, decision.quantity,
                                            listing.last_confirmed_quantity, key)))
     return writes, unchanged
@@ -106,6 +113,15 @@ def _clear_dirty(listing: Listing, seen_fact_at) -> None:
     """Clear the mark only if no newer fact arrived meanwhile (compare-and-clear)."""
     db.session.execute(update(Listing).where(Listing.id == listing.id, Listing.fact_at == seen_fact_at)
                        .values(dirty=False).execution_options(synchronize_session=False))
+
+
+def _forget_confirmed(listings: list[Listing]) -> None:
+    """The channel may or may not have applied these writes: forget what it last confirmed, so
+    the retry writes the value itself instead of applying a ColorMe increment a second time
+    (platform-apis-channels.md §1.5). Committed at once: the caller rolls back and re-raises."""
+    db.session.execute(update(Listing).where(Listing.id.in_([listing.id for listing in listings]))
+                       .values(last_confirmed_quantity=None).execution_options(synchronize_session=False))
+    db.session.commit()
 
 
 def _push_absolute(channel: Channel, client) -> int:
@@ -122,7 +138,12 @@ def _push_absolute(channel: Channel, client) -> int:
     batch_size = max(getattr(client, "max_batch", 50), 1)
     for start in range(0, len(writes), batch_size):
         batch = writes[start:start + batch_size]
-        results = {r.identifier: r for r in client.write_stock([w for _, w in batch])}
+        try:
+            results = {r.identifier: r for r in client.write_stock([w for _, w in batch])}
+        except TemporaryError as exc:
+            if exc.code in AMBIGUOUS_FAILURES:
+                _forget_confirmed([listing for listing, _ in batch])
+            raise
         now = utcnow()
         for listing, write in batch:
             result = results.get(write.identifier)
