@@ -24,7 +24,7 @@ def record_error(*, source: str, level: int, kind: str, message: str, code: str 
         existing.occurrences += 1
         existing.last_seen_at = now
         return existing
-    record = ErrorRecord(source=source, level=level, kind=kind, message=message, code=code,
+    record = ErrorRecord(source=source, level=level, kind=kind, message=message, code=code, occurrences=1,
                          channel_id=channel.id if channel else None, created_at=now, last_seen_at=now)
     db.session.add(record)
     if channel is not None and level >= 9:
@@ -63,7 +63,8 @@ def clear_error(record: ErrorRecord, *, commit: bool = True) -> None:
 
 def maybe_resume(channel: Channel) -> bool:
     """Resume a stopped channel when its credentials are newer than the stop and no level 9
-    error is left; then enqueue a push of everything dirty. Returns whether it resumed."""
+    error is left; the push of everything dirty is enqueued when the caller commits.
+    Returns whether it resumed."""
     if channel.state != "stopped":
         return False
     open_auth = db.session.scalars(select(ErrorRecord).where(
@@ -76,9 +77,11 @@ def maybe_resume(channel: Channel) -> bool:
     channel.error_level = None
     channel.stopped_at = None
     db.session.flush()
+    from stocklink.after_commit import after_commit
     from stocklink.jobs.push import enqueue_push
-    db.session.commit()
-    enqueue_push(channel.id)
+
+    channel_id = channel.id
+    after_commit(lambda: enqueue_push(channel_id))
     return True
 
 

@@ -30,3 +30,8 @@ def store_notification(notification: Notification) -> tuple[int, bool]:
     existing = db.session.scalar(select(SmaregiInbox.id).where(
         SmaregiInbox.dedupe_key == notification.dedupe_key))
     return existing, False
+
+
+def already_stored(notification: Notification) -> bool:
+    return db.session.scalar(select(SmaregiInbox.id).where(
+        SmaregiInbox.dedupe_key == notification.dedupe_key)) is not None

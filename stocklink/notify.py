@@ -8,6 +8,7 @@ from __future__ import annotations
 from flask import render_template
 
 from stocklink import settings
+from stocklink.after_commit import after_commit
 from stocklink.extensions import db
 from stocklink.models import OutboxMessage
 
@@ -42,12 +43,6 @@ def queue_mail(kind: str, subject: str, template: str, *, attachments: list[dict
 
 
 def _after_commit_enqueue(message_id: int) -> None:
-    from sqlalchemy import event
+    from stocklink.jobs.mail import enqueue_send
 
-    session = db.session()
-
-    def enqueue(_session):
-        from stocklink.jobs.mail import enqueue_send
-        enqueue_send(message_id)
-
-    event.listen(session, "after_commit", enqueue, once=True)
+    after_commit(lambda: enqueue_send(message_id))

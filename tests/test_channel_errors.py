@@ -256,3 +256,23 @@ def push_job_status(app, channel_id: int) -> str | None:
             return Job.fetch(f"push-{channel_id}", connection=get_redis()).get_status()
         except NoSuchJobError:
             return None
+
+
+def test_blank_platform_settings_keep_the_stored_ones(app, client, logged_in):
+    """Saving a channel with the JSON field left blank keeps its settings (Shopify location_id)."""
+    from stocklink.extensions import db as _db
+    from stocklink.models import Channel
+
+    with app.app_context():
+        channel = Channel(kind="shopify", name="Shopify", base_url="https://shop.example",
+                          settings={"location_id": "7"})
+        _db.session.add(channel)
+        _db.session.commit()
+        channel_id = channel.id
+    token = logged_in.token(f"/settings/channels/{channel_id}")
+    response = client.post(f"/settings/channels/{channel_id}", data={
+        "csrf_token": token, "name": "Shopify", "base_url": "https://shop.example", "enabled": "1",
+        "settings_json": ""})
+    assert response.status_code == 303
+    with app.app_context():
+        assert _db.session.get(Channel, channel_id).settings == {"location_id": "7"}

@@ -5,10 +5,21 @@ import pytest
 from rq.job import Job
 from sqlalchemy import func, select, update
 
+from stocklink import settings as stocklink_settings
 from stocklink.extensions import db
 from stocklink.jobs.inbox import process_inbox
 from stocklink.jobs.push import push_channel
-from stocklink.models import Channel, ConfirmationItem, ErrorRecord, Listing, OutboxMessage, Product, StockLedger
+from stocklink.models import (
+    Channel,
+    ConfirmationItem,
+    ErrorRecord,
+    Listing,
+    OutboxMessage,
+    Product,
+    SmaregiInbox,
+    StockLedger,
+)
+from stocklink.platforms.base import AuthError
 from stocklink.queues import WEBHOOKS, get_queue, get_redis
 from stocklink.stock import mark_listings_dirty
 from stocklink.sync import smaregi_client
@@ -221,3 +232,23 @@ def test_a_smaregi_outage_is_retried_and_clears_once_the_notification_is_applied
     assert stock_of(app, A) == 5 and world.channel_stock(A) == (5, 5)
     with app.app_context():
         assert db.session.scalar(select(ErrorRecord.resolved_at)) is not None  # shown until it clears
+
+
+def test_smaregi_auth_failure_is_mailed_once_however_often_it_retries(app, world, jobs_runner, mailbox):
+    """A Smaregi credential error records a level 9 error and mails it once, not on every retry."""
+    world.add("8400001", "E001", "商品E", 10)
+    with app.app_context():
+        stocklink_settings.save({"smaregi.access_token": "wrong-token"})
+    world.smaregi.sell([("8400001", 1)])
+    for _ in range(3):
+        with app.app_context():
+            inbox_id = db.session.scalar(select(SmaregiInbox.id))
+        with pytest.raises(AuthError):
+            process_inbox(inbox_id)
+    jobs_runner(queues=("mail",))
+    with app.app_context():
+        [error] = db.session.scalars(select(ErrorRecord).where(ErrorRecord.source == "smaregi")).all()
+        assert (error.level, error.occurrences) == (9, 3)
+    with mailbox.lock:
+        subjects = [m["subject"] for m in mailbox.messages]
+    assert subjects.count("【stocklink】スマレジからの在庫取得に失敗しました") == 1

@@ -302,3 +302,18 @@ def test_removing_an_exclusion_syncs_the_product_again(app, client, logged_in, s
     assert len(mails(mailbox, SKIPPED)) == 1
     with app.app_context():
         assert db.session.scalar(select(func.count(Exclusion.id))) == 0
+
+
+def test_a_resend_of_a_stored_notification_is_not_aborted_later(app, shop, jobs_runner):
+    """A notification accepted once is answered as stored even if abort mode would now reject it."""
+    world = shop
+    world.smaregi.sell([(A, 1), (C, 1)])
+    send = world.smaregi.sends[-1]
+    jobs_runner()
+    set_mode(app, "abort")
+    with app.app_context():  # A is no longer linkable
+        db.session.execute(Listing.__table__.delete().where(Listing.product_id == _product_id(A)))
+        db.session.commit()
+    world.smaregi.resend(send.id)
+    assert (send.last.status, send.status) == (200, "success")
+    assert len(inbox_rows(app)) == 1 and queue_rows(app) == []

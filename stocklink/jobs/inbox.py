@@ -8,12 +8,13 @@ from rq import Retry
 from rq.exceptions import DuplicateJobError
 from sqlalchemy import select, update
 
-from stocklink.errors import record_error, resolve_temporary_errors
+from stocklink.errors import final_attempt, record_error, resolve_temporary_errors
 from stocklink.extensions import db
 from stocklink.jobs import job
 from stocklink.jobs.push import enqueue_push
 from stocklink.models import SmaregiInbox
 from stocklink.models._types import utcnow
+from stocklink.notify import queue_mail
 from stocklink.platforms.base import AuthError, PlatformError
 from stocklink.platforms.smaregi_webhook import parse_legacy, parse_platform
 from stocklink.queues import WEBHOOKS, get_queue
@@ -80,9 +81,13 @@ def _fail(inbox_id: int, exc: Exception, *, level: int) -> None:
     row = db.session.get(SmaregiInbox, inbox_id)
     row.status, row.error = "failed", f"{type(exc).__name__}: {exc}"[:2000]
     kind = "auth" if level >= 9 else "temporary"
-    record_error(source="smaregi", level=level, kind=kind, code=getattr(exc, "code", None),
+    record = record_error(source="smaregi", level=level, kind=kind, code=getattr(exc, "code", None),
                  message=("スマレジの認証に失敗しました。設定を確認してください" if level >= 9
                           else "スマレジからの在庫取得に失敗しました。自動で再試行します") + f" ({exc})")
+    # Level 9 is mailed when it first appears (not on every retry), level 8 on the final failure.
+    if (level >= 9 and record.occurrences == 1) or (level < 9 and final_attempt()):
+        queue_mail("level9" if level >= 9 else "level8", "【stocklink】スマレジからの在庫取得に失敗しました",
+                   "smaregi_failure", error=str(exc), level=level)
     db.session.commit()
 
 

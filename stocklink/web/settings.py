@@ -117,7 +117,9 @@ def _channel_form(channel: Channel | None) -> dict:
         raw["credentials"] = {k: request.form[f"cred_{k}"] for k in KINDS[kind].credential_keys
                               if request.form.get(f"cred_{k}", "").strip()}
     extra = request.form.get("settings_json", "").strip()
-    if extra:
+    if not extra and channel is not None:
+        raw["settings"] = dict(channel.settings or {})  # a blank field keeps what is stored
+    elif extra:
         try:
             raw["settings"] = json.loads(extra)
         except ValueError:
@@ -136,6 +138,7 @@ def channel_form(channel_id: int | None = None):
         try:
             values = validate_channel(0, _channel_form(channel))
             saved = upsert_channel(values, channel)
+            resumed = maybe_resume(saved)
             db.session.commit()
         except SettingsError as exc:
             db.session.rollback()
@@ -143,7 +146,7 @@ def channel_form(channel_id: int | None = None):
             flash(_("Not saved: %(key)s %(message)s", key=key, message=exc.message), "error")
             return render_template("settings/channel.html", channel=channel, kinds=KINDS, form=request.form,
                                    masked={}), 400
-        if maybe_resume(saved):
+        if resumed:
             flash(_("New credentials saved and no error left: the channel resumed."), "info")
         flash(_("Channel saved."), "info")
         return redirect(url_for("settings.index"), 303)

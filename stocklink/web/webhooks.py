@@ -57,7 +57,13 @@ def smaregi(code: str):
         return _text(f"malformed: {exc}", 400)
 
     try:
+        from stocklink.inbox import already_stored
         from stocklink.sync import abort_check
+
+        # A resend of a notification already stored is answered as stored, before the abort
+        # check: it was accepted once and will be (or was) processed once.
+        if already_stored(notification):
+            return jsonify(result="ok")
         rejected = abort_check(notification)
     except SQLAlchemyError:
         db.session.rollback()
