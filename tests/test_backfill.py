@@ -85,3 +85,20 @@ def test_backfill_does_nothing_without_smaregi(app):
     """An instance not yet configured has nothing to backfill."""
     with app.app_context():
         assert backfill_stock() == "smaregi not configured"
+
+
+def test_catalogue_refresh_stops_syncing_a_product_taken_out_of_stock_control(app, setup, jobs_runner):
+    """A product switched to stockControlDivision 1 in Smaregi is marked unmanaged and no longer pushed."""
+    from stocklink.jobs.catalogue import refresh_catalogue
+
+    smaregi, colorme, item = setup
+    smaregi.products["8000001"].stock_control_division = "1"
+    with app.app_context():
+        assert refresh_catalogue() == "1 product(s) updated"
+        product = db.session.query(Product).filter_by(smaregi_product_id="8000001").one()
+        assert product.stock_managed is False
+    smaregi.sell([("8000001", 4)])
+    with app.app_context():
+        assert backfill_stock() == "0 product(s) corrected"
+    jobs_runner()
+    assert colorme.stock(item) == 10
