@@ -100,3 +100,22 @@ def retry_after_seconds(response: requests.Response) -> float | None:
         return float(value) if value is not None else None
     except ValueError:
         return None
+
+
+class ChannelClient:
+    """What every channel client shares: constructed from a base URL, credentials and the
+    channel's settings only (the sandbox differs by base URL). ``on_credentials`` is called
+    with the new credentials whenever the platform rotates them, so the caller can persist them."""
+
+    kind = ""
+    max_batch = 1
+
+    def __init__(self, base_url: str, credentials: dict, settings: dict | None = None, *,
+                 session: requests.Session | None = None, timeout: float = DEFAULT_TIMEOUT,
+                 on_credentials=None):
+        self.base_url = base_url.rstrip("/")
+        self.credentials = dict(credentials)
+        self.settings = dict(settings or {})
+        self.session = session or new_session()
+        self.timeout = timeout
+        self.on_credentials = on_credentials

@@ -21,13 +21,12 @@ from __future__ import annotations
 import requests
 
 from stocklink.platforms.base import (
-    DEFAULT_TIMEOUT,
     AuthError,
+    ChannelClient,
     PlatformError,
     StockWrite,
     TemporaryError,
     WriteResult,
-    new_session,
     retry_after_seconds,
     send,
 )
@@ -71,21 +70,11 @@ def _option_key(option1, option2) -> tuple[str, str]:
     return (option1 or "", option2 or "")
 
 
-class ColorMeClient:
+class ColorMeClient(ChannelClient):
     """Reads and writes ColorMe stock; see the module docstring for identifiers."""
 
     kind = "colorme"
     max_batch = 1
-
-    def __init__(self, base_url: str, credentials: dict, settings: dict | None = None, *,
-                 session: requests.Session | None = None, timeout: float = DEFAULT_TIMEOUT,
-                 on_credentials=None):
-        self.base_url = base_url.rstrip("/")
-        self.credentials = dict(credentials)
-        self.settings = dict(settings or {})
-        self.session = session or new_session()
-        self.timeout = timeout
-        self.on_credentials = on_credentials  # unused: ColorMe tokens never rotate (§1.2)
 
     def _request(self, method: str, path: str, **kwargs) -> requests.Response:
         """Send one API request; returns 200 and 404100 responses, raises on the rest."""

@@ -35,11 +35,11 @@ import requests
 from stocklink.platforms.base import (
     DEFAULT_TIMEOUT,
     AuthError,
+    ChannelClient,
     PlatformError,
     StockWrite,
     TemporaryError,
     WriteResult,
-    new_session,
     retry_after_seconds,
     send,
 )
@@ -70,7 +70,7 @@ def build_delta_csv(rows: list[tuple[str, int]]) -> str:
     return buffer.getvalue()
 
 
-class NextEngineClient:
+class NextEngineClient(ChannelClient):
     """Reads NextEngine stock and uploads stock deltas; see the module docstring."""
 
     kind = "nextengine"
@@ -79,12 +79,8 @@ class NextEngineClient:
     def __init__(self, base_url: str, credentials: dict, settings: dict | None = None, *,
                  session: requests.Session | None = None, timeout: float = DEFAULT_TIMEOUT,
                  on_credentials=None):
-        self.base_url = base_url.rstrip("/")
-        self.credentials = dict(credentials)
-        self.settings = dict(settings or {})
-        self.session = session or new_session()
-        self.timeout = timeout
-        self.on_credentials = on_credentials
+        super().__init__(base_url, credentials, settings, session=session, timeout=timeout,
+                         on_credentials=on_credentials)
         self._uploaded: dict[str, str] = {}  # key -> que_id, this client's lifetime only
         # One call at a time per client: each call may rotate the tokens the next one needs.
         self._lock = threading.Lock()

@@ -26,11 +26,11 @@ import requests
 from stocklink.platforms.base import (
     DEFAULT_TIMEOUT,
     AuthError,
+    ChannelClient,
     PlatformError,
     StockWrite,
     TemporaryError,
     WriteResult,
-    new_session,
     retry_after_seconds,
     send,
 )
@@ -77,7 +77,7 @@ def _gid(kind: str, value: str | int) -> str:
     return f"gid://shopify/{kind}/{text}"
 
 
-class ShopifyClient:
+class ShopifyClient(ChannelClient):
     """Reads and writes ``available`` at one location; see the module docstring."""
 
     kind = "shopify"
@@ -86,16 +86,12 @@ class ShopifyClient:
     def __init__(self, base_url: str, credentials: dict, settings: dict | None = None, *,
                  session: requests.Session | None = None, timeout: float = DEFAULT_TIMEOUT,
                  on_credentials=None):
-        self.base_url = base_url.rstrip("/")
-        self.credentials = dict(credentials)
-        self.settings = dict(settings or {})
+        super().__init__(base_url, credentials, settings, session=session, timeout=timeout,
+                         on_credentials=on_credentials)
         if not self.settings.get("location_id"):
             raise ValueError("Shopify needs settings['location_id']")
         self.location = _gid("Location", self.settings["location_id"])
         self.api_version = self.settings.get("api_version", DEFAULT_API_VERSION)
-        self.session = session or new_session()
-        self.timeout = timeout
-        self.on_credentials = on_credentials  # unused: the token does not rotate
 
     def _graphql(self, query: str, variables: dict) -> dict:
         """POST one GraphQL document and return ``data``; raises on transport-level errors."""
