@@ -23,6 +23,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     from stocklink.web import register_blueprints
 
     db.init_app(app)
+    with app.app_context():
+        from stocklink.extensions import sqlite_pragmas
+        sqlite_pragmas(db.engine)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "..", "migrations"))
     mail.init_app(app)
     csrf.init_app(app)

