@@ -16,8 +16,6 @@ Every child runs in its own session (process group) so that stopping it also sto
 forked (gunicorn's workers, RQ's work horses). :meth:`Stack.close` stops them all, then the
 sandboxes, then Redis (and PostgreSQL); it runs on normal exit, on errors and on Ctrl-C.
 
-``sqlite_wal=True`` is an experiment, not the app's configuration: it switches the SQLite file
-to WAL before the servers start (the journal mode is stored in the file).
 """
 from __future__ import annotations
 
@@ -82,7 +80,7 @@ def code_version() -> str:
 
 def source_fingerprint() -> dict[str, int]:
     """mtime of every app source file: a run during which they change measured mixed code
-    (RQ's work horses import job modules from disk when they run, the parent worker did earlier)."""
+    (with `flask worker --fork`, RQ's work horses import job modules from disk when they run)."""
     return {str(p): p.stat().st_mtime_ns for p in (ROOT / "stocklink").rglob("*.py")}
 
 
@@ -118,9 +116,8 @@ class Stack:
     """A running stocklink: web (gunicorn), workers, cron, Redis, database and demo sandboxes."""
 
     def __init__(self, *, workers: int = 2, web_workers: int = 4, web_threads: int = 4, keep: bool = False,
-                 sqlite_wal: bool = False, postgres: bool = False):
+                 postgres: bool = False):
         self.n_workers = workers
-        self.sqlite_wal = sqlite_wal
         self.postgres = ThrowawayPostgres() if postgres else None
         self.web_workers = web_workers
         self.web_threads = web_threads
@@ -176,15 +173,6 @@ class Stack:
         self.app = create_app()
         with self.app.app_context():
             flask_migrate.upgrade()
-            if self.sqlite_wal and self.database == "sqlite":
-                # An experiment, not the app's setting: WAL is a property of the database file,
-                # so every process that opens it afterwards uses it.
-                from sqlalchemy import text
-
-                from stocklink.extensions import db
-                with db.engine.connect() as conn:
-                    mode = conn.execute(text("PRAGMA journal_mode=WAL")).scalar()
-                log(f"SQLite journal_mode set to {mode} (experiment)")
         # The demo's werkzeug server would log every request to stderr.
         logging.getLogger("werkzeug").addHandler(logging.NullHandler())
         logging.getLogger("werkzeug").setLevel(logging.WARNING)

@@ -7,7 +7,7 @@ Run from the repository root::
     .venv/bin/python bench/propagation.py --postgres # the same on a throwaway PostgreSQL cluster
 
 Options: ``--sales N``, ``--rate R``, ``--seconds S``, ``--workers N`` (RQ workers, default 2),
-``--load-threads N``, ``--sqlite-wal`` (experiment: the SQLite file in WAL mode), ``--keep``
+``--load-threads N``, ``--keep``
 (keep the temporary directory with every process's log).
 
 It starts a whole stocklink out of the project's real parts (see bench/_harness.py): a
@@ -35,7 +35,7 @@ What it measures:
    and forwards a −1 delta to NextEngine for each, as it should.
 
 Also reported: the commit under test (``code``) and a warning when stocklink/ changed during
-the run (RQ's work horses import job modules from disk, so a run straddling an edit measures
+the run (workers started with ``--fork`` import job modules from disk, so a run straddling an edit measures
 two versions), failed RQ jobs / inbox rows, and the load average at the start (this is a
 shared 2-CPU machine: everything, load generator included, competes for it).
 
@@ -87,8 +87,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="RQ workers (default 2)")
     parser.add_argument("--postgres", action="store_true",
                         help="run on a throwaway PostgreSQL cluster instead of SQLite (needs the server binaries)")
-    parser.add_argument("--sqlite-wal", action="store_true",
-                        help="experiment: put the SQLite file in WAL mode first (stocklink does not, yet)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory and its logs")
     args = parser.parse_args()
     if args.quick:
@@ -378,7 +376,7 @@ def main() -> int:
     version, sources = code_version(), source_fingerprint()
     load_at_start = os.getloadavg()[0]
     log(f"code {version}; load average {load_at_start:.2f} (other processes on this machine skew the figures)")
-    with Stack(workers=args.workers, keep=args.keep, postgres=args.postgres, sqlite_wal=args.sqlite_wal) as stack:
+    with Stack(workers=args.workers, keep=args.keep, postgres=args.postgres) as stack:
         def drained():
             stack.check_children()
             return dirty_listings(stack) == 0
@@ -423,7 +421,7 @@ def main() -> int:
         "inbox_backlog_at_load_end": ack["backlog_at_end"],
         "drain_s": rounded(ack["drain_s"]),
         "inbox_done_per_s": rounded(ack["done_per_s"]),
-        "database": database + ("+wal" if args.sqlite_wal and database == "sqlite" else ""),
+        "database": database,
         "failed_jobs": sum(failed.values()),
         "code": version,
         "loadavg_at_start": round(load_at_start, 2),
