@@ -5,6 +5,8 @@ channel. Unlinkable products are handled by the merchant's mode (seed 000).
 """
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import select
 
 from stocklink import settings
@@ -85,17 +87,20 @@ def _delta_channel_ids() -> set[int]:
     return set(db.session.scalars(select(Channel.id).where(Channel.kind.in_(delta_kinds))))
 
 
-def apply_notification(inbox: SmaregiInbox, notification: Notification) -> set[int]:
+def apply_notification(inbox: SmaregiInbox, notification: Notification, *, client=None,
+                       prefetched: tuple[datetime, dict[str, int]] | None = None) -> set[int]:
     """Apply one stored notification; returns the ids of channels that need a push.
 
     Safe to run twice: the stock is re-read and overwritten, the ledger records only real
     changes, and the delta for NextEngine is taken once, when the inbox row moves to done.
+    ``prefetched`` is (read time, stock by product id) read from Smaregi for a whole batch of
+    notifications at once; products missing from it are read here.
     """
     movements = store_movements(notification.movements)
     if not movements:
         return set()
     mode = settings.get("sync.unlinkable_mode")
-    client = smaregi_client()
+    client = client or smaregi_client()
     ids = list(dict.fromkeys(m.product_id for m in movements))
     state = linkage(ids)
     _ensure_products(client, ids, state.products)
@@ -106,8 +111,12 @@ def apply_notification(inbox: SmaregiInbox, notification: Notification) -> set[i
                                  already_excluded=state.excluded)
     _handle_unlinkable(decision, state, inbox.id, mode)
 
-    read_at = utcnow()
-    stock = client.fetch_stock(list(decision.apply)) if decision.apply else {}
+    wanted = list(decision.apply)
+    if prefetched is not None and all(sid in prefetched[1] for sid in wanted):
+        read_at, stock = prefetched
+    else:
+        read_at = utcnow()
+        stock = client.fetch_stock(wanted) if wanted else {}
     changed: set[int] = set()
     for sid in decision.apply:
         product = state.products[sid]

@@ -120,8 +120,9 @@ def test_ten_sales_then_one_run_write_each_channel_once(app, world, jobs_runner,
     assert world.channel_stock(A) == (10, 10)
 
 
-def test_notifications_processed_out_of_order_end_at_smaregis_stock(app, world, jobs_runner):
+def test_notifications_processed_out_of_order_end_at_smaregis_stock(app, world, jobs_runner, monkeypatch):
     """The later notification processed first, then the earlier one: stocklink still holds Smaregi's stock."""
+    monkeypatch.setattr("stocklink.jobs.inbox.BATCH", 1)  # one row per job, so the order is ours
     world.add(A, "MUG01", "マグカップ", 10)
     world.smaregi.sell([(A, 2)])
     world.smaregi.sell([(A, 3)])
@@ -252,3 +253,21 @@ def test_smaregi_auth_failure_is_mailed_once_however_often_it_retries(app, world
     with mailbox.lock:
         subjects = [m["subject"] for m in mailbox.messages]
     assert subjects.count("【stocklink】スマレジからの在庫取得に失敗しました") == 1
+
+
+def test_one_job_applies_the_waiting_notifications_with_one_stock_read(app, world, jobs_runner):
+    """A backlog is applied in a batch: one Smaregi stock read, every row done, each once in the ledger."""
+    world.add(A, "MUG01", "マグカップ", 20)
+    world.add(C, "CUP01", "カップ", 20)
+    for _ in range(4):
+        world.smaregi.sell([(A, 1), (C, 2)])
+    rows = inbox_rows(app)
+    reads_before = sum(1 for r in world.smaregi.api_log if "stock_ref" in str(r))
+    assert process_inbox(rows[0][0]) == "done 4, 2 channel(s) to push"
+    reads = sum(1 for r in world.smaregi.api_log if "stock_ref" in str(r)) - reads_before
+    assert reads == 2  # one query per product id (few ids), once for the whole batch
+    assert [status for _id, _g, status in inbox_rows(app)] == ["done"] * 4
+    assert (stock_of(app, A), stock_of(app, C)) == (16, 12)
+    assert ledger_count(app, A) == 1 and ledger_count(app, C) == 1
+    jobs_runner()  # the other rows' own jobs find them done; the pushes run
+    assert world.channel_stock(A) == (16, 16) and world.channel_stock(C) == (12, 12)

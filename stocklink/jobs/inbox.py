@@ -15,7 +15,7 @@ from stocklink.jobs.push import enqueue_push
 from stocklink.models import SmaregiInbox
 from stocklink.models._types import utcnow
 from stocklink.notify import queue_mail
-from stocklink.platforms.base import AuthError, PlatformError
+from stocklink.platforms.base import AuthError
 from stocklink.platforms.smaregi_webhook import parse_legacy, parse_platform
 from stocklink.queues import WEBHOOKS, get_queue
 
@@ -42,39 +42,80 @@ def notification_of(row: SmaregiInbox):
     return parse_platform(headers, json.dumps(row.payload).encode())
 
 
-@job
-def process_inbox(inbox_id: int) -> str:
-    """Apply one stored notification; a row already done is not applied again."""
-    from stocklink.sync import apply_notification
+BATCH = 50  # notifications one job applies together, with one stock read from Smaregi
 
+
+def _claim(inbox_id: int, statuses: tuple[str, ...]) -> bool:
     claimed = db.session.execute(update(SmaregiInbox).where(
-        SmaregiInbox.id == inbox_id, SmaregiInbox.status.in_(("received", "failed", "processing")))
+        SmaregiInbox.id == inbox_id, SmaregiInbox.status.in_(statuses))
         .values(status="processing", attempts=SmaregiInbox.attempts + 1)
         .execution_options(synchronize_session=False))
+    return claimed.rowcount == 1
+
+
+def _claim_batch(inbox_id: int) -> list[int]:
+    """This job's row plus up to BATCH − 1 other waiting rows, oldest first. Each row is claimed
+    by a conditional UPDATE, so two workers never apply the same row; the others' own jobs then
+    find them done."""
+    if not _claim(inbox_id, ("received", "failed", "processing")):
+        db.session.commit()
+        return []
+    others = db.session.scalars(select(SmaregiInbox.id).where(
+        SmaregiInbox.status == "received", SmaregiInbox.id != inbox_id)
+        .order_by(SmaregiInbox.id).limit(BATCH - 1)).all()
+    batch = [inbox_id] + [other for other in others if _claim(other, ("received",))]
     db.session.commit()
-    if claimed.rowcount == 0:
+    return batch
+
+
+def _release(inbox_ids: list[int]) -> None:
+    """Hand claimed rows back to their own jobs (this one is failing)."""
+    if inbox_ids:
+        db.session.execute(update(SmaregiInbox).where(
+            SmaregiInbox.id.in_(inbox_ids), SmaregiInbox.status == "processing")
+            .values(status="received").execution_options(synchronize_session=False))
+        db.session.commit()
+
+
+@job
+def process_inbox(inbox_id: int) -> str:
+    """Apply this stored notification, and with it the others waiting, reading their stock from
+    Smaregi in one batch. A row already done is not applied again."""
+    from stocklink.sync import apply_notification, smaregi_client, store_movements
+
+    batch = _claim_batch(inbox_id)
+    if not batch:
         return "already done"
-    row = db.session.get(SmaregiInbox, inbox_id)
+    rows = {row.id: row for row in db.session.scalars(select(SmaregiInbox).where(SmaregiInbox.id.in_(batch)))}
+    notifications = {row_id: notification_of(row) for row_id, row in rows.items()}
+    channels: set[int] = set()
     try:
-        channels = apply_notification(row, notification_of(row))
+        client = smaregi_client()
+        ids = list(dict.fromkeys(m.product_id for n in notifications.values() for m in store_movements(n.movements)))
+        read_at = utcnow()
+        prefetched = (read_at, client.fetch_stock(ids)) if ids else None
+        row = rows[inbox_id]
+        channels |= apply_notification(row, notifications[inbox_id], client=client, prefetched=prefetched)
         row.status, row.processed_at, row.error = "done", utcnow(), None
         resolve_temporary_errors(source="smaregi")  # Smaregi answers again (SPEC §6: shown until it clears)
         db.session.commit()
-    except AuthError as exc:
-        db.session.rollback()
-        _fail(inbox_id, exc, level=9)
-        raise
-    except PlatformError as exc:
-        db.session.rollback()
-        _fail(inbox_id, exc, level=8)
-        raise
     except Exception as exc:
         db.session.rollback()
-        _fail(inbox_id, exc, level=8)
+        _release([other for other in batch if other != inbox_id])
+        _fail(inbox_id, exc, level=9 if isinstance(exc, AuthError) else 8)
         raise
+    for other in batch[1:]:
+        try:
+            row = db.session.get(SmaregiInbox, other)
+            channels |= apply_notification(row, notifications[other], client=client, prefetched=prefetched)
+            row.status, row.processed_at, row.error = "done", utcnow(), None
+            db.session.commit()
+        except Exception:  # its own job applies it, with retries and error records
+            db.session.rollback()
+            _release([other])
     for channel_id in sorted(channels):
         enqueue_push(channel_id)
-    return f"done, {len(channels)} channel(s) to push"
+    return f"done {len(batch)}, {len(channels)} channel(s) to push"
 
 
 def _fail(inbox_id: int, exc: Exception, *, level: int) -> None:
