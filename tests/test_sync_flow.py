@@ -271,3 +271,22 @@ def test_one_job_applies_the_waiting_notifications_with_one_stock_read(app, worl
     assert ledger_count(app, A) == 1 and ledger_count(app, C) == 1
     jobs_runner()  # the other rows' own jobs find them done; the pushes run
     assert world.channel_stock(A) == (16, 16) and world.channel_stock(C) == (12, 12)
+
+
+def test_a_row_held_by_another_batch_is_left_to_it(app, world, jobs_runner):
+    """While another job's batch holds a row, the row's own job does not apply it a second time."""
+    from stocklink.jobs.inbox import _claim_key
+
+    world.add(A, "MUG01", "マグカップ", 10)
+    world.smaregi.sell([(A, 1)])
+    [(row_id, _g, _s)] = inbox_rows(app)
+    with app.app_context():
+        db.session.execute(update(SmaregiInbox).where(SmaregiInbox.id == row_id).values(status="processing"))
+        db.session.commit()
+        get_redis().set(_claim_key(row_id), 999, ex=60)
+    assert process_inbox(row_id) == "already done"
+    assert stock_of(app, A) == 10 and ledger_count(app, A) == 0
+    with app.app_context():
+        get_redis().delete(_claim_key(row_id))  # the holder crashed; its mark expired
+    assert process_inbox(row_id).startswith("done")
+    assert stock_of(app, A) == 9

@@ -17,7 +17,7 @@ from stocklink.models._types import utcnow
 from stocklink.notify import queue_mail
 from stocklink.platforms.base import AuthError
 from stocklink.platforms.smaregi_webhook import parse_legacy, parse_platform
-from stocklink.queues import WEBHOOKS, get_queue
+from stocklink.queues import WEBHOOKS, get_queue, get_redis
 
 RETRY = Retry(max=8, interval=[2, 10, 30, 60, 300, 600, 1800, 3600])
 
@@ -45,6 +45,13 @@ def notification_of(row: SmaregiInbox):
 BATCH = 50  # notifications one job applies together, with one stock read from Smaregi
 
 
+CLAIM_TTL = 300  # seconds a batch holds the rows it claimed (a crashed batch lets go after this)
+
+
+def _claim_key(inbox_id: int) -> str:
+    return f"stocklink:inbox-claim:{inbox_id}"
+
+
 def _claim(inbox_id: int, statuses: tuple[str, ...]) -> bool:
     claimed = db.session.execute(update(SmaregiInbox).where(
         SmaregiInbox.id == inbox_id, SmaregiInbox.status.in_(statuses))
@@ -54,16 +61,30 @@ def _claim(inbox_id: int, statuses: tuple[str, ...]) -> bool:
 
 
 def _claim_batch(inbox_id: int) -> list[int]:
-    """This job's row plus up to BATCH − 1 other waiting rows, oldest first. Each row is claimed
-    by a conditional UPDATE, so two workers never apply the same row; the others' own jobs then
-    find them done."""
+    """This job's row plus up to BATCH − 1 other waiting rows, oldest first.
+
+    Each row is claimed by a conditional UPDATE, so two batches never take the same row. A
+    row taken into another job's batch is marked in Redis: its own job, running meanwhile,
+    leaves it alone (a ``processing`` row without the mark is one whose job crashed, and is
+    taken again by its retry or the sweeper).
+    """
+    redis = get_redis()
     if not _claim(inbox_id, ("received", "failed", "processing")):
         db.session.commit()
+        return []
+    if redis.exists(_claim_key(inbox_id)):
+        # Checked after the UPDATE: a batch marks a row before committing its claim, so a
+        # claim that waited for that commit sees the mark here.
+        db.session.rollback()
         return []
     others = db.session.scalars(select(SmaregiInbox.id).where(
         SmaregiInbox.status == "received", SmaregiInbox.id != inbox_id)
         .order_by(SmaregiInbox.id).limit(BATCH - 1)).all()
-    batch = [inbox_id] + [other for other in others if _claim(other, ("received",))]
+    batch = [inbox_id]
+    for other in others:
+        if _claim(other, ("received",)):
+            redis.set(_claim_key(other), inbox_id, ex=CLAIM_TTL)
+            batch.append(other)
     db.session.commit()
     return batch
 
@@ -75,6 +96,7 @@ def _release(inbox_ids: list[int]) -> None:
             SmaregiInbox.id.in_(inbox_ids), SmaregiInbox.status == "processing")
             .values(status="received").execution_options(synchronize_session=False))
         db.session.commit()
+        get_redis().delete(*[_claim_key(i) for i in inbox_ids])
 
 
 @job
@@ -110,6 +132,7 @@ def process_inbox(inbox_id: int) -> str:
             channels |= apply_notification(row, notifications[other], client=client, prefetched=prefetched)
             row.status, row.processed_at, row.error = "done", utcnow(), None
             db.session.commit()
+            get_redis().delete(_claim_key(other))
         except Exception:  # its own job applies it, with retries and error records
             db.session.rollback()
             _release([other])
