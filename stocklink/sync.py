@@ -13,6 +13,7 @@ from stocklink import settings
 from stocklink.channel_kinds import KINDS
 from stocklink.domain.delta import StockDivision, nextengine_delta
 from stocklink.domain.linking import classify_notification_products, decide_unlinkable
+from stocklink.domain.text import variation_label
 from stocklink.extensions import db
 from stocklink.models import Channel, Product, SmaregiInbox
 from stocklink.models._types import utcnow
@@ -74,7 +75,7 @@ def _ensure_products(client, smaregi_ids: list[str], known: dict[str, Product]) 
         return known
     for sid, info in client.get_products(missing).items():
         product = Product(smaregi_product_id=sid, product_code=info.code, name=info.name or "",
-                          variation=" / ".join(x for x in (info.size, info.color) if x) or None,
+                          variation=variation_label(info.color, info.size),
                           group_code=info.group_code, stock_managed=info.stock_managed)
         db.session.add(product)
         known[sid] = product

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stocklink.domain.text import clean_pasted_secret, normalise_code
+from stocklink.domain.text import clean_pasted_secret, normalise_code, variation_label
 
 FAST = settings(max_examples=60, deadline=None, database=None)
 
@@ -88,3 +88,12 @@ def test_normalised_code_is_stable_and_trimmed(code):
     if normalised is not None:
         assert normalised
         assert normalised == normalised.strip()
+
+
+@pytest.mark.parametrize("color, size, expected", [
+    ("ホワイト", "S", "ホワイト / S"), (None, "S", "S"), ("ホワイト", None, "ホワイト"),
+    (None, None, None), ("", "", None),
+], ids=["both", "size only", "colour only", "neither", "blank"])
+def test_variation_label(color, size, expected):
+    """Colour then size, joined with " / "; nothing set is None."""
+    assert variation_label(color, size) == expected

@@ -47,3 +47,8 @@ def normalise_code(code: object) -> str | None:
     while end > start and _is_invisible(text[end - 1]):
         end -= 1
     return text[start:end] or None
+
+
+def variation_label(color: str | None, size: str | None) -> str | None:
+    """How a Smaregi variation is shown: ``"ホワイト / S"``; ``None`` when neither is set."""
+    return " / ".join(x for x in (color, size) if x) or None

@@ -8,6 +8,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from stocklink import settings
+from stocklink.domain.text import variation_label
 from stocklink.extensions import db
 from stocklink.jobs import job
 from stocklink.models import Product
@@ -28,7 +29,7 @@ def refresh_catalogue() -> str:
         if product is None:
             continue
         values = {"product_code": info.code, "name": info.name or product.name,
-                  "variation": " / ".join(x for x in (info.color, info.size) if x) or None,
+                  "variation": variation_label(info.color, info.size),
                   "group_code": info.group_code, "stock_managed": info.stock_managed}
         if any(getattr(product, k) != v for k, v in values.items()):
             for key, value in values.items():

@@ -14,6 +14,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from stocklink import settings
 from stocklink.channel_clients import save_credentials
+from stocklink.domain.text import variation_label
 from stocklink.extensions import db
 from stocklink.models import Channel, Listing, Product, SetComponent, User
 from stocklink.sandbox import colorme, nextengine, shopify
@@ -85,7 +86,7 @@ def _load_catalogue(samples) -> None:
     for s in samples:
         product = existing.get(s.product_id) or Product(smaregi_product_id=s.product_id)
         product.product_code, product.name = s.code, s.name
-        product.variation = " / ".join(x for x in (s.color, s.size) if x) or None
+        product.variation = variation_label(s.color, s.size)
         product.group_code = s.group_code
         product.stock_managed = s.stock_control_division != "1"
         product.smaregi_stock = s.stock or 0
