@@ -43,8 +43,6 @@ def notification_of(row: SmaregiInbox):
 
 
 BATCH = 50  # notifications one job applies together, with one stock read from Smaregi
-
-
 CLAIM_TTL = 300  # seconds a batch holds the rows it claimed (a crashed batch lets go after this)
 
 
@@ -116,9 +114,14 @@ def process_inbox(inbox_id: int) -> str:
         ids = list(dict.fromkeys(m.product_id for n in notifications.values() for m in store_movements(n.movements)))
         read_at = utcnow()
         prefetched = (read_at, client.fetch_stock(ids)) if ids else None
-        row = rows[inbox_id]
-        channels |= apply_notification(row, notifications[inbox_id], client=client, prefetched=prefetched)
-        row.status, row.processed_at, row.error = "done", utcnow(), None
+
+        def apply(row_id: int) -> set[int]:
+            row = db.session.get(SmaregiInbox, row_id)
+            applied = apply_notification(row, notifications[row_id], client=client, prefetched=prefetched)
+            row.status, row.processed_at, row.error = "done", utcnow(), None
+            return applied
+
+        channels |= apply(inbox_id)
         resolve_temporary_errors(source="smaregi")  # Smaregi answers again (SPEC §6: shown until it clears)
         db.session.commit()
     except Exception as exc:
@@ -128,9 +131,7 @@ def process_inbox(inbox_id: int) -> str:
         raise
     for other in batch[1:]:
         try:
-            row = db.session.get(SmaregiInbox, other)
-            channels |= apply_notification(row, notifications[other], client=client, prefetched=prefetched)
-            row.status, row.processed_at, row.error = "done", utcnow(), None
+            channels |= apply(other)
             db.session.commit()
             get_redis().delete(_claim_key(other))
         except Exception:  # its own job applies it, with retries and error records
@@ -146,8 +147,8 @@ def _fail(inbox_id: int, exc: Exception, *, level: int) -> None:
     row.status, row.error = "failed", f"{type(exc).__name__}: {exc}"[:2000]
     kind = "auth" if level >= 9 else "temporary"
     record = record_error(source="smaregi", level=level, kind=kind, code=getattr(exc, "code", None),
-                 message=("スマレジの認証に失敗しました。設定を確認してください" if level >= 9
-                          else "スマレジからの在庫取得に失敗しました。自動で再試行します") + f" ({exc})")
+                          message=("スマレジの認証に失敗しました。設定を確認してください" if level >= 9
+                                   else "スマレジからの在庫取得に失敗しました。自動で再試行します") + f" ({exc})")
     # Level 9 is mailed when it first appears (not on every retry), level 8 on the final failure.
     if (level >= 9 and record.occurrences == 1) or (level < 9 and final_attempt()):
         queue_mail("level9" if level >= 9 else "level8", "【stocklink】スマレジからの在庫取得に失敗しました",
