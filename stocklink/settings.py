@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from stocklink.crypto import decrypt, encrypt
+from stocklink.crypto import SecretUnreadable, decrypt, encrypt
 from stocklink.domain.text import clean_pasted_secret
 from stocklink.extensions import db
 from stocklink.models.settings import Setting
@@ -138,8 +138,36 @@ def save(values: dict[str, Any], *, commit: bool = True) -> None:
             db.session.add(Setting(key=key, value=stored, secret=secret))
         else:
             row.value, row.secret = stored, secret
+    forget_cached()
     if commit:
         db.session.commit()
+
+
+CACHE_SECONDS = 1.0
+_RAISE = object()
+
+
+def cached(key: str) -> Any:
+    """A setting as this process read it at most :data:`CACHE_SECONDS` ago.
+
+    For the webhook's hot path (customer code, contract, unlinkable mode): a change saved
+    in another process applies there within a second; :func:`save` clears this process's copy.
+    """
+    import time
+
+    from flask import current_app
+
+    now = time.monotonic()
+    entry = current_app.extensions.get("stocklink_settings_cache")
+    if entry is None or now - entry[0] > CACHE_SECONDS:
+        entry = (now, get_all(unreadable=None))
+        current_app.extensions["stocklink_settings_cache"] = entry
+    return entry[1][key]
+
+
+def forget_cached() -> None:
+    from flask import current_app
+    current_app.extensions.pop("stocklink_settings_cache", None)
 
 
 def get(key: str) -> Any:
@@ -151,8 +179,11 @@ def get(key: str) -> Any:
     return decrypt(row.value) if row.secret else json.loads(row.value)
 
 
-def get_all(prefix: str = "") -> dict[str, Any]:
-    """Every setting under ``prefix`` (``"smaregi."``) with defaults, keys without the prefix."""
+def get_all(prefix: str = "", *, unreadable: Any = _RAISE) -> dict[str, Any]:
+    """Every setting under ``prefix`` (``"smaregi."``) with defaults, keys without the prefix.
+
+    A secret that cannot be decrypted raises, or is given as ``unreadable`` when that is passed.
+    """
     rows = {r.key: r for r in db.session.query(Setting).filter(Setting.key.startswith(prefix))}
     result = {}
     for key, field in SCHEMA.items():
@@ -161,8 +192,15 @@ def get_all(prefix: str = "") -> dict[str, Any]:
         row = rows.get(key)
         if row is None:
             value = field.default
+        elif not row.secret:
+            value = json.loads(row.value)
         else:
-            value = decrypt(row.value) if row.secret else json.loads(row.value)
+            try:
+                value = decrypt(row.value)
+            except SecretUnreadable:
+                if unreadable is _RAISE:
+                    raise
+                value = unreadable
         result[key[len(prefix):]] = value
     return result
 

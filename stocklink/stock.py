@@ -5,38 +5,70 @@ in Python, so two workers cannot lose an update.
 """
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, insert, or_, select, update
 
 from stocklink.extensions import db
 from stocklink.models import Listing, Product, SetComponent, StockLedger
 from stocklink.models._types import utcnow
 
 
+@dataclass(frozen=True)
+class StockRead:
+    """One product's stock as read from Smaregi, and why it was read (for the ledger)."""
+
+    stock: int
+    cause: str
+    source_event: str | None = None
+
+
 def apply_smaregi_stock(product_id: int, stock: int, read_at: datetime, *, cause: str,
                         source_event: str | None = None, actor: str = "smaregi") -> bool:
-    """Overwrite ``smaregi_stock`` with a value read from Smaregi at ``read_at``.
+    """Overwrite one product's ``smaregi_stock``; see :func:`apply_smaregi_reads`."""
+    return product_id in apply_smaregi_reads({product_id: StockRead(stock, cause, source_event)}, read_at,
+                                             actor=actor)
+
+
+def apply_smaregi_reads(reads: dict[int, StockRead], read_at: datetime, *, actor: str = "smaregi") -> set[int]:
+    """Overwrite ``smaregi_stock`` of several products with values read from Smaregi at ``read_at``.
 
     A read older than the one already applied is ignored (two workers reading in one order
-    and writing in the other must not let the older number win). Returns whether the stock
-    changed; the ledger gets a row only when it did.
+    and writing in the other must not let the older number win): the UPDATE itself checks.
+    Rows are locked in key order. The ledger gets a row for each product whose stock changed;
+    returns their ids. Three statements whatever the number of products.
     """
-    product = db.session.execute(
-        select(Product).where(Product.id == product_id).with_for_update()).scalar_one()
-    before = product.smaregi_stock
-    result = db.session.execute(
-        update(Product)
-        .where(Product.id == product_id,
-               or_(Product.stock_read_at.is_(None), Product.stock_read_at <= read_at))
-        .values(smaregi_stock=stock, stock_read_at=read_at)
-        .execution_options(synchronize_session=False))
-    db.session.refresh(product)
-    if result.rowcount == 0 or before == stock:
+    if not reads:
+        return set()
+    ids = sorted(reads)
+    current = {row.id: row for row in db.session.execute(
+        select(Product.id, Product.smaregi_stock, Product.stock_read_at).where(Product.id.in_(ids))
+        .order_by(Product.id).with_for_update())}
+    fresh = [pid for pid in ids if pid in current and not _newer(current[pid].stock_read_at, read_at)]
+    if not fresh:
+        return set()
+    db.session.connection().execute(  # Core executemany, not the ORM's bulk update by primary key
+        update(Product.__table__).where(Product.id == bindparam("pid"),
+                                        or_(Product.stock_read_at.is_(None), Product.stock_read_at <= read_at))
+        .values(smaregi_stock=bindparam("stock"), stock_read_at=read_at),
+        [{"pid": pid, "stock": reads[pid].stock} for pid in fresh])
+    changed = [pid for pid in fresh if current[pid].smaregi_stock != reads[pid].stock]
+    if changed:
+        db.session.execute(insert(StockLedger), [
+            {"product_id": pid, "field": "smaregi_stock", "before": current[pid].smaregi_stock,
+             "after": reads[pid].stock, "cause": reads[pid].cause, "source_event": reads[pid].source_event,
+             "actor": actor, "at": utcnow()} for pid in changed])
+    return set(changed)
+
+
+def _newer(stored: datetime | None, read_at: datetime) -> bool:
+    """Whether the stored read time is newer than ``read_at`` (SQLite gives naive UTC back)."""
+    if stored is None:
         return False
-    db.session.add(StockLedger(product_id=product_id, field="smaregi_stock", before=before, after=stock,
-                               cause=cause, source_event=source_event, actor=actor))
-    return True
+    if stored.tzinfo is None:
+        stored = stored.replace(tzinfo=UTC)
+    return stored > read_at
 
 
 def change_reserved(product_id: int, delta: int, *, cause: str, source_event: str | None = None,
@@ -83,10 +115,17 @@ def mark_listings_dirty(product_ids: set[int]) -> set[int]:
 
 def add_pending_delta(product_id: int, delta: int, channel_ids: set[int]) -> None:
     """Accumulate an increase/decrease count for the delta channels' listings (NextEngine)."""
-    if not delta or not channel_ids:
+    add_pending_deltas({product_id: delta}, channel_ids)
+
+
+def add_pending_deltas(deltas: dict[int, int], channel_ids: set[int]) -> None:
+    """:func:`add_pending_delta` for several products in one statement."""
+    params = [{"pid": pid, "cid": cid, "delta": delta} for pid, delta in sorted(deltas.items()) if delta
+              for cid in sorted(channel_ids)]
+    if not params:
         return
-    db.session.execute(update(Listing)
-                       .where(Listing.product_id == product_id, Listing.channel_id.in_(channel_ids),
-                              Listing.sync_enabled.is_(True))
-                       .values(pending_delta=Listing.pending_delta + delta, dirty=True, fact_at=utcnow())
-                       .execution_options(synchronize_session=False))
+    db.session.connection().execute(update(Listing.__table__)
+                                    .where(Listing.product_id == bindparam("pid"),
+                                           Listing.channel_id == bindparam("cid"), Listing.sync_enabled.is_(True))
+                                    .values(pending_delta=Listing.pending_delta + bindparam("delta"), dirty=True,
+                                            fact_at=utcnow()), params)

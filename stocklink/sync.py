@@ -5,9 +5,7 @@ channel. Unlinkable products are handled by the merchant's mode (seed 000).
 """
 from __future__ import annotations
 
-from datetime import datetime
-
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from stocklink import settings
 from stocklink.channel_kinds import KINDS
@@ -21,7 +19,7 @@ from stocklink.notify import queue_mail
 from stocklink.platforms.smaregi import make_smaregi_client
 from stocklink.platforms.smaregi_webhook import Notification, StockMovement
 from stocklink.review import add_exclusion, describe, enqueue_confirmation, linkage
-from stocklink.stock import add_pending_delta, apply_smaregi_stock, mark_listings_dirty
+from stocklink.stock import StockRead, add_pending_deltas, apply_smaregi_reads, apply_smaregi_stock, mark_listings_dirty
 
 ABORT_SUBJECT = "※ご確認ください※在庫情報送信処理中にエラーが発生しました。"
 
@@ -32,8 +30,7 @@ def smaregi_client():
 
 def store_movements(movements: tuple[StockMovement, ...]) -> list[StockMovement]:
     """Only movements of the configured store count (stock is per store in Smaregi)."""
-    store_id = str(settings.get("smaregi.store_id"))
-    return [m for m in movements if m.store_id in (None, store_id)]
+    return _of_store(movements, str(settings.get("smaregi.store_id")))
 
 
 def abort_check(notification: Notification) -> list[dict]:
@@ -88,57 +85,79 @@ def _delta_channel_ids() -> set[int]:
     return set(db.session.scalars(select(Channel.id).where(Channel.kind.in_(delta_kinds))))
 
 
-def apply_notification(inbox: SmaregiInbox, notification: Notification, *, client=None,
-                       prefetched: tuple[datetime, dict[str, int]] | None = None) -> set[int]:
-    """Apply one stored notification; returns the ids of channels that need a push.
+def apply_batch(rows: list[SmaregiInbox], notifications: dict[int, Notification], *, client=None) -> set[int]:
+    """Apply stored notifications together and mark their rows done; returns the ids of
+    channels that need a push. The caller commits.
 
-    Safe to run twice: the stock is re-read and overwritten, the ledger records only real
-    changes, and the delta for NextEngine is taken once, when the inbox row moves to done.
-    ``prefetched`` is (read time, stock by product id) read from Smaregi for a whole batch of
-    notifications at once; products missing from it are read here.
+    One stock read from Smaregi for every product they name, one overwrite per product (so
+    ten sales of one product write the ledger once, with the newest figure), one NextEngine
+    delta per product (the sum of its movements' deltas). Everything read over HTTP is read
+    before the first write, so a write transaction never waits on Smaregi.
+    Unlinkable products are handled per notification, as the merchant's mode says.
     """
-    movements = store_movements(notification.movements)
-    if not movements:
-        return set()
+    store_id = str(settings.get("smaregi.store_id"))
     mode = settings.get("sync.unlinkable_mode")
-    client = client or smaregi_client()
-    ids = list(dict.fromkeys(m.product_id for m in movements))
-    state = linkage(ids)
-    _ensure_products(client, ids, state.products)
-    state = linkage(ids)
-    linkable, unlinkable = _split(ids, state)
-    # Abort mode was decided in the webhook request; what reaches here is processed in full.
-    decision = decide_unlinkable("skip" if mode == "abort" else mode, linkable, unlinkable,
-                                 already_excluded=state.excluded)
-    _handle_unlinkable(decision, state, inbox.id, mode)
-
-    wanted = list(decision.apply)
-    if prefetched is not None and all(sid in prefetched[1] for sid in wanted):
-        read_at, stock = prefetched
-    else:
-        read_at = utcnow()
-        stock = client.fetch_stock(wanted) if wanted else {}
-    changed: set[int] = set()
-    for sid in decision.apply:
-        product = state.products[sid]
-        if apply_smaregi_stock(product.id, int(stock.get(sid, 0)), read_at, cause=_cause(movements, sid),
-                               source_event=f"inbox:{inbox.id}"):
-            changed.add(product.id)
-    channels = mark_listings_dirty(changed) if changed else set()
-    delta_channels = _delta_channel_ids()
-    if delta_channels:
-        for movement in movements:
-            product = state.products.get(movement.product_id)
-            if product is None or movement.product_id not in decision.apply:
+    movements = {row.id: _of_store(notifications[row.id].movements, store_id) for row in rows}
+    ids = list(dict.fromkeys(m.product_id for ms in movements.values() for m in ms))
+    channels: set[int] = set()
+    if ids:
+        client = client or smaregi_client()
+        state = linkage(ids)
+        _ensure_products(client, ids, state.products)
+        state = linkage(ids)
+        # Decide per notification (pure), then read everything, then write.
+        decisions = {}
+        applied: dict[str, list[int]] = {}  # product → the rows that apply it
+        for row in rows:
+            row_ids = list(dict.fromkeys(m.product_id for m in movements[row.id]))
+            if not row_ids:
                 continue
-            delta = _movement_delta(client, movement)
-            if delta:
-                add_pending_delta(product.id, delta, delta_channels)
-                channels |= delta_channels
-    for sid in decision.apply:
-        if sid in state.released:
-            _drop_released(sid)
+            linkable, unlinkable = _split(row_ids, state)
+            # Abort mode was decided in the webhook request; what reaches here is processed in full.
+            decisions[row.id] = decide_unlinkable("skip" if mode == "abort" else mode, linkable, unlinkable,
+                                                  already_excluded=state.excluded)
+            for sid in decisions[row.id].apply:
+                applied.setdefault(sid, []).append(row.id)
+        read_at = utcnow()
+        stock = client.fetch_stock(list(applied)) if applied else {}
+        delta_channels = _delta_channel_ids()
+        deltas: dict[int, int] = {}
+        if delta_channels:
+            for row in rows:
+                for movement in movements[row.id]:
+                    if row.id in applied.get(movement.product_id, ()):
+                        delta = _movement_delta(client, movement)
+                        product_id = state.products[movement.product_id].id
+                        deltas[product_id] = deltas.get(product_id, 0) + (delta or 0)
+
+        for row in rows:
+            if row.id in decisions:
+                _handle_unlinkable(decisions[row.id], state, row.id, mode)
+        reads = {state.products[sid].id: StockRead(int(stock.get(sid, 0)),
+                                                   _cause([m for r in applied[sid] for m in movements[r]], sid),
+                                                   _source_event(applied[sid])) for sid in applied}
+        changed = apply_smaregi_reads(reads, read_at)
+        channels = mark_listings_dirty(changed) if changed else set()
+        if any(deltas.values()):
+            add_pending_deltas(deltas, delta_channels)
+            channels |= delta_channels
+        for sid in applied:
+            if sid in state.released:
+                _drop_released(sid)
+    db.session.execute(update(SmaregiInbox).where(SmaregiInbox.id.in_([row.id for row in rows]))
+                       .values(status="done", processed_at=utcnow(), error=None, claimed_at=None,
+                               next_attempt_at=None).execution_options(synchronize_session=False))
     return channels
+
+
+def _of_store(movements: tuple[StockMovement, ...], store_id: str) -> list[StockMovement]:
+    return [m for m in movements if m.store_id in (None, store_id)]
+
+
+def _source_event(inbox_ids: list[int]) -> str:
+    """``inbox:7`` or ``inbox:7,8,9`` (the ledger column holds 120 characters)."""
+    text = "inbox:" + ",".join(str(i) for i in sorted(set(inbox_ids)))
+    return text if len(text) <= 120 else text[:117].rsplit(",", 1)[0] + ",…"
 
 
 def _cause(movements: list[StockMovement], sid: str) -> str:

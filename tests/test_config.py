@@ -136,3 +136,23 @@ def test_settings_form_saves_and_keeps_blank_secrets(app, client, logged_in):
         assert settings.get("smaregi.access_token") == "new-token"
         assert settings.get("smaregi.contract_id") == "abc2"
         assert settings.get("smaregi.legacy_base_url").startswith("https://webapi.smaregi.jp")
+
+
+def test_cached_settings_see_their_own_saves_and_others_within_a_second(app, monkeypatch):
+    """The webhook's settings cache: a save in this process applies at once; a change made by
+    another process (here: written to the table directly) applies once the cache is older than
+    CACHE_SECONDS; an unreadable secret is None instead of an exception."""
+    with app.app_context():
+        settings.save({"smaregi.customer_code": "code-1", "sync.unlinkable_mode": "skip"})
+        assert settings.cached("smaregi.customer_code") == "code-1"
+        settings.save({"smaregi.customer_code": "code-2"})
+        assert settings.cached("smaregi.customer_code") == "code-2"
+        db.session.execute(text("UPDATE settings SET value = :v WHERE key = 'sync.unlinkable_mode'"),
+                           {"v": '"abort"'})
+        db.session.commit()
+        assert settings.cached("sync.unlinkable_mode") == "skip"  # this process read it a moment ago
+        monkeypatch.setattr(settings, "CACHE_SECONDS", 0.0)
+        assert settings.cached("sync.unlinkable_mode") == "abort"
+        db.session.execute(text("UPDATE settings SET value = 'garbage' WHERE key = 'smaregi.customer_code'"))
+        db.session.commit()
+        assert settings.cached("smaregi.customer_code") is None

@@ -1,13 +1,24 @@
 """Smaregi → stocklink → channels over real HTTP: notify, fetch, overwrite, push (SPEC §3, §4, §11)."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
-from rq.job import Job
 from sqlalchemy import func, select, update
 
 from stocklink import settings as stocklink_settings
 from stocklink.extensions import db
-from stocklink.jobs.inbox import process_inbox
+from stocklink.jobs.inbox import (
+    ALERT_AFTER,
+    BACKOFF,
+    BACKOFF_KEY,
+    FAILURES_KEY,
+    WAKE_KEY,
+    claim_batch,
+    process_inbox,
+    retry_now,
+    sweep_inbox,
+)
 from stocklink.jobs.push import push_channel
 from stocklink.models import (
     Channel,
@@ -19,11 +30,12 @@ from stocklink.models import (
     SmaregiInbox,
     StockLedger,
 )
-from stocklink.platforms.base import AuthError
+from stocklink.models._types import utcnow
 from stocklink.queues import WEBHOOKS, get_queue, get_redis
 from stocklink.stock import mark_listings_dirty
 from stocklink.sync import smaregi_client
 from tests.e2e_helpers import (
+    TOKEN,
     colorme_writes,
     inbox_rows,
     ledger_count,
@@ -120,31 +132,45 @@ def test_ten_sales_then_one_run_write_each_channel_once(app, world, jobs_runner,
     assert world.channel_stock(A) == (10, 10)
 
 
-def test_notifications_processed_out_of_order_end_at_smaregis_stock(app, world, jobs_runner, monkeypatch):
+def _hold(app, *row_ids, status="processing"):
+    """Put inbox rows in ``status`` (``processing``: as if another drain held them)."""
+    with app.app_context():
+        db.session.execute(update(SmaregiInbox).where(SmaregiInbox.id.in_(row_ids)).values(status=status))
+        db.session.commit()
+
+
+def test_notifications_processed_out_of_order_end_at_smaregis_stock(app, world, jobs_runner):
     """The later notification processed first, then the earlier one: stocklink still holds Smaregi's stock."""
-    monkeypatch.setattr("stocklink.jobs.inbox.BATCH", 1)  # one row per job, so the order is ours
     world.add(A, "MUG01", "マグカップ", 10)
     world.smaregi.sell([(A, 2)])
     world.smaregi.sell([(A, 3)])
     (first, _, _), (second, _, _) = inbox_rows(app)
-    assert process_inbox(second).startswith("done")
+    _hold(app, first)  # another drain holds the first: this one takes only the second
+    assert process_inbox() == "done 1, 2 channel(s) to push"
     assert stock_of(app, A) == 5
-    assert process_inbox(first).startswith("done")
+    _hold(app, first, status="received")
+    assert process_inbox().startswith("done 1")
     assert stock_of(app, A) == 5 == world.smaregi.stock_of(A)
     assert ledger_count(app, A) == 1
-    jobs_runner()  # the queued jobs find both rows done
+    jobs_runner()  # the queued drain finds nothing left; the pushes run
     assert [status for _id, _g, status in inbox_rows(app)] == ["done", "done"]
     assert world.channel_stock(A) == (5, 5)
 
 
-def test_processing_one_inbox_row_twice_changes_nothing(app, world, jobs_runner):
-    """A second run of process_inbox on a done row asks Smaregi nothing and writes nothing."""
+def test_draining_again_changes_nothing(app, world, jobs_runner):
+    """A second drain after the row is done, or while another drain holds it, asks Smaregi nothing
+    and writes nothing."""
     world.add(A, "PEN01", "ボールペン", 6)
     world.smaregi.sell([(A, 1)])
     [(inbox_id, _g, _s)] = inbox_rows(app)
     jobs_runner()
     calls, ledger = len(world.smaregi.api_log), ledger_count(app)
-    assert process_inbox(inbox_id) == "already done"
+    assert process_inbox() == "done 0, 0 channel(s) to push"
+    world.smaregi.sell([(A, 1)])
+    [_, (second, _g, _s)] = inbox_rows(app)
+    _hold(app, second)
+    calls = len(world.smaregi.api_log)
+    assert process_inbox() == "done 0, 0 channel(s) to push"
     assert len(world.smaregi.api_log) == calls and ledger_count(app) == ledger == 1
     assert stock_of(app, A) == 5 and world.channel_stock(A) == (5, 5)
 
@@ -214,8 +240,18 @@ def test_a_shopify_sale_in_between_makes_the_compare_and_set_retry(app, world, j
         assert db.session.scalar(select(func.count(ErrorRecord.id))) == 0
 
 
-def test_a_smaregi_outage_is_retried_and_clears_once_the_notification_is_applied(app, world, jobs_runner):
-    """Smaregi answering 500 while stocklink reads the stock: the row fails for RQ to retry, then lands."""
+def _due_now(app):
+    """Let the Smaregi backoff end and the failed rows' retry time come."""
+    with app.app_context():
+        db.session.execute(update(SmaregiInbox).where(SmaregiInbox.status == "failed")
+                           .values(next_attempt_at=utcnow() - timedelta(seconds=1)))
+        db.session.commit()
+        get_redis().delete(BACKOFF_KEY)
+
+
+def test_a_smaregi_outage_backs_off_and_clears_once_the_notification_is_applied(app, world, jobs_runner):
+    """Smaregi answering 500 while stocklink reads the stock: the row waits for a retry, Smaregi is
+    left alone meanwhile, then the row lands and the error clears."""
     world.add(A, "TNG01", "手ぬぐい", 6)
     world.smaregi.fail_next("500", count=1)
     world.smaregi.sell([(A, 1)])
@@ -225,68 +261,182 @@ def test_a_smaregi_outage_is_retried_and_clears_once_the_notification_is_applied
     with app.app_context():
         [error] = db.session.scalars(select(ErrorRecord)).all()
         assert (error.source, error.level, error.resolved_at) == ("smaregi", 8, None)
-        job = Job.fetch(f"inbox-{inbox_id}", connection=get_redis())
-        assert job.get_status() == "scheduled"
-        get_queue(WEBHOOKS).scheduled_job_registry.requeue(job)
+        row = db.session.get(SmaregiInbox, inbox_id)
+        assert row.attempts == 1 and row.next_attempt_at is not None and "500" in row.error
+        assert 0 < get_redis().pttl(BACKOFF_KEY) <= BACKOFF[0] * 1000
+        [scheduled] = get_queue(WEBHOOKS).scheduled_job_registry.get_job_ids()
+    world.smaregi.sell([(A, 1)])  # a new notification during the backoff waits too
+    calls = len(world.smaregi.api_log)
+    assert process_inbox() == "smaregi backing off"
+    assert len(world.smaregi.api_log) == calls  # Smaregi is not asked during the backoff
+    assert [s for _i, _g, s in inbox_rows(app)] == ["failed", "received"]
+
+    _due_now(app)
+    with app.app_context():
+        get_queue(WEBHOOKS).scheduled_job_registry.requeue(scheduled)
     jobs_runner()
-    assert inbox_rows(app) == [(inbox_id, "legacy", "done")]
-    assert stock_of(app, A) == 5 and world.channel_stock(A) == (5, 5)
+    assert [s for _i, _g, s in inbox_rows(app)] == ["done", "done"]
+    assert stock_of(app, A) == 4 and world.channel_stock(A) == (4, 4)
     with app.app_context():
         assert db.session.scalar(select(ErrorRecord.resolved_at)) is not None  # shown until it clears
+        assert get_redis().get(FAILURES_KEY) is None
 
 
-def test_smaregi_auth_failure_is_mailed_once_however_often_it_retries(app, world, jobs_runner, mailbox):
-    """A Smaregi credential error records a level 9 error and mails it once, not on every retry."""
+def test_a_repeated_smaregi_outage_is_mailed_once(app, world, jobs_runner, mailbox):
+    """Level 8 is retried quietly; after ALERT_AFTER failures in a row it is mailed, once."""
+    world.add(A, "TNG01", "手ぬぐい", 6)
+    world.smaregi.fail_next("500", count=ALERT_AFTER + 2)
+    world.smaregi.sell([(A, 1)])
+    delays = []
+    for _ in range(ALERT_AFTER + 2):
+        _due_now(app)
+        process_inbox()
+        with app.app_context():
+            delays.append(round(get_redis().pttl(BACKOFF_KEY) / 1000))
+    assert delays[:3] == list(BACKOFF[:3]) and delays[-1] == BACKOFF[-1]
+    jobs_runner(queues=("mail",))
+    with mailbox.lock:
+        subjects = [m["subject"] for m in mailbox.messages]
+    assert subjects == ["【stocklink】スマレジからの在庫取得に失敗しました"]
+    _due_now(app)
+    process_inbox()
+    assert [s for _i, _g, s in inbox_rows(app)] == ["done"] and stock_of(app, A) == 5
+
+
+def test_smaregi_auth_failure_is_mailed_once_and_new_credentials_retry_at_once(app, world, jobs_runner,
+                                                                                 mailbox):
+    """A Smaregi credential error records a level 9 error and mails it once, not on every retry;
+    saving new credentials retries the waiting notifications without waiting for the backoff."""
     world.add("8400001", "E001", "商品E", 10)
     with app.app_context():
         stocklink_settings.save({"smaregi.access_token": "wrong-token"})
     world.smaregi.sell([("8400001", 1)])
     for _ in range(3):
-        with app.app_context():
-            inbox_id = db.session.scalar(select(SmaregiInbox.id))
-        with pytest.raises(AuthError):
-            process_inbox(inbox_id)
+        _due_now(app)
+        assert process_inbox() == "done 0, 0 channel(s) to push"
     jobs_runner(queues=("mail",))
     with app.app_context():
         [error] = db.session.scalars(select(ErrorRecord).where(ErrorRecord.source == "smaregi")).all()
         assert (error.level, error.occurrences) == (9, 3)
+        assert get_redis().pttl(BACKOFF_KEY) > 0
     with mailbox.lock:
         subjects = [m["subject"] for m in mailbox.messages]
     assert subjects.count("【stocklink】スマレジからの在庫取得に失敗しました") == 1
+    assert [s for _i, _g, s in inbox_rows(app)] == ["failed"]
+
+    with app.app_context():
+        stocklink_settings.save({"smaregi.access_token": TOKEN})
+        retry_now()
+    jobs_runner()
+    assert [s for _i, _g, s in inbox_rows(app)] == ["done"]
+    assert stock_of(app, "8400001") == 9
 
 
-def test_one_job_applies_the_waiting_notifications_with_one_stock_read(app, world, jobs_runner):
-    """A backlog is applied in a batch: one Smaregi stock read, every row done, each once in the ledger."""
+def test_one_drain_applies_the_waiting_notifications_with_one_stock_read(app, world, jobs_runner):
+    """A backlog is applied in a batch: one Smaregi stock read, every row done, one ledger row per
+    product naming the notifications behind it."""
     world.add(A, "MUG01", "マグカップ", 20)
     world.add(C, "CUP01", "カップ", 20)
     for _ in range(4):
         world.smaregi.sell([(A, 1), (C, 2)])
     rows = inbox_rows(app)
     reads_before = sum(1 for r in world.smaregi.api_log if "stock_ref" in str(r))
-    assert process_inbox(rows[0][0]) == "done 4, 2 channel(s) to push"
+    assert process_inbox() == "done 4, 2 channel(s) to push"
     reads = sum(1 for r in world.smaregi.api_log if "stock_ref" in str(r)) - reads_before
     assert reads == 2  # one query per product id (few ids), once for the whole batch
     assert [status for _id, _g, status in inbox_rows(app)] == ["done"] * 4
     assert (stock_of(app, A), stock_of(app, C)) == (16, 12)
     assert ledger_count(app, A) == 1 and ledger_count(app, C) == 1
-    jobs_runner()  # the other rows' own jobs find them done; the pushes run
+    with app.app_context():
+        sources = set(db.session.scalars(select(StockLedger.source_event)))
+    assert sources == {"inbox:" + ",".join(str(r[0]) for r in rows)}
+    jobs_runner()  # the queued drain finds nothing left; the pushes run
     assert world.channel_stock(A) == (16, 16) and world.channel_stock(C) == (12, 12)
 
 
-def test_a_row_held_by_another_batch_is_left_to_it(app, world, jobs_runner):
-    """While another job's batch holds a row, the row's own job does not apply it a second time."""
-    from stocklink.jobs.inbox import _claim_key
-
+def test_claims_never_overlap_and_a_vanished_drain_is_swept(app, world, jobs_runner):
+    """Two claims take different rows; rows held by a drain that stopped are taken back by the sweeper."""
     world.add(A, "MUG01", "マグカップ", 10)
-    world.smaregi.sell([(A, 1)])
-    [(row_id, _g, _s)] = inbox_rows(app)
+    for _ in range(5):
+        world.smaregi.sell([(A, 1)])
+    ids = [r[0] for r in inbox_rows(app)]
     with app.app_context():
-        db.session.execute(update(SmaregiInbox).where(SmaregiInbox.id == row_id).values(status="processing"))
+        first, second = claim_batch(3), claim_batch(3)
+        assert first == ids[:3] and second == ids[3:] and claim_batch(3) == []
+        assert sweep_inbox() == 0  # held, and held only a moment ago
+        db.session.execute(update(SmaregiInbox).where(SmaregiInbox.id.in_(first))
+                           .values(claimed_at=utcnow() - timedelta(minutes=10)))
         db.session.commit()
-        get_redis().set(_claim_key(row_id), 999, ex=60)
-    assert process_inbox(row_id) == "already done"
-    assert stock_of(app, A) == 10 and ledger_count(app, A) == 0
+        get_redis().delete(WAKE_KEY)
+        get_queue(WEBHOOKS).empty()
+        assert sweep_inbox() == 0  # taken back, but fresh: a drain is woken by new rows, not yet swept
+        assert [r[2] for r in inbox_rows(app)] == ["received"] * 3 + ["processing"] * 2
+    assert process_inbox() == "done 3, 2 channel(s) to push"
+    assert stock_of(app, A) == 5 == world.smaregi.stock_of(A)
+
+
+def test_a_row_that_cannot_be_applied_is_set_aside_and_the_rest_land(app, world, jobs_runner):
+    """One stored row that breaks the batch (here a payload that no longer parses) does not hold up
+    the others: they are applied, it is retried later and shown."""
+    world.add(A, "MUG01", "マグカップ", 10)
+    for _ in range(3):
+        world.smaregi.sell([(A, 1)])
+    ids = [r[0] for r in inbox_rows(app)]
     with app.app_context():
-        get_redis().delete(_claim_key(row_id))  # the holder crashed; its mark expired
-    assert process_inbox(row_id).startswith("done")
-    assert stock_of(app, A) == 9
+        row = db.session.get(SmaregiInbox, ids[1])
+        row.payload = {"params": "not the stored shape"}
+        db.session.commit()
+    jobs_runner()
+    assert [r[2] for r in inbox_rows(app)] == ["done", "failed", "done"]
+    assert stock_of(app, A) == 7 and world.channel_stock(A) == (7, 7)
+    with app.app_context():
+        [error] = db.session.scalars(select(ErrorRecord)).all()
+        assert error.level == 8 and f"#{ids[1]}" in error.message
+
+
+@pytest.fixture
+def nextengine_world(app, world):
+    """The world plus a NextEngine channel that processes uploads at once."""
+    from stocklink.channel_clients import save_credentials
+    from stocklink.sandbox.nextengine import NextEngineSandbox, create_app
+    from stocklink.sandbox.server import serve_in_thread
+
+    sandbox = NextEngineSandbox(auto_process=True)
+    server = serve_in_thread(create_app(sandbox))
+    sandbox.url = server.url
+    with app.app_context():
+        channel = Channel(kind="nextengine", name="ネクストエンジン", base_url=sandbox.url, settings={})
+        db.session.add(channel)
+        save_credentials(channel, sandbox.login(), by_merchant=True)
+        db.session.commit()
+        channel_id = channel.id
+    yield sandbox, channel_id
+    server.stop()
+
+
+def test_a_batch_forwards_each_products_summed_deltas_to_nextengine_once(app, world, nextengine_world,
+                                                                         jobs_runner, caplog):
+    """Several sales of two products drained together: NextEngine gets one CSV row per product
+    carrying the sum of its movements, and ends at Smaregi's stock (seed 001 delta rules)."""
+    ne, ne_id = nextengine_world
+    world.add(A, "MUG01", "マグカップ", 20)
+    world.add(C, "CUP01", "カップ", 20)
+    with app.app_context():
+        for sid, code in ((A, "MUG01"), (C, "CUP01")):
+            ne.add_goods(code, 20)
+            product_id = db.session.scalar(select(Product.id).where(Product.smaregi_product_id == sid))
+            db.session.add(Listing(channel_id=ne_id, product_id=product_id, identifier=code,
+                                   last_confirmed_quantity=20))
+        db.session.commit()
+    for _ in range(3):
+        world.smaregi.sell([(A, 1), (C, 2)])
+    assert process_inbox() == "done 3, 3 channel(s) to push"
+    assert "one by one" not in caplog.text  # applied as one batch, not row by row after a failure
+    with app.app_context():
+        deltas = dict(db.session.execute(select(Listing.identifier, Listing.pending_delta)
+                                         .where(Listing.channel_id == ne_id)).all())
+    assert deltas == {"MUG01": -3, "CUP01": -6}
+    jobs_runner()
+    uploads = [r for r in ne.requests if r["path"] == "/api_v1_master_goods/upload"]
+    assert len(uploads) == 1
+    assert (ne.stock("MUG01"), ne.stock("CUP01")) == (17, 14) == (stock_of(app, A), stock_of(app, C))

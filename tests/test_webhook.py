@@ -115,14 +115,34 @@ def test_platform_contract_mismatch_is_400(app, client, configured, where):
     assert stored(app) == 0
 
 
-def test_valid_legacy_notification_is_stored_and_queued(app, client, configured):
-    """A valid legacy notification is answered 200 ``{"result":"ok"}`` with one inbox row and one job."""
+def queued_functions(app) -> list[str]:
+    with app.app_context():
+        return [job.func_name for job in get_queue(WEBHOOKS).jobs]
+
+
+def test_valid_legacy_notification_is_stored_and_wakes_the_inbox(app, client, configured):
+    """A valid legacy notification is answered 200 ``{"result":"ok"}`` with one inbox row and a drain
+    queued; more notifications while that drain waits queue nothing more."""
     response = client.post(URL, data=legacy_form(sale_row()))
     assert response.status_code == 200
     assert response.get_json() == {"result": "ok"}
-    [(inbox_id, generation, status)] = inbox_rows(app)
+    [(_inbox_id, generation, status)] = inbox_rows(app)
     assert (generation, status) == ("legacy", "received")
-    assert queued_job_ids(app) == [f"inbox-{inbox_id}"]
+    assert queued_functions(app) == ["stocklink.jobs.inbox.process_inbox"]
+    for after in (8, 7):
+        assert client.post(URL, data=legacy_form(sale_row(after=after))).status_code == 200
+    assert [s for _id, _g, s in inbox_rows(app)] == ["received"] * 3
+    assert queued_functions(app) == ["stocklink.jobs.inbox.process_inbox"]
+
+
+def test_a_notification_after_the_drain_started_queues_the_next(app, client, configured):
+    """The drain clears the wake before it looks for rows, so a row stored after that queues another."""
+    from stocklink.jobs.inbox import WAKE_KEY
+    client.post(URL, data=legacy_form(sale_row()))
+    with app.app_context():
+        get_redis().delete(WAKE_KEY)  # what a starting drain does first
+    client.post(URL, data=legacy_form(sale_row(after=8)))
+    assert queued_functions(app) == ["stocklink.jobs.inbox.process_inbox"] * 2
 
 
 def test_a_send_without_stock_rows_is_stored_as_ignored(app, client, configured):
@@ -157,7 +177,7 @@ def test_a_resent_notification_is_stored_and_processed_once(app, world, jobs_run
     assert [a.status for a in send.attempts] == [200, 200]
     rows = inbox_rows(app)
     assert [(g, s) for _id, g, s in rows] == [(generation, "received")]
-    assert len(queued_job_ids(app)) == 1
+    assert len(queued_job_ids(app)) == 1  # the drain, queued once
 
     jobs_runner()
     smaregi.resend(send.id)  # a resend after processing is not applied again either
@@ -192,7 +212,7 @@ def test_database_unavailable_is_503_and_the_resend_is_stored(app, world, jobs_r
 
 
 def test_a_stored_notification_whose_job_was_lost_is_swept_up(app, world, jobs_runner):
-    """Redis lost the job after the row was stored: the sweeper re-enqueues the row and it is applied."""
+    """Redis lost the drain after the row was stored: the sweeper wakes the inbox and it is applied."""
     world.add(A, "BAG01", "帆布トート", 10)
     world.smaregi.sell([(A, 4)])
     [(inbox_id, _g, _s)] = inbox_rows(app)
@@ -202,8 +222,9 @@ def test_a_stored_notification_whose_job_was_lost_is_swept_up(app, world, jobs_r
         db.session.execute(update(SmaregiInbox).values(received_at=utcnow() - timedelta(minutes=2)))
         db.session.commit()
         assert sweep_inbox() == 1
-        assert get_queue(WEBHOOKS).job_ids == [f"inbox-{inbox_id}"]
-        assert sweep_inbox() == 0  # a row with a live job is not queued twice
+        assert [j.func_name for j in get_queue(WEBHOOKS).jobs] == ["stocklink.jobs.inbox.process_inbox"]
+        assert sweep_inbox() == 1  # still waiting, but its drain is queued: not a second one
+        assert len(get_queue(WEBHOOKS).jobs) == 1
     jobs_runner()
     assert inbox_rows(app) == [(inbox_id, "legacy", "done")]
     assert stock_of(app, A) == 6 and world.channel_stock(A) == (6, 6)

@@ -1,37 +1,90 @@
-"""Processing the Smaregi inbox (SPEC §4 step 2, §11.1)."""
+"""Draining the Smaregi inbox (SPEC §4 step 2, §11.1).
+
+The webhook stores a row and *wakes* the inbox; it does not give every notification a job
+of its own. Waking is one Redis ``SET NX``: while a drain is waiting in the queue the key
+is set and nothing more is queued, and a drain deletes the key before it looks for rows,
+so a row committed before a failed ``SET NX`` is always seen by the drain that was waiting.
+
+A drain claims up to :data:`BATCH` waiting rows with one conditional UPDATE (two drains
+never hold the same row), applies them together with one stock read from Smaregi
+(``sync.apply_batch``), and repeats until none is left. Running a drain twice, or two at
+once, applies nothing twice: a row is applied only by the drain whose claim moved it to
+``processing``, in the same transaction that marks it ``done``.
+
+When Smaregi fails, the rows go back as ``failed`` with a retry time, and Smaregi is left
+alone for a backoff that grows with consecutive failures (2 s … 1 h); a drain is scheduled
+for when it ends. The sweeper (every minute) hands back rows whose drain vanished and wakes
+the inbox for anything left waiting (a Redis outage, a dead worker).
+
+Why not one RQ job per row, as SPEC §11.1 suggests: at 200 notifications/s the per-row
+enqueue was the webhook's largest cost after the INSERT, and 6,000 jobs that mostly found
+their row already applied by a batch kept both CPUs busy (bench/propagation.py figures in
+the README). The properties §11.1 asks for — a row is processed once, a lost job is found
+by a sweeper — hold here through the claim and the sweeper instead.
+"""
 from __future__ import annotations
 
 import json
+import logging
+import time
 from datetime import timedelta
 
 from rq import Retry
-from rq.exceptions import DuplicateJobError
-from sqlalchemy import select, update
+from sqlalchemy import and_, func, or_, select, update
 
-from stocklink.errors import final_attempt, record_error, resolve_temporary_errors
+from stocklink.errors import record_error, resolve_temporary_errors
 from stocklink.extensions import db
 from stocklink.jobs import job
 from stocklink.jobs.push import enqueue_push
 from stocklink.models import SmaregiInbox
 from stocklink.models._types import utcnow
 from stocklink.notify import queue_mail
-from stocklink.platforms.base import AuthError
+from stocklink.platforms.base import AuthError, PlatformError
 from stocklink.platforms.smaregi_webhook import parse_legacy, parse_platform
 from stocklink.queues import WEBHOOKS, get_queue, get_redis
 
-RETRY = Retry(max=8, interval=[2, 10, 30, 60, 300, 600, 1800, 3600])
+log = logging.getLogger(__name__)
+
+BATCH = 50  # notifications applied together, with one stock read from Smaregi
+WAKE_KEY = "stocklink:inbox-wake"
+WAKE_TTL = 30  # seconds; a wake whose drain was lost is renewed after this (or by the sweeper)
+BACKOFF_KEY = "stocklink:smaregi-backoff"  # set while Smaregi is left alone after a failure
+FAILURES_KEY = "stocklink:smaregi-failures"  # consecutive failed drains
+BACKOFF = (2, 10, 30, 60, 300, 600, 1800, 3600)  # seconds, by consecutive failure
+ALERT_AFTER = len(BACKOFF)  # a level 8 failure repeated this often is mailed (SPEC §7)
+CLAIM_TTL = timedelta(minutes=5)  # a row held longer than this by a drain that vanished is taken back
+LINGER = 0.1  # seconds a busy drain waits for more rows after a small batch
+DRAIN_BUDGET = 50.0  # seconds a drain runs before it hands over to a fresh one
+SWEEP_AFTER = timedelta(seconds=30)  # a waiting row older than this gets the sweeper's wake
+JOB_OPTIONS = {"job_timeout": 120, "result_ttl": 0, "failure_ttl": 7 * 86400}
 
 
-def enqueue_inbox(inbox_id: int) -> bool:
-    """The RQ job id is the inbox row id (unique): a row is never queued twice at once."""
-    try:
-        get_queue(WEBHOOKS).enqueue(process_inbox, inbox_id, job_id=f"inbox-{inbox_id}", unique=True,
-                                    job_timeout=120, retry=RETRY, result_ttl=0, failure_ttl=7 * 86400)
-        return True
-    except DuplicateJobError:
+# -- waking ------------------------------------------------------------------------------------
+def enqueue_drain(delay: float | None = None) -> None:
+    queue = get_queue(WEBHOOKS)
+    if delay:
+        queue.enqueue_in(timedelta(seconds=delay), process_inbox, **JOB_OPTIONS)
+    else:
+        queue.enqueue(process_inbox, **JOB_OPTIONS)
+
+
+def wake_inbox() -> bool:
+    """Make sure a drain will look at the inbox after this moment; returns whether one was queued.
+
+    Call it after the row is committed. One Redis command unless a drain must be queued.
+    """
+    redis = get_redis()
+    if not redis.set(WAKE_KEY, 1, nx=True, ex=WAKE_TTL):
         return False
+    try:
+        enqueue_drain()
+    except Exception:
+        redis.delete(WAKE_KEY)  # let the next notification (or the sweeper) try again
+        raise
+    return True
 
 
+# -- draining ----------------------------------------------------------------------------------
 def notification_of(row: SmaregiInbox):
     """Rebuild the parsed notification from what the webhook stored."""
     if row.generation == "legacy":
@@ -42,133 +95,183 @@ def notification_of(row: SmaregiInbox):
     return parse_platform(headers, json.dumps(row.payload).encode())
 
 
-BATCH = 50  # notifications one job applies together, with one stock read from Smaregi
-CLAIM_TTL = 300  # seconds a batch holds the rows it claimed (a crashed batch lets go after this)
+def _ready(now):
+    return or_(SmaregiInbox.status == "received",
+               and_(SmaregiInbox.status == "failed",
+                    or_(SmaregiInbox.next_attempt_at.is_(None), SmaregiInbox.next_attempt_at <= now)))
 
 
-def _claim_key(inbox_id: int) -> str:
-    return f"stocklink:inbox-claim:{inbox_id}"
+def claim_batch(limit: int = BATCH) -> list[int]:
+    """Move up to ``limit`` waiting rows (oldest first) to ``processing``; their ids.
 
-
-def _claim(inbox_id: int, statuses: tuple[str, ...]) -> bool:
-    claimed = db.session.execute(update(SmaregiInbox).where(
-        SmaregiInbox.id == inbox_id, SmaregiInbox.status.in_(statuses))
-        .values(status="processing", attempts=SmaregiInbox.attempts + 1)
-        .execution_options(synchronize_session=False))
-    return claimed.rowcount == 1
-
-
-def _claim_batch(inbox_id: int) -> list[int]:
-    """This job's row plus up to BATCH − 1 other waiting rows, oldest first.
-
-    Each row is claimed by a conditional UPDATE, so two batches never take the same row. A
-    row taken into another job's batch is marked in Redis: its own job, running meanwhile,
-    leaves it alone (a ``processing`` row without the mark is one whose job crashed, and is
-    taken again by its retry or the sweeper).
+    The UPDATE re-checks the status, and PostgreSQL skips rows another drain has locked,
+    so two drains never claim the same row.
     """
-    redis = get_redis()
-    if not _claim(inbox_id, ("received", "failed", "processing")):
-        db.session.commit()
-        return []
-    if redis.exists(_claim_key(inbox_id)):
-        # Checked after the UPDATE: a batch marks a row before committing its claim, so a
-        # claim that waited for that commit sees the mark here.
-        db.session.rollback()
-        return []
-    others = db.session.scalars(select(SmaregiInbox.id).where(
-        SmaregiInbox.status == "received", SmaregiInbox.id != inbox_id)
-        .order_by(SmaregiInbox.id).limit(BATCH - 1)).all()
-    batch = [inbox_id]
-    for other in others:
-        if _claim(other, ("received",)):
-            redis.set(_claim_key(other), inbox_id, ex=CLAIM_TTL)
-            batch.append(other)
+    now = utcnow()
+    waiting = (select(SmaregiInbox.id).where(_ready(now)).order_by(SmaregiInbox.id).limit(limit)
+               .with_for_update(skip_locked=True))
+    ids = db.session.scalars(
+        update(SmaregiInbox).where(SmaregiInbox.id.in_(waiting.scalar_subquery()), _ready(now))
+        .values(status="processing", claimed_at=now, attempts=SmaregiInbox.attempts + 1)
+        .returning(SmaregiInbox.id).execution_options(synchronize_session=False)).all()
     db.session.commit()
-    return batch
-
-
-def _release(inbox_ids: list[int]) -> None:
-    """Hand claimed rows back to their own jobs (this one is failing)."""
-    if inbox_ids:
-        db.session.execute(update(SmaregiInbox).where(
-            SmaregiInbox.id.in_(inbox_ids), SmaregiInbox.status == "processing")
-            .values(status="received").execution_options(synchronize_session=False))
-        db.session.commit()
-        get_redis().delete(*[_claim_key(i) for i in inbox_ids])
+    return sorted(ids)
 
 
 @job
-def process_inbox(inbox_id: int) -> str:
-    """Apply this stored notification, and with it the others waiting, reading their stock from
-    Smaregi in one batch. A row already done is not applied again."""
-    from stocklink.sync import apply_notification, smaregi_client, store_movements
+def process_inbox() -> str:
+    """Apply every waiting notification, :data:`BATCH` at a time. Safe to run twice or at once.
 
-    batch = _claim_batch(inbox_id)
-    if not batch:
-        return "already done"
-    rows = {row.id: row for row in db.session.scalars(select(SmaregiInbox).where(SmaregiInbox.id.in_(batch)))}
-    notifications = {row_id: notification_of(row) for row_id, row in rows.items()}
-    channels: set[int] = set()
+    While it runs it holds the wake, so notifications arriving meanwhile queue no second
+    drain; it takes them in its next batch. Under load it lingers :data:`LINGER` seconds
+    after a batch smaller than :data:`BATCH`, so the next one is bigger (one stock read and
+    one write per product for more notifications); a lone sale is applied at once.
+    """
+    redis = get_redis()
+    backoff_ms = redis.pttl(BACKOFF_KEY)
+    if backoff_ms > 0:  # the drain scheduled by the failure comes when it ends
+        redis.set(WAKE_KEY, 1, px=backoff_ms)
+        return "smaregi backing off"
+    started, applied, channels = time.monotonic(), 0, set()
+    while True:
+        redis.set(WAKE_KEY, 1, ex=WAKE_TTL)  # this drain will look again: nobody else needs to
+        batch = claim_batch()
+        if not batch:
+            redis.delete(WAKE_KEY)  # from now on a new row queues a drain; one last look for rows
+            batch = claim_batch()   # stored before the delete, whose wake this drain swallowed
+            if not batch:
+                break
+        outcome = _apply(batch)
+        if outcome is None:  # Smaregi failed: the rows wait for the backoff
+            break
+        applied += len(batch)
+        channels |= outcome
+        for channel_id in sorted(outcome):  # coalesced: a push already queued takes these too
+            enqueue_push(channel_id)
+        if time.monotonic() - started > DRAIN_BUDGET:
+            enqueue_drain()  # a fresh job for the rest; the worker can serve other queues meanwhile
+            break
+        if len(batch) < BATCH and applied > len(batch):
+            time.sleep(LINGER)
+    return f"done {applied}, {len(channels)} channel(s) to push"
+
+
+def _apply(batch: list[int]) -> set[int] | None:
+    """Apply the claimed rows in one transaction; returns the channels to push, or None when
+    Smaregi failed. A row that fails for another reason is set aside alone to retry."""
+    from stocklink.sync import apply_batch
+
+    rows = db.session.scalars(select(SmaregiInbox).where(SmaregiInbox.id.in_(batch))
+                              .order_by(SmaregiInbox.id)).all()
     try:
-        client = smaregi_client()
-        ids = list(dict.fromkeys(m.product_id for n in notifications.values() for m in store_movements(n.movements)))
-        read_at = utcnow()
-        prefetched = (read_at, client.fetch_stock(ids)) if ids else None
-
-        def apply(row_id: int) -> set[int]:
-            row = db.session.get(SmaregiInbox, row_id)
-            applied = apply_notification(row, notifications[row_id], client=client, prefetched=prefetched)
-            row.status, row.processed_at, row.error = "done", utcnow(), None
-            return applied
-
-        channels |= apply(inbox_id)
+        channels = apply_batch(rows, {row.id: notification_of(row) for row in rows})
         resolve_temporary_errors(source="smaregi")  # Smaregi answers again (SPEC §6: shown until it clears)
         db.session.commit()
-    except Exception as exc:
+    except PlatformError as exc:
         db.session.rollback()
-        _release([other for other in batch if other != inbox_id])
-        _fail(inbox_id, exc, level=9 if isinstance(exc, AuthError) else 8)
-        raise
-    for other in batch[1:]:
-        try:
-            channels |= apply(other)
-            db.session.commit()
-            get_redis().delete(_claim_key(other))
-        except Exception:  # its own job applies it, with retries and error records
-            db.session.rollback()
-            _release([other])
-    for channel_id in sorted(channels):
-        enqueue_push(channel_id)
-    return f"done {len(batch)}, {len(channels)} channel(s) to push"
+        _smaregi_failed(batch, exc)
+        return None
+    except Exception as exc:  # not Smaregi: find the row that causes it, let the others through
+        db.session.rollback()
+        if len(batch) == 1:
+            log.exception("inbox row %s could not be applied", batch[0])
+            _set_aside(batch[0], exc)
+            return set()
+        log.warning("a batch of %d inbox rows failed (%s: %s); applying them one by one",
+                    len(batch), type(exc).__name__, exc)
+        channels = set()
+        for row_id in batch:
+            outcome = _apply([row_id])
+            if outcome is None:
+                _give_back([other for other in batch if other > row_id])
+                return None
+            channels |= outcome
+        return channels
+    get_redis().delete(FAILURES_KEY)
+    return channels
 
 
-def _fail(inbox_id: int, exc: Exception, *, level: int) -> None:
-    row = db.session.get(SmaregiInbox, inbox_id)
-    row.status, row.error = "failed", f"{type(exc).__name__}: {exc}"[:2000]
-    kind = "auth" if level >= 9 else "temporary"
-    record = record_error(source="smaregi", level=level, kind=kind, code=getattr(exc, "code", None),
+def _give_back(ids: list[int]) -> None:
+    """Rows claimed but not tried: waiting again, as they were."""
+    if ids:
+        db.session.execute(update(SmaregiInbox).where(SmaregiInbox.id.in_(ids), SmaregiInbox.status == "processing")
+                           .values(status="received", claimed_at=None, attempts=SmaregiInbox.attempts - 1)
+                           .execution_options(synchronize_session=False))
+        db.session.commit()
+
+
+def _retry_later(ids: list[int], error: str, delay: float) -> None:
+    db.session.execute(update(SmaregiInbox).where(SmaregiInbox.id.in_(ids), SmaregiInbox.status == "processing")
+                       .values(status="failed", error=error[:2000], claimed_at=None,
+                               next_attempt_at=utcnow() + timedelta(seconds=delay))
+                       .execution_options(synchronize_session=False))
+
+
+def _smaregi_failed(batch: list[int], exc: PlatformError) -> None:
+    """Level 9 (auth) or 8 (anything else): record, mail as SPEC §6/§7 say, back off."""
+    redis = get_redis()
+    failures = int(redis.incr(FAILURES_KEY))
+    delay = BACKOFF[min(failures, len(BACKOFF)) - 1]
+    level = 9 if isinstance(exc, AuthError) else 8
+    _retry_later(batch, f"{type(exc).__name__}: {exc}", delay)
+    record = record_error(source="smaregi", level=level, kind="auth" if level >= 9 else "temporary",
+                          code=getattr(exc, "code", None),
                           message=("スマレジの認証に失敗しました。設定を確認してください" if level >= 9
                                    else "スマレジからの在庫取得に失敗しました。自動で再試行します") + f" ({exc})")
-    # Level 9 is mailed when it first appears (not on every retry), level 8 on the final failure.
-    if (level >= 9 and record.occurrences == 1) or (level < 9 and final_attempt()):
+    # Level 9 is mailed when it first appears, level 8 once it has failed ALERT_AFTER times in a row.
+    if (level >= 9 and record.occurrences == 1) or (level < 9 and failures == ALERT_AFTER):
         queue_mail("level9" if level >= 9 else "level8", "【stocklink】スマレジからの在庫取得に失敗しました",
                    "smaregi_failure", error=str(exc), level=level)
     db.session.commit()
+    redis.set(BACKOFF_KEY, 1, px=int(delay * 1000))
+    enqueue_drain(delay=delay)
+    log.warning("Smaregi failed (%s); %d notification(s) retried in %s s", exc, len(batch), delay)
+
+
+def _set_aside(row_id: int, exc: Exception) -> None:
+    row = db.session.get(SmaregiInbox, row_id)
+    delay = BACKOFF[min(row.attempts, len(BACKOFF)) - 1]
+    _retry_later([row_id], f"{type(exc).__name__}: {exc}", delay)
+    record_error(source="smaregi", level=8, kind="temporary",
+                 message=f"スマレジの在庫通知 #{row_id} を反映できませんでした。"
+                         f"自動で再試行します ({type(exc).__name__})")
+    db.session.commit()
+
+
+def retry_now() -> None:
+    """New Smaregi credentials were saved: stop backing off and retry failed rows at once."""
+    db.session.execute(update(SmaregiInbox).where(SmaregiInbox.status == "failed")
+                       .values(next_attempt_at=utcnow()).execution_options(synchronize_session=False))
+    db.session.commit()
+    redis = get_redis()
+    redis.delete(BACKOFF_KEY, FAILURES_KEY)
+    wake_inbox()
 
 
 @job
 def sweep_inbox() -> int:
-    """Re-enqueue stored rows that have no live job (a Redis outage, a dead worker)."""
-    cutoff = utcnow() - timedelta(seconds=30)
-    rows = db.session.scalars(select(SmaregiInbox.id).where(
-        SmaregiInbox.status.in_(("received", "processing")), SmaregiInbox.received_at < cutoff)
-        .order_by(SmaregiInbox.id).limit(1000)).all()
-    return sum(1 for inbox_id in rows if enqueue_inbox(inbox_id))
+    """Take back rows held by a drain that vanished, and wake the inbox for rows left waiting.
+
+    Returns how many rows were waiting (0: nothing to do)."""
+    now = utcnow()
+    taken_back = db.session.execute(update(SmaregiInbox).where(
+        SmaregiInbox.status == "processing", SmaregiInbox.claimed_at < now - CLAIM_TTL)
+        .values(status="received", claimed_at=None).execution_options(synchronize_session=False)).rowcount
+    db.session.commit()
+    if taken_back:
+        log.warning("took back %d inbox row(s) from a drain that stopped", taken_back)
+    waiting = db.session.scalar(select(func.count()).select_from(SmaregiInbox).where(or_(
+        and_(SmaregiInbox.status == "received", SmaregiInbox.received_at < now - SWEEP_AFTER),
+        and_(SmaregiInbox.status == "failed",
+             or_(SmaregiInbox.next_attempt_at.is_(None), SmaregiInbox.next_attempt_at <= now)))))
+    if waiting and get_redis().pttl(BACKOFF_KEY) <= 0:
+        wake_inbox()
+    return waiting or 0
 
 
 def enqueue_refresh(smaregi_ids: list[str]) -> None:
-    get_queue(WEBHOOKS).enqueue(refresh_stock, list(smaregi_ids), job_timeout=300, retry=RETRY,
-                                failure_ttl=7 * 86400)
+    get_queue(WEBHOOKS).enqueue(refresh_stock, list(smaregi_ids), job_timeout=300,
+                                retry=Retry(max=8, interval=list(BACKOFF)), failure_ttl=7 * 86400)
 
 
 @job

@@ -134,6 +134,7 @@ def _push_absolute(channel: Channel, client) -> int:
     writes, unchanged = plan_writes(channel, listings)
     for listing in unchanged:
         _clear_dirty(listing, seen[listing.id])
+    db.session.commit()  # no write transaction stays open while the channel is on the network
     done = 0
     batch_size = max(getattr(client, "max_batch", 50), 1)
     for start in range(0, len(writes), batch_size):

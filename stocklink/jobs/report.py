@@ -18,31 +18,32 @@ from stocklink.platforms.nextengine import build_delta_csv
 
 
 def _previous_results(channel: Channel, client) -> list[dict]:
-    """Check uploads still pending; confirmed ones clear, rejected rows become errors."""
+    """Check uploads still pending; confirmed ones clear, rejected rows become errors.
+
+    Both reads from NextEngine happen before the first write, so no write transaction
+    (SQLite: the database's one write lock) waits on the network.
+    """
     que_ids = sorted(set(db.session.scalars(select(Listing.pending_ref).where(
         Listing.channel_id == channel.id, Listing.pending_ref.is_not(None)))))
     if not que_ids:
         return []
-    results = []
-    finished = []
-    for que_id, status in client.upload_status(que_ids).items():
-        if status["status"] in ("waiting", "processing"):
-            continue
-        results.append({"que_id": que_id, **status})
-        finished.append(que_id)
-        if status["status"] == "error":
-            record_error(source="channel", level=8, kind="upload_rejected", channel=channel, code=que_id,
-                         message=f"{channel.name}: キューID {que_id} の処理に失敗しました: {status['message'][:300]}")
-    if finished:
-        # SPEC §11.9: an asynchronous write stays pending until a read-back confirms it.
-        listings = db.session.scalars(select(Listing).where(
-            Listing.channel_id == channel.id, Listing.pending_ref.in_(finished))).all()
-        stock = client.read_stock([listing.identifier for listing in listings])
-        now = utcnow()
-        for listing in listings:
-            listing.pending_ref = None
-            listing.last_confirmed_quantity = stock.get(listing.identifier)
-            listing.last_confirmed_at = now
+    results = [{"que_id": que_id, **status} for que_id, status in client.upload_status(que_ids).items()
+               if status["status"] not in ("waiting", "processing")]
+    finished = [r["que_id"] for r in results]
+    listings = db.session.scalars(select(Listing).where(
+        Listing.channel_id == channel.id, Listing.pending_ref.in_(finished))).all() if finished else []
+    # SPEC §11.9: an asynchronous write stays pending until a read-back confirms it.
+    stock = client.read_stock([listing.identifier for listing in listings]) if listings else {}
+    for result in results:
+        if result["status"] == "error":
+            record_error(source="channel", level=8, kind="upload_rejected", channel=channel, code=result["que_id"],
+                         message=f"{channel.name}: キューID {result['que_id']} の処理に失敗しました: "
+                                 f"{result['message'][:300]}")
+    now = utcnow()
+    for listing in listings:
+        listing.pending_ref = None
+        listing.last_confirmed_quantity = stock.get(listing.identifier)
+        listing.last_confirmed_at = now
     return results
 
 
@@ -58,6 +59,7 @@ def push_deltas_with_report(channel: Channel, client) -> int:
         if not listing.pending_delta:
             db.session.execute(update(Listing).where(Listing.id == listing.id, Listing.fact_at == listing.fact_at)
                                .values(dirty=False).execution_options(synchronize_session=False))
+    db.session.commit()  # nothing is held while the upload is on the network
     upload_error = None
     que_id = None
     rows = [(listing.identifier, delta) for listing, delta, _ in uploads]

@@ -7,7 +7,11 @@ from stocklink.models._types import utcnow
 
 class SmaregiInbox(db.Model):
     """``dedupe_key`` is contract + ``Smaregi-Event-Id`` (Platform) or a hash of the body
-    (legacy), unique, so a resend is stored once and processed once."""
+    (legacy), unique, so a resend is stored once and processed once.
+
+    ``status``: received → processing (``claimed_at``: the drain that holds it) → done, or
+    failed (retried from ``next_attempt_at``), or ignored (nothing to apply).
+    """
 
     __tablename__ = "smaregi_inbox"
 
@@ -21,3 +25,5 @@ class SmaregiInbox(db.Model):
     attempts = db.Column(db.Integer, nullable=False, default=0)
     processed_at = db.Column(db.DateTime(timezone=True))
     error = db.Column(db.Text)
+    claimed_at = db.Column(db.DateTime(timezone=True))
+    next_attempt_at = db.Column(db.DateTime(timezone=True))

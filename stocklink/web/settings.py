@@ -59,20 +59,25 @@ def index():
                            channels=channels, kinds=KINDS, webhook_url=webhook_url(), schema=SCHEMA)
 
 
-def _save(keys: list[str], message: str):
+def _save(keys: list[str], message: str, *, then=None):
     try:
         settings.save(_form_values(keys))
     except SettingsError as exc:
         db.session.rollback()
         flash(_("Not saved: %(key)s %(message)s", key=exc.key, message=exc.message), "error")
         return redirect(url_for("settings.index"), 303)
+    if then is not None:
+        then()
     flash(message, "info")
     return redirect(url_for("settings.index"), 303)
 
 
 @bp.post("/smaregi")
 def save_smaregi():
-    return _save([f"smaregi.{k}" for k in SMAREGI_FIELDS], _("Smaregi settings saved."))
+    from stocklink.jobs.inbox import retry_now
+
+    # New credentials: notifications that failed against Smaregi are retried at once.
+    return _save([f"smaregi.{k}" for k in SMAREGI_FIELDS], _("Smaregi settings saved."), then=retry_now)
 
 
 @bp.post("/sync")
