@@ -4,7 +4,7 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from stocklink import settings
 from stocklink.channel_clients import credentials_of
@@ -156,3 +156,28 @@ def test_cached_settings_see_their_own_saves_and_others_within_a_second(app, mon
         db.session.execute(text("UPDATE settings SET value = 'garbage' WHERE key = 'smaregi.customer_code'"))
         db.session.commit()
         assert settings.cached("smaregi.customer_code") is None
+
+
+def test_saving_smaregi_settings_retries_failed_notifications_at_once(app, client, logged_in):
+    """New Smaregi credentials on the settings page: notifications waiting out a backoff are due now
+    and a drain is queued (the merchant need not wait up to an hour)."""
+    from datetime import timedelta
+
+    from stocklink.jobs.inbox import BACKOFF_KEY
+    from stocklink.models import SmaregiInbox
+    from stocklink.models._types import utcnow
+    from stocklink.queues import WEBHOOKS, get_queue, get_redis
+
+    with app.app_context():
+        db.session.add(SmaregiInbox(dedupe_key="legacy:x", generation="legacy", event="stock_upd", payload={},
+                                    status="failed", attempts=8, received_at=utcnow(),
+                                    next_attempt_at=utcnow() + timedelta(hours=1)))
+        db.session.commit()
+        get_redis().set(BACKOFF_KEY, 1, ex=3600)
+    token = logged_in.token("/settings/")
+    client.post("/settings/smaregi", data={"csrf_token": token, "smaregi.access_token": "fresh-token"})
+    with app.app_context():
+        row = db.session.scalar(select(SmaregiInbox))
+        assert row.next_attempt_at.replace(tzinfo=None) <= utcnow().replace(tzinfo=None)
+        assert get_redis().exists(BACKOFF_KEY) == 0
+        assert [j.func_name for j in get_queue(WEBHOOKS).jobs] == ["stocklink.jobs.inbox.process_inbox"]

@@ -440,3 +440,48 @@ def test_a_batch_forwards_each_products_summed_deltas_to_nextengine_once(app, wo
     uploads = [r for r in ne.requests if r["path"] == "/api_v1_master_goods/upload"]
     assert len(uploads) == 1
     assert (ne.stock("MUG01"), ne.stock("CUP01")) == (17, 14) == (stock_of(app, A), stock_of(app, C))
+
+
+def test_a_push_job_vanishing_while_asked_about_is_queued_again(app, world, monkeypatch):
+    """RQ deletes a finished push (result_ttl=0) between our fetch and its status: that is no
+    push, not a crash of the drain that asked (found by bench/propagation.py on PostgreSQL)."""
+    from rq.exceptions import InvalidJobOperation
+
+    from stocklink.jobs.push import enqueue_push
+
+    class Vanished:
+        """What rq.job.Job.fetch gives for a job whose hash RQ deletes right after."""
+
+        def __init__(self, job_id):
+            self.id = job_id
+
+        @classmethod
+        def fetch(cls, job_id, connection=None):
+            return cls(job_id)
+
+        def get_status(self, refresh=True):
+            raise InvalidJobOperation(f"Failed to retrieve status for job: {self.id}")
+
+    with app.app_context():
+        assert enqueue_push(world.colorme_id) == "queued"
+        monkeypatch.setattr("stocklink.jobs.push.Job", Vanished)
+        assert enqueue_push(world.colorme_id) == "already queued"
+
+
+def test_a_drain_that_crashes_lets_the_next_notification_queue_another(app, world, monkeypatch):
+    """A drain holds the wake while it runs; if it dies, it lets go, so the inbox is not left
+    unattended until the wake expires."""
+    world.add(A, "MUG01", "マグカップ", 10)
+
+    def broken(limit=50):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr("stocklink.jobs.inbox.claim_batch", broken)
+    with pytest.raises(RuntimeError):
+        process_inbox()
+    with app.app_context():
+        assert get_redis().exists(WAKE_KEY) == 0
+        get_queue(WEBHOOKS).empty()
+    world.smaregi.sell([(A, 1)])
+    with app.app_context():
+        assert [j.func_name for j in get_queue(WEBHOOKS).jobs] == ["stocklink.jobs.inbox.process_inbox"]

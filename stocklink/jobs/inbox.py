@@ -132,6 +132,14 @@ def process_inbox() -> str:
     if backoff_ms > 0:  # the drain scheduled by the failure comes when it ends
         redis.set(WAKE_KEY, 1, px=backoff_ms)
         return "smaregi backing off"
+    try:
+        return _drain(redis)
+    except BaseException:
+        redis.delete(WAKE_KEY)  # this drain is gone: the next notification must queue another
+        raise
+
+
+def _drain(redis) -> str:
     started, applied, channels = time.monotonic(), 0, set()
     while True:
         redis.set(WAKE_KEY, 1, ex=WAKE_TTL)  # this drain will look again: nobody else needs to
@@ -147,7 +155,10 @@ def process_inbox() -> str:
         applied += len(batch)
         channels |= outcome
         for channel_id in sorted(outcome):  # coalesced: a push already queued takes these too
-            enqueue_push(channel_id)
+            try:
+                enqueue_push(channel_id)
+            except Exception:  # the listings stay dirty: the minute sweep pushes them
+                log.exception("could not queue the push of channel %s", channel_id)
         if time.monotonic() - started > DRAIN_BUDGET:
             enqueue_drain()  # a fresh job for the rest; the worker can serve other queues meanwhile
             break
@@ -243,9 +254,11 @@ def retry_now() -> None:
     db.session.execute(update(SmaregiInbox).where(SmaregiInbox.status == "failed")
                        .values(next_attempt_at=utcnow()).execution_options(synchronize_session=False))
     db.session.commit()
-    redis = get_redis()
-    redis.delete(BACKOFF_KEY, FAILURES_KEY)
-    wake_inbox()
+    try:
+        get_redis().delete(BACKOFF_KEY, FAILURES_KEY)
+        wake_inbox()
+    except Exception:  # the rows are due; the sweeper wakes the inbox once Redis answers
+        log.warning("could not wake the inbox after new Smaregi settings; the sweeper will")
 
 
 @job

@@ -10,7 +10,7 @@ from fractions import Fraction
 
 from redis.exceptions import LockError
 from rq import Retry
-from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.exceptions import DuplicateJobError, InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 from sqlalchemy import or_, select, update
 
@@ -55,7 +55,7 @@ def enqueue_push(channel_id: int) -> str:
     try:
         existing = Job.fetch(job_id, connection=get_redis())
         status = existing.get_status()
-    except NoSuchJobError:
+    except (NoSuchJobError, InvalidJobOperation):  # it finished and vanished between the two calls
         existing, status = None, None
     if status in ("queued", "scheduled", "deferred"):
         return "already queued"
