@@ -108,10 +108,14 @@ def claim_batch(limit: int = BATCH) -> list[int]:
     so two drains never claim the same row.
     """
     now = utcnow()
+    # A CTE, evaluated once: PostgreSQL may re-run an ``IN (SELECT … LIMIT … SKIP LOCKED)``
+    # subquery per row and so claim more than ``limit`` rows.
     waiting = (select(SmaregiInbox.id).where(_ready(now)).order_by(SmaregiInbox.id).limit(limit)
-               .with_for_update(skip_locked=True))
+               .with_for_update(skip_locked=True).cte("waiting"))
+    if db.engine.dialect.name == "postgresql":
+        waiting = waiting.prefix_with("MATERIALIZED")
     ids = db.session.scalars(
-        update(SmaregiInbox).where(SmaregiInbox.id.in_(waiting.scalar_subquery()), _ready(now))
+        update(SmaregiInbox).where(SmaregiInbox.id == waiting.c.id, _ready(now))
         .values(status="processing", claimed_at=now, attempts=SmaregiInbox.attempts + 1)
         .returning(SmaregiInbox.id).execution_options(synchronize_session=False)).all()
     db.session.commit()
