@@ -12,7 +12,7 @@ from redis.exceptions import LockError
 from rq import Retry
 from rq.exceptions import DuplicateJobError, InvalidJobOperation, NoSuchJobError
 from rq.job import Job
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 
 from stocklink.channel_clients import make_channel_client
 from stocklink.channel_kinds import KINDS
@@ -109,10 +109,14 @@ def plan_writes(channel: Channel, listings: list[Listing]) -> tuple[list[tuple[L
     return writes, unchanged
 
 
-def _clear_dirty(listing: Listing, seen_fact_at) -> None:
-    """Clear the mark only if no newer fact arrived meanwhile (compare-and-clear)."""
-    db.session.execute(update(Listing).where(Listing.id == listing.id, Listing.fact_at == seen_fact_at)
-                       .values(dirty=False).execution_options(synchronize_session=False))
+def _clear_dirty(listings: list[Listing], seen: dict) -> None:
+    """Clear the marks only where no newer fact arrived meanwhile (compare-and-clear), in one statement."""
+    if listings:
+        table = Listing.__table__
+        db.session.flush()
+        db.session.connection().execute(
+            update(table).where(table.c.id == bindparam("lid"), table.c.fact_at == bindparam("fact"))
+            .values(dirty=False), [{"lid": listing.id, "fact": seen[listing.id]} for listing in listings])
 
 
 def _forget_confirmed(listings: list[Listing]) -> None:
@@ -132,8 +136,7 @@ def _push_absolute(channel: Channel, client) -> int:
         return 0
     seen = {listing.id: listing.fact_at for listing in listings}
     writes, unchanged = plan_writes(channel, listings)
-    for listing in unchanged:
-        _clear_dirty(listing, seen[listing.id])
+    _clear_dirty(unchanged, seen)
     db.session.commit()  # no write transaction stays open while the channel is on the network
     done = 0
     batch_size = max(getattr(client, "max_batch", 50), 1)
@@ -146,6 +149,7 @@ def _push_absolute(channel: Channel, client) -> int:
                 _forget_confirmed([listing for listing, _ in batch])
             raise
         now = utcnow()
+        cleared = []
         for listing, write in batch:
             result = results.get(write.identifier)
             if result is None:
@@ -156,11 +160,11 @@ def _push_absolute(channel: Channel, client) -> int:
                     else write.quantity
                 listing.last_confirmed_at = now
                 listing.difference = False
-                _clear_dirty(listing, seen[listing.id])
+                cleared.append(listing)
                 done += 1
             elif result.status == "pending":
                 listing.pending_ref = result.ref
-                _clear_dirty(listing, seen[listing.id])
+                cleared.append(listing)
             elif result.status == "stale":
                 # Compare-and-set lost to the channel's own sale: keep dirty, retry with the fresh value.
                 listing.last_confirmed_quantity = result.confirmed
@@ -169,10 +173,11 @@ def _push_absolute(channel: Channel, client) -> int:
             elif result.status == "unknown_item":
                 # SPEC §11.8: an outcome for the merchant, not a retry.
                 listing.link_problem = "unknown_item"
-                _clear_dirty(listing, seen[listing.id])
+                cleared.append(listing)
                 record_error(source="channel", level=8, kind="unknown_item", channel=channel,
                              message=f"{channel.name}: {listing.identifier} はチャネルに存在しません",
                              code=result.detail[:40] if result.detail else None)
+        _clear_dirty(cleared, seen)
         db.session.commit()
     return done
 

@@ -6,7 +6,7 @@ uploaded CSV attached and 成功 / 失敗 in the subject.
 """
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from stocklink.errors import record_error
 from stocklink.extensions import db
@@ -53,32 +53,35 @@ def push_deltas_with_report(channel: Channel, client) -> int:
     listings = db.session.scalars(select(Listing).where(
         Listing.channel_id == channel.id, Listing.dirty.is_(True), Listing.sync_enabled.is_(True))
         .order_by(Listing.id)).all()
-    uploads = [(listing, listing.pending_delta, listing.fact_at) for listing in listings
-               if listing.pending_delta and listing.product is not None]
-    for listing in listings:
-        if not listing.pending_delta:
-            db.session.execute(update(Listing).where(Listing.id == listing.id, Listing.fact_at == listing.fact_at)
-                               .values(dirty=False).execution_options(synchronize_session=False))
+    uploads = [(listing.id, listing.identifier, listing.pending_delta, listing.fact_at) for listing in listings
+               if listing.pending_delta and listing.product_id is not None]
+    nothing_to_send = [{"lid": listing.id, "fact": listing.fact_at} for listing in listings
+                       if not listing.pending_delta]
+    table = Listing.__table__
+    if nothing_to_send:  # one statement for all: the write lock is held for as short as possible
+        db.session.connection().execute(
+            update(table).where(table.c.id == bindparam("lid"), table.c.fact_at == bindparam("fact"))
+            .values(dirty=False), nothing_to_send)
     db.session.commit()  # nothing is held while the upload is on the network
     upload_error = None
     que_id = None
-    rows = [(listing.identifier, delta) for listing, delta, _ in uploads]
+    rows = [(identifier, delta) for _id, identifier, delta, _fact in uploads]
     if rows:
-        key = f"ne-{channel.id}-" + "-".join(f"{listing.id}.{delta}" for listing, delta, _ in uploads)[:200]
+        key = f"ne-{channel.id}-" + "-".join(f"{lid}.{delta}" for lid, _i, delta, _f in uploads)[:200]
         try:
             que_id = client.upload_deltas(rows, key)
         except PlatformError as exc:
             upload_error = exc
     if que_id is not None:
         now = utcnow()
-        for listing, delta, fact_at in uploads:
-            # Subtract exactly what was uploaded: a delta added meanwhile stays for the next run.
-            db.session.execute(update(Listing).where(Listing.id == listing.id).values(
-                pending_delta=Listing.pending_delta - delta, pending_ref=que_id, last_pushed_at=now,
-                last_pushed_quantity=delta).execution_options(synchronize_session=False))
-            db.session.execute(update(Listing).where(Listing.id == listing.id, Listing.fact_at == fact_at,
-                                                     Listing.pending_delta == 0)
-                               .values(dirty=False).execution_options(synchronize_session=False))
+        sent = [{"lid": lid, "delta": delta, "fact": fact_at} for lid, _i, delta, fact_at in uploads]
+        connection = db.session.connection()
+        # Subtract exactly what was uploaded: a delta added meanwhile stays for the next run.
+        connection.execute(update(table).where(table.c.id == bindparam("lid")).values(
+            pending_delta=table.c.pending_delta - bindparam("delta"), pending_ref=que_id, last_pushed_at=now,
+            last_pushed_quantity=bindparam("delta")), sent)
+        connection.execute(update(table).where(table.c.id == bindparam("lid"), table.c.fact_at == bindparam("fact"),
+                                               table.c.pending_delta == 0).values(dirty=False), sent)
     # Commit what NextEngine accepted before anything else can fail: a rollback after a
     # successful upload would upload the same counts again.
     db.session.commit()
