@@ -24,13 +24,6 @@ class StockRead:
     source_event: str | None = None
 
 
-def apply_smaregi_stock(product_id: int, stock: int, read_at: datetime, *, cause: str,
-                        source_event: str | None = None, actor: str = "smaregi") -> bool:
-    """Overwrite one product's ``smaregi_stock``; see :func:`apply_smaregi_reads`."""
-    return product_id in apply_smaregi_reads({product_id: StockRead(stock, cause, source_event)}, read_at,
-                                             actor=actor)
-
-
 def apply_smaregi_reads(reads: dict[int, StockRead], read_at: datetime, *, actor: str = "smaregi") -> set[int]:
     """Overwrite ``smaregi_stock`` of several products with values read from Smaregi at ``read_at``.
 

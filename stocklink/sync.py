@@ -19,7 +19,7 @@ from stocklink.notify import queue_mail
 from stocklink.platforms.smaregi import make_smaregi_client
 from stocklink.platforms.smaregi_webhook import Notification, StockMovement
 from stocklink.review import add_exclusion, describe, enqueue_confirmation, linkage
-from stocklink.stock import StockRead, add_pending_deltas, apply_smaregi_reads, apply_smaregi_stock, mark_listings_dirty
+from stocklink.stock import StockRead, add_pending_deltas, apply_smaregi_reads, mark_listings_dirty
 
 ABORT_SUBJECT = "※ご確認ください※在庫情報送信処理中にエラーが発生しました。"
 
@@ -215,9 +215,7 @@ def refresh_products(smaregi_ids: list[str], *, cause: str, source_event: str | 
     read_at = utcnow()
     managed = [sid for sid, p in state.products.items() if p.stock_managed and sid in smaregi_ids]
     stock = client.fetch_stock(managed) if managed else {}
-    changed = set()
-    for sid in managed:
-        product = state.products[sid]
-        apply_smaregi_stock(product.id, int(stock.get(sid, 0)), read_at, cause=cause, source_event=source_event)
-        changed.add(product.id)
-    return mark_listings_dirty(changed)
+    apply_smaregi_reads({state.products[sid].id: StockRead(int(stock.get(sid, 0)), cause, source_event)
+                         for sid in managed}, read_at)
+    # Every one is marked, changed or not: the merchant asked for the channels to be set now.
+    return mark_listings_dirty({state.products[sid].id for sid in managed})

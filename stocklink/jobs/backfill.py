@@ -14,7 +14,7 @@ from stocklink.jobs.push import enqueue_push
 from stocklink.models import Exclusion, Listing, Product
 from stocklink.models._types import utcnow
 from stocklink.queues import get_redis
-from stocklink.stock import apply_smaregi_stock, mark_listings_dirty
+from stocklink.stock import StockRead, apply_smaregi_reads, mark_listings_dirty
 
 WATERMARK_KEY = "stocklink:backfill:watermark"
 OVERLAP = timedelta(minutes=2)       # clocks differ; re-reading a row is harmless (overwrite)
@@ -48,8 +48,8 @@ def backfill_stock() -> str:
     linked = db.session.scalars(select(Product).where(
         Product.smaregi_product_id.in_(list(changed_rows)), Product.stock_managed.is_(True),
         Product.id.in_(select(Listing.product_id).where(Listing.product_id.is_not(None))))).all()
-    changed = {p.id for p in linked if p.smaregi_product_id not in excluded and apply_smaregi_stock(
-        p.id, changed_rows[p.smaregi_product_id], read_at, cause="smaregi:backfill", source_event="backfill")}
+    changed = apply_smaregi_reads({p.id: StockRead(changed_rows[p.smaregi_product_id], "smaregi:backfill", "backfill")
+                                   for p in linked if p.smaregi_product_id not in excluded}, read_at)
     channels = mark_listings_dirty(changed) if changed else set()
     db.session.commit()
     get_redis().set(WATERMARK_KEY, read_at.isoformat())
