@@ -1,13 +1,29 @@
 """Storing a notification durably, once (SPEC §11.1: inbox first)."""
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from stocklink.extensions import db
 from stocklink.models import SmaregiInbox
 from stocklink.models._types import utcnow
 from stocklink.platforms.smaregi_webhook import Notification
+
+_COLUMNS = ("dedupe_key", "generation", "event", "payload", "status", "received_at", "attempts")
+_INSERTS: dict = {}
+
+
+def _insert_statement(dialect: str):
+    """``INSERT … ON CONFLICT (dedupe_key) DO NOTHING RETURNING id``, built once per dialect
+    (building it per request cost about a tenth of the webhook's CPU)."""
+    statement = _INSERTS.get(dialect)
+    if statement is None:
+        table = SmaregiInbox.__table__
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = (insert(table).values({name: bindparam(name, type_=table.c[name].type) for name in _COLUMNS})
+                     .on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(table.c.id))
+        _INSERTS[dialect] = statement
+    return statement
 
 
 def store_notification(notification: Notification) -> tuple[int, bool]:
@@ -16,14 +32,12 @@ def store_notification(notification: Notification) -> tuple[int, bool]:
     Returns (inbox row id, whether this call created it). A notification without stock
     movements is stored as ``ignored`` so it is visible but never processed.
     """
-    dialect = db.engine.dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     status = "received" if notification.movements else "ignored"
-    stmt = insert(SmaregiInbox).values(
-        dedupe_key=notification.dedupe_key, generation=notification.generation, event=notification.event,
-        payload=notification.payload, status=status, received_at=utcnow(), attempts=0,
-    ).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(SmaregiInbox.id)
-    new_id = db.session.execute(stmt).scalar()
+    connection = db.session.connection()
+    new_id = connection.execute(_insert_statement(connection.dialect.name), {
+        "dedupe_key": notification.dedupe_key, "generation": notification.generation,
+        "event": notification.event, "payload": notification.payload, "status": status,
+        "received_at": utcnow(), "attempts": 0}).scalar()
     db.session.commit()
     if new_id is not None:
         return new_id, status == "received"
