@@ -109,21 +109,21 @@ def plan_writes(channel: Channel, listings: list[Listing]) -> tuple[list[tuple[L
     return writes, unchanged
 
 
-def _clear_dirty(listings: list[Listing], seen: dict) -> None:
+def _clear_dirty(listing_ids: list[int], seen: dict) -> None:
     """Clear the marks only where no newer fact arrived meanwhile (compare-and-clear), in one statement."""
-    if listings:
+    if listing_ids:
         table = Listing.__table__
         db.session.flush()
         db.session.connection().execute(
             update(table).where(table.c.id == bindparam("lid"), table.c.fact_at == bindparam("fact"))
-            .values(dirty=False), [{"lid": listing.id, "fact": seen[listing.id]} for listing in listings])
+            .values(dirty=False), [{"lid": lid, "fact": seen[lid]} for lid in listing_ids])
 
 
-def _forget_confirmed(listings: list[Listing]) -> None:
+def _forget_confirmed(listing_ids: list[int]) -> None:
     """The channel may or may not have applied these writes: forget what it last confirmed, so
     the retry writes the value itself instead of applying a ColorMe increment a second time
     (platform-apis-channels.md §1.5). Committed at once: the caller rolls back and re-raises."""
-    db.session.execute(update(Listing).where(Listing.id.in_([listing.id for listing in listings]))
+    db.session.execute(update(Listing).where(Listing.id.in_(listing_ids))
                        .values(last_confirmed_quantity=None).execution_options(synchronize_session=False))
     db.session.commit()
 
@@ -136,21 +136,22 @@ def _push_absolute(channel: Channel, client) -> int:
         return 0
     seen = {listing.id: listing.fact_at for listing in listings}
     writes, unchanged = plan_writes(channel, listings)
-    _clear_dirty(unchanged, seen)
-    db.session.commit()  # no write transaction stays open while the channel is on the network
+    # Ids now: each batch's commit expires the objects, and reading an id back would cost a SELECT.
+    write_ids = [listing.id for listing, _ in writes]
+    unchanged_ids = [listing.id for listing in unchanged]
     done = 0
     batch_size = max(getattr(client, "max_batch", 50), 1)
     for start in range(0, len(writes), batch_size):
-        batch = writes[start:start + batch_size]
-        try:
+        batch, ids = writes[start:start + batch_size], write_ids[start:start + batch_size]
+        try:  # no write transaction is open while the channel answers
             results = {r.identifier: r for r in client.write_stock([w for _, w in batch])}
         except TemporaryError as exc:
             if exc.code in AMBIGUOUS_FAILURES:
-                _forget_confirmed([listing for listing, _ in batch])
+                _forget_confirmed(ids)
             raise
         now = utcnow()
         cleared = []
-        for listing, write in batch:
+        for (listing, write), listing_id in zip(batch, ids, strict=True):
             result = results.get(write.identifier)
             if result is None:
                 continue
@@ -160,11 +161,11 @@ def _push_absolute(channel: Channel, client) -> int:
                     else write.quantity
                 listing.last_confirmed_at = now
                 listing.difference = False
-                cleared.append(listing)
+                cleared.append(listing_id)
                 done += 1
             elif result.status == "pending":
                 listing.pending_ref = result.ref
-                cleared.append(listing)
+                cleared.append(listing_id)
             elif result.status == "stale":
                 # Compare-and-set lost to the channel's own sale: keep dirty, retry with the fresh value.
                 listing.last_confirmed_quantity = result.confirmed
@@ -173,12 +174,14 @@ def _push_absolute(channel: Channel, client) -> int:
             elif result.status == "unknown_item":
                 # SPEC §11.8: an outcome for the merchant, not a retry.
                 listing.link_problem = "unknown_item"
-                cleared.append(listing)
+                cleared.append(listing_id)
                 record_error(source="channel", level=8, kind="unknown_item", channel=channel,
-                             message=f"{channel.name}: {listing.identifier} はチャネルに存在しません",
+                             message=f"{channel.name}: {write.identifier} はチャネルに存在しません",
                              code=result.detail[:40] if result.detail else None)
         _clear_dirty(cleared, seen)
         db.session.commit()
+    _clear_dirty(unchanged_ids, seen)  # after the channel calls, so no lock was held across them
+    db.session.commit()
     return done
 
 
