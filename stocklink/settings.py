@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
+
+from flask import current_app
 
 from stocklink.crypto import SecretUnreadable, decrypt, encrypt
 from stocklink.domain.text import clean_pasted_secret
@@ -153,10 +156,6 @@ def cached(key: str) -> Any:
     For the webhook's hot path (customer code, contract, unlinkable mode): a change saved
     in another process applies there within a second; :func:`save` clears this process's copy.
     """
-    import time
-
-    from flask import current_app
-
     now = time.monotonic()
     entry = current_app.extensions.get("stocklink_settings_cache")
     if entry is None or now - entry[0] > CACHE_SECONDS:
@@ -166,7 +165,6 @@ def cached(key: str) -> Any:
 
 
 def forget_cached() -> None:
-    from flask import current_app
     current_app.extensions.pop("stocklink_settings_cache", None)
 
 

@@ -106,13 +106,20 @@ def mark_listings_dirty(product_ids: set[int]) -> set[int]:
     return channel_ids
 
 
-def add_pending_delta(product_id: int, delta: int, channel_ids: set[int]) -> None:
-    """Accumulate an increase/decrease count for the delta channels' listings (NextEngine)."""
-    add_pending_deltas({product_id: delta}, channel_ids)
+def clear_dirty(seen: dict[int, datetime | None]) -> None:
+    """Clear listings' dirty marks, each only if no newer fact arrived since ``seen`` (listing id
+    → the ``fact_at`` it was planned from): compare-and-clear, all in one statement."""
+    if seen:
+        table = Listing.__table__
+        db.session.flush()
+        db.session.connection().execute(
+            update(table).where(table.c.id == bindparam("lid"), table.c.fact_at == bindparam("fact"))
+            .values(dirty=False), [{"lid": lid, "fact": fact} for lid, fact in seen.items()])
 
 
 def add_pending_deltas(deltas: dict[int, int], channel_ids: set[int]) -> None:
-    """:func:`add_pending_delta` for several products in one statement."""
+    """Accumulate each product's increase/decrease count on the delta channels' listings
+    (NextEngine), for every product in one statement."""
     params = [{"pid": pid, "cid": cid, "delta": delta} for pid, delta in sorted(deltas.items()) if delta
               for cid in sorted(channel_ids)]
     if not params:

@@ -95,10 +95,18 @@ def notification_of(row: SmaregiInbox):
     return parse_platform(headers, json.dumps(row.payload).encode())
 
 
+def _failed_and_due(now):
+    return and_(SmaregiInbox.status == "failed",
+                or_(SmaregiInbox.next_attempt_at.is_(None), SmaregiInbox.next_attempt_at <= now))
+
+
 def _ready(now):
-    return or_(SmaregiInbox.status == "received",
-               and_(SmaregiInbox.status == "failed",
-                    or_(SmaregiInbox.next_attempt_at.is_(None), SmaregiInbox.next_attempt_at <= now)))
+    return or_(SmaregiInbox.status == "received", _failed_and_due(now))
+
+
+def _backoff(failures: int) -> int:
+    """Seconds to wait after the ``failures``-th failure in a row (the last step repeats)."""
+    return BACKOFF[min(failures, len(BACKOFF)) - 1]
 
 
 def claim_batch(limit: int = BATCH) -> list[int]:
@@ -226,7 +234,7 @@ def _smaregi_failed(batch: list[int], exc: PlatformError) -> None:
     """Level 9 (auth) or 8 (anything else): record, mail as SPEC §6/§7 say, back off."""
     redis = get_redis()
     failures = int(redis.incr(FAILURES_KEY))
-    delay = BACKOFF[min(failures, len(BACKOFF)) - 1]
+    delay = _backoff(failures)
     level = 9 if isinstance(exc, AuthError) else 8
     _retry_later(batch, f"{type(exc).__name__}: {exc}", delay)
     record = record_error(source="smaregi", level=level, kind="auth" if level >= 9 else "temporary",
@@ -245,7 +253,7 @@ def _smaregi_failed(batch: list[int], exc: PlatformError) -> None:
 
 def _set_aside(row_id: int, exc: Exception) -> None:
     row = db.session.get(SmaregiInbox, row_id)
-    delay = BACKOFF[min(row.attempts, len(BACKOFF)) - 1]
+    delay = _backoff(row.attempts)
     _retry_later([row_id], f"{type(exc).__name__}: {exc}", delay)
     record_error(source="smaregi", level=8, kind="temporary",
                  message=f"スマレジの在庫通知 #{row_id} を反映できませんでした。"
@@ -279,8 +287,7 @@ def sweep_inbox() -> int:
         log.warning("took back %d inbox row(s) from a drain that stopped", taken_back)
     waiting = db.session.scalar(select(func.count()).select_from(SmaregiInbox).where(or_(
         and_(SmaregiInbox.status == "received", SmaregiInbox.received_at < now - SWEEP_AFTER),
-        and_(SmaregiInbox.status == "failed",
-             or_(SmaregiInbox.next_attempt_at.is_(None), SmaregiInbox.next_attempt_at <= now)))))
+        _failed_and_due(now))))
     if waiting and get_redis().pttl(BACKOFF_KEY) <= 0:
         wake_inbox()
     return waiting or 0

@@ -12,7 +12,7 @@ from redis.exceptions import LockError
 from rq import Retry
 from rq.exceptions import DuplicateJobError, InvalidJobOperation, NoSuchJobError
 from rq.job import Job
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import or_, select, update
 
 from stocklink.channel_clients import make_channel_client
 from stocklink.channel_kinds import KINDS
@@ -25,6 +25,7 @@ from stocklink.models._types import utcnow
 from stocklink.notify import queue_mail
 from stocklink.platforms.base import AuthError, PlatformError, StockWrite, TemporaryError
 from stocklink.queues import PUSH, get_queue, get_redis
+from stocklink.stock import clear_dirty
 
 log = logging.getLogger(__name__)
 RETRY = Retry(max=6, interval=[5, 15, 60, 180, 600, 1800])
@@ -109,16 +110,6 @@ def plan_writes(channel: Channel, listings: list[Listing]) -> tuple[list[tuple[L
     return writes, unchanged
 
 
-def _clear_dirty(listing_ids: list[int], seen: dict) -> None:
-    """Clear the marks only where no newer fact arrived meanwhile (compare-and-clear), in one statement."""
-    if listing_ids:
-        table = Listing.__table__
-        db.session.flush()
-        db.session.connection().execute(
-            update(table).where(table.c.id == bindparam("lid"), table.c.fact_at == bindparam("fact"))
-            .values(dirty=False), [{"lid": lid, "fact": seen[lid]} for lid in listing_ids])
-
-
 def _forget_confirmed(listing_ids: list[int]) -> None:
     """The channel may or may not have applied these writes: forget what it last confirmed, so
     the retry writes the value itself instead of applying a ColorMe increment a second time
@@ -178,9 +169,9 @@ def _push_absolute(channel: Channel, client) -> int:
                 record_error(source="channel", level=8, kind="unknown_item", channel=channel,
                              message=f"{channel.name}: {write.identifier} はチャネルに存在しません",
                              code=result.detail[:40] if result.detail else None)
-        _clear_dirty(cleared, seen)
+        clear_dirty({lid: seen[lid] for lid in cleared})
         db.session.commit()
-    _clear_dirty(unchanged_ids, seen)  # after the channel calls, so no lock was held across them
+    clear_dirty({lid: seen[lid] for lid in unchanged_ids})  # after the channel calls: no lock held across them
     db.session.commit()
     return done
 

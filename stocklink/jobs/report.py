@@ -15,6 +15,7 @@ from stocklink.models._types import utcnow
 from stocklink.notify import queue_mail
 from stocklink.platforms.base import PlatformError
 from stocklink.platforms.nextengine import build_delta_csv
+from stocklink.stock import clear_dirty
 
 
 def _previous_results(channel: Channel, client) -> list[dict]:
@@ -55,13 +56,7 @@ def push_deltas_with_report(channel: Channel, client) -> int:
         .order_by(Listing.id)).all()
     uploads = [(listing.id, listing.identifier, listing.pending_delta, listing.fact_at) for listing in listings
                if listing.pending_delta and listing.product_id is not None]
-    nothing_to_send = [{"lid": listing.id, "fact": listing.fact_at} for listing in listings
-                       if not listing.pending_delta]
-    table = Listing.__table__
-    if nothing_to_send:  # one statement for all: the write lock is held for as short as possible
-        db.session.connection().execute(
-            update(table).where(table.c.id == bindparam("lid"), table.c.fact_at == bindparam("fact"))
-            .values(dirty=False), nothing_to_send)
+    clear_dirty({listing.id: listing.fact_at for listing in listings if not listing.pending_delta})
     db.session.commit()  # nothing is held while the upload is on the network
     upload_error = None
     que_id = None
@@ -74,6 +69,7 @@ def push_deltas_with_report(channel: Channel, client) -> int:
             upload_error = exc
     if que_id is not None:
         now = utcnow()
+        table = Listing.__table__
         sent = [{"lid": lid, "delta": delta, "fact": fact_at} for lid, _i, delta, fact_at in uploads]
         connection = db.session.connection()
         # Subtract exactly what was uploaded: a delta added meanwhile stays for the next run.
