@@ -200,6 +200,45 @@ def test_a_temporary_failure_is_retried_and_delivers_the_latest_value(app, clien
     assert colorme_writes(world.colorme, world.items[A]["colorme"])[-1] == {"product": {"stocks": stocks}}
 
 
+def test_a_short_rate_limit_is_waited_out_in_place(app, world, jobs_runner):
+    """Shopify THROTTLED asks for a pause of a fraction of a second: the push waits and sends the
+    same write again instead of failing into a 5 s RQ retry and a level-8 error (field research:
+    throttling is routine, not an outage for the merchant)."""
+    world.add(A, "MUG01", "マグカップ", 10)
+    world.shopify.throttle_next(2)
+    world.smaregi.sell([(A, 2)])
+    jobs_runner()
+    assert world.channel_stock(A) == (8, 8)
+    assert push_job_status(app, world.shopify_id) is None  # done, not scheduled for a retry
+    assert error_rows(app) == []
+
+
+def test_a_rate_limit_that_does_not_lift_is_level_8(app, world, jobs_runner, monkeypatch):
+    """Still throttled after the pauses, or a pause longer than the push may wait: level 8,
+    retried by RQ, and the value lands once Shopify lets it through."""
+    from stocklink.jobs import push
+    world.add(A, "MUG01", "マグカップ", 10)
+    world.shopify.throttle_next(push.PAUSES + 1)
+    world.smaregi.sell([(A, 2)])
+    jobs_runner()
+    assert error_rows(app) == [(8, "temporary", False)]
+    assert world.shopify.stock(world.items[A]["shopify"]) == 10
+    job = push_job(app, world.shopify_id)
+    assert job.get_status() == "scheduled"
+
+    world.shopify.set_bucket(5, 0.01)  # Shopify now asks for minutes: not waited out in place
+    retry_now(app, job)
+    jobs_runner()
+    assert world.shopify.stock(world.items[A]["shopify"]) == 10
+    assert push_job(app, world.shopify_id).get_status() == "scheduled"
+
+    world.shopify.set_bucket(2000, 100)
+    retry_now(app, push_job(app, world.shopify_id))
+    jobs_runner()
+    assert world.channel_stock(A) == (8, 8)
+    assert error_rows(app) == [(8, "temporary", True)]
+
+
 def test_errors_page_deletes_one_and_all(app, client, logged_in, world):
     """The errors page lists errors latest first; one can be deleted, then all at once (seed 004)."""
     with app.app_context():

@@ -6,6 +6,7 @@ are picked up by its next loop or by a follow-up job; a sweep every minute catch
 from __future__ import annotations
 
 import logging
+import time
 from fractions import Fraction
 
 from redis.exceptions import LockError
@@ -33,6 +34,10 @@ MAX_ROUNDS = 5
 # A write that timed out or lost its connection may have been applied by the channel
 # (stocklink/platforms/colorme.py: "a timeout on a relative write is ambiguous").
 AMBIGUOUS_FAILURES = {"timeout", "connection"}
+# A rate limit asking for a short pause is waited out in place (up to PAUSES times, each at
+# most PAUSE_LIMIT seconds) instead of failing the push into RQ's 5 s retry and a level-8 error.
+PAUSE_LIMIT = 10.0
+PAUSES = 3
 
 
 def _enqueue(job_id: str, channel_id: int) -> None:
@@ -119,6 +124,22 @@ def _forget_confirmed(listing_ids: list[int]) -> None:
     db.session.commit()
 
 
+def _write_batch(client, writes: list[StockWrite]) -> list:
+    """``client.write_stock``, waiting out a short rate-limit pause (a refused request was not
+    applied, so sending it again is safe; Shopify's idempotency keys would replay it anyway)."""
+    pauses = 0
+    while True:
+        try:
+            return client.write_stock(writes)
+        except TemporaryError as exc:
+            pause = exc.retry_after
+            if pauses == PAUSES or not exc.rate_limited or pause is None or pause > PAUSE_LIMIT:
+                raise
+            pauses += 1
+            log.info("%s asks for a pause of %.2f s (rate limit); waiting", type(client).__name__, pause)
+            time.sleep(pause)
+
+
 def _push_absolute(channel: Channel, client) -> int:
     listings = db.session.scalars(select(Listing).where(
         Listing.channel_id == channel.id, Listing.dirty.is_(True), Listing.sync_enabled.is_(True))
@@ -135,7 +156,7 @@ def _push_absolute(channel: Channel, client) -> int:
     for start in range(0, len(writes), batch_size):
         batch, ids = writes[start:start + batch_size], write_ids[start:start + batch_size]
         try:  # no write transaction is open while the channel answers
-            results = {r.identifier: r for r in client.write_stock([w for _, w in batch])}
+            results = {r.identifier: r for r in _write_batch(client, [w for _, w in batch])}
         except TemporaryError as exc:
             if exc.code in AMBIGUOUS_FAILURES:
                 _forget_confirmed(ids)

@@ -41,6 +41,12 @@ class TemporaryError(PlatformError):
         super().__init__(message, code=code, status=status)
         self.retry_after = retry_after
 
+    @property
+    def rate_limited(self) -> bool:
+        """Refused for the platform's rate limit (HTTP 429, Shopify's THROTTLED): nothing was
+        applied, so the same request may be sent again once ``retry_after`` has passed."""
+        return self.status == 429 or self.code == "THROTTLED"
+
 
 @dataclass(frozen=True)
 class StockWrite:
