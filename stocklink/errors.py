@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from stocklink.extensions import db
 from stocklink.models import Channel, ErrorRecord
-from stocklink.models._types import utcnow
+from stocklink.models._types import as_utc, utcnow
 
 
 def record_error(*, source: str, level: int, kind: str, message: str, code: str | None = None,
@@ -70,7 +70,7 @@ def maybe_resume(channel: Channel) -> bool:
     open_auth = db.session.scalars(select(ErrorRecord).where(
         ErrorRecord.channel_id == channel.id, ErrorRecord.level >= 9)).first()
     fresh = (channel.credentials_updated_at is not None and channel.stopped_at is not None
-             and _aware(channel.credentials_updated_at) > _aware(channel.stopped_at))
+             and as_utc(channel.credentials_updated_at) > as_utc(channel.stopped_at))
     if open_auth is not None or not fresh:
         return False
     channel.state = "active"
@@ -83,11 +83,6 @@ def maybe_resume(channel: Channel) -> bool:
     channel_id = channel.id
     after_commit(lambda: enqueue_push(channel_id))
     return True
-
-
-def _aware(value):
-    from datetime import UTC
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def final_attempt() -> bool:

@@ -6,13 +6,13 @@ in Python, so two workers cannot lose an update.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import bindparam, insert, or_, select, update
 
 from stocklink.extensions import db
 from stocklink.models import Listing, Product, SetComponent, StockLedger
-from stocklink.models._types import utcnow
+from stocklink.models._types import as_utc, utcnow
 
 
 @dataclass(frozen=True)
@@ -57,11 +57,7 @@ def apply_smaregi_reads(reads: dict[int, StockRead], read_at: datetime, *, actor
 
 def _newer(stored: datetime | None, read_at: datetime) -> bool:
     """Whether the stored read time is newer than ``read_at`` (SQLite gives naive UTC back)."""
-    if stored is None:
-        return False
-    if stored.tzinfo is None:
-        stored = stored.replace(tzinfo=UTC)
-    return stored > read_at
+    return stored is not None and as_utc(stored) > read_at
 
 
 def change_reserved(product_id: int, delta: int, *, cause: str, source_event: str | None = None,

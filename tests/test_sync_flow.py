@@ -35,6 +35,7 @@ from stocklink.queues import WEBHOOKS, get_queue, get_redis
 from stocklink.stock import mark_listings_dirty
 from stocklink.sync import smaregi_client
 from tests.e2e_helpers import (
+    ERROR_MAIL,
     TOKEN,
     colorme_writes,
     inbox_rows,
@@ -83,6 +84,32 @@ def test_a_pos_sale_reaches_every_channel(app, world, jobs_runner, generation):
     assert colorme_writes(world.colorme, item["colorme"]) == [{"product": {"stocks": {"increment": -2}}}]
     [write] = shopify_writes(world.shopify, item["shopify"])
     assert (write["quantity"], write["changeFromQuantity"]) == (8, 10)
+
+
+def test_the_last_sync_stamp_moves_at_most_every_few_seconds(app, world, jobs_runner):
+    """最終同期 is stamped by a push when unset or older than SYNC_STAMP_EVERY, not by every push
+    (a write transaction per push only for the stamp competed with the webhook for SQLite's lock)."""
+    from stocklink.jobs.push import SYNC_STAMP_EVERY
+
+    world.add(A, "TS01-WH-S", "Tシャツ 白 S", 10)
+    world.smaregi.sell([(A, 1)])
+    jobs_runner()
+    with app.app_context():
+        channel = db.session.get(Channel, world.colorme_id)
+        first = channel.last_sync_at
+        assert first is not None
+    world.smaregi.sell([(A, 1)])
+    jobs_runner()
+    with app.app_context():
+        channel = db.session.get(Channel, world.colorme_id)
+        assert channel.last_sync_at == first and world.channel_stock(A) == (8, 8)
+        channel.last_sync_at = utcnow() - SYNC_STAMP_EVERY
+        db.session.commit()
+        old = db.session.get(Channel, world.colorme_id).last_sync_at
+    world.smaregi.sell([(A, 1)])
+    jobs_runner()
+    with app.app_context():
+        assert db.session.get(Channel, world.colorme_id).last_sync_at > old
 
 
 def test_a_product_outside_stock_control_is_not_synced(app, world, jobs_runner):
@@ -440,6 +467,97 @@ def test_a_batch_forwards_each_products_summed_deltas_to_nextengine_once(app, wo
     uploads = [r for r in ne.requests if r["path"] == "/api_v1_master_goods/upload"]
     assert len(uploads) == 1
     assert (ne.stock("MUG01"), ne.stock("CUP01")) == (17, 14) == (stock_of(app, A), stock_of(app, C))
+
+
+def _ne_listings(app, world, ne, ne_id, goods: dict[str, tuple[str, int]]) -> None:
+    """Link Smaregi products to NextEngine codes (goods: smaregi id → (code, stock)); a code with
+    stock None is linked in stocklink but unknown to NextEngine."""
+    with app.app_context():
+        for sid, (code, stock) in goods.items():
+            if stock is not None:
+                ne.add_goods(code, stock)
+            product_id = db.session.scalar(select(Product.id).where(Product.smaregi_product_id == sid))
+            db.session.add(Listing(channel_id=ne_id, product_id=product_id, identifier=code,
+                                   last_confirmed_quantity=stock))
+        db.session.commit()
+
+
+def _mails(mailbox) -> list[dict]:
+    """Received messages as subject, body text and attachments {filename: text}."""
+    out = []
+    with mailbox.lock:
+        for m in mailbox.messages:
+            body, files = "", {}
+            for part in m["message"].walk():
+                if part.is_multipart():
+                    continue
+                text = part.get_payload(decode=True).decode(part.get_content_charset() or "utf-8")
+                if part.get_filename():
+                    files[part.get_filename()] = text
+                else:
+                    body += text
+            out.append({"subject": m["subject"], "to": m["to"], "body": body, "files": files})
+    return out
+
+
+def test_each_nextengine_run_mails_its_report_with_the_csv_and_then_the_previous_result(
+        app, world, nextengine_world, jobs_runner, mailbox):
+    """Seed 001: every run mails a report — the upload (成功 / 失敗 in the subject, the CSV
+    attached), the previous upload as NextEngine processed it, the order import — over SMTP.
+    A row NextEngine rejected (商品コード not registered there) is named with its line."""
+    ne, ne_id = nextengine_world
+    world.add(A, "MUG01", "マグカップ", 20)
+    world.add(C, "CUP01", "カップ", 20)
+    _ne_listings(app, world, ne, ne_id, {A: ("MUG01", 20), C: ("CUP01", None)})
+    world.smaregi.sell([(A, 1), (C, 2)])
+    jobs_runner()
+    [first] = [m for m in _mails(mailbox) if "ネクストエンジン" in m["subject"]]
+    assert first["subject"] == "【stocklink】ネクストエンジン アップロード:成功"
+    assert first["to"] == [ERROR_MAIL]  # no report address set: the error address
+    [(filename, csv_text)] = first["files"].items()
+    upload = next(u for u in ne.uploads)
+    assert filename == f"nextengine_{upload['que_id']}.csv" and f"キューID {upload['que_id']}" in first["body"]
+    assert csv_text.splitlines() == ["syohin_code,zaiko_su", "MUG01,-1", "CUP01,-2"] == upload["csv"].splitlines()
+    assert "確認待ちのアップロードはありません。" in first["body"] and "■ 受注取込" in first["body"]
+
+    with app.app_context():  # the next run (the minute sweep) asks NextEngine how the upload went
+        push_channel(ne_id)
+    jobs_runner(queues=("mail",))
+    [second] = [m for m in _mails(mailbox) if "ネクストエンジン" in m["subject"]][1:]
+    assert second["subject"] == "【stocklink】ネクストエンジン 前回の処理結果:失敗"
+    assert second["files"] == {} and "今回アップロードした在庫変動はありません。" in second["body"]
+    assert f"キューID {upload['que_id']}: 失敗" in second["body"]
+    assert "3行目" in second["body"] and "CUP01" in second["body"]
+    assert ne.stock("MUG01") == 19
+    with app.app_context():
+        [error] = db.session.scalars(select(ErrorRecord).where(ErrorRecord.kind == "upload_rejected")).all()
+        assert error.code == upload["que_id"] and error.resolved_at is None
+
+
+def test_a_report_that_cannot_be_written_never_uploads_the_counts_twice(app, world, nextengine_world,
+                                                                       jobs_runner, monkeypatch, caplog):
+    """The upload's bookkeeping and its report share one commit; a report that fails to render
+    is logged and the bookkeeping still lands, so the next run does not upload the same counts."""
+    from stocklink.jobs import report
+
+    ne, ne_id = nextengine_world
+    world.add(A, "MUG01", "マグカップ", 20)
+    _ne_listings(app, world, ne, ne_id, {A: ("MUG01", 20)})
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("template error")
+
+    monkeypatch.setattr(report, "_report", broken)
+    world.smaregi.sell([(A, 3)])
+    jobs_runner()
+    with app.app_context():
+        push_channel(ne_id)
+        push_channel(ne_id)
+        listing = db.session.scalars(select(Listing).where(Listing.channel_id == ne_id)).one()
+        assert (listing.pending_delta, listing.dirty) == (0, False)
+    assert [u["csv"].splitlines()[1:] for u in ne.uploads] == [["MUG01,-3"]]
+    assert ne.stock("MUG01") == 17
+    assert "could not be queued" in caplog.text
 
 
 def test_a_push_job_vanishing_while_asked_about_is_queued_again(app, world, monkeypatch):

@@ -6,7 +6,10 @@ uploaded CSV attached and 成功 / 失敗 in the subject.
 """
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy import bindparam, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from stocklink.errors import record_error
 from stocklink.extensions import db
@@ -16,6 +19,8 @@ from stocklink.notify import queue_mail
 from stocklink.platforms.base import PlatformError
 from stocklink.platforms.nextengine import build_delta_csv
 from stocklink.stock import clear_dirty
+
+log = logging.getLogger(__name__)
 
 
 def _previous_results(channel: Channel, client) -> list[dict]:
@@ -67,6 +72,13 @@ def push_deltas_with_report(channel: Channel, client) -> int:
             que_id = client.upload_deltas(rows, key)
         except PlatformError as exc:
             upload_error = exc
+    if rows or previous:  # rendered before the first write: a template error cannot undo the bookkeeping
+        try:
+            _report(channel, rows, que_id, upload_error, previous)
+        except SQLAlchemyError:
+            raise
+        except Exception:
+            log.exception("the NextEngine report for que_id %s could not be queued", que_id)
     if que_id is not None:
         now = utcnow()
         table = Listing.__table__
@@ -78,12 +90,9 @@ def push_deltas_with_report(channel: Channel, client) -> int:
             last_pushed_quantity=bindparam("delta")), sent)
         connection.execute(update(table).where(table.c.id == bindparam("lid"), table.c.fact_at == bindparam("fact"),
                                                table.c.pending_delta == 0).values(dirty=False), sent)
-    # Commit what NextEngine accepted before anything else can fail: a rollback after a
-    # successful upload would upload the same counts again.
+    # What NextEngine accepted and the report of it, in one transaction, before anything else
+    # can fail: a rollback after a successful upload would upload the same counts again.
     db.session.commit()
-    if rows or previous:
-        _report(channel, rows, que_id, upload_error, previous)
-        db.session.commit()
     if upload_error is not None:
         raise upload_error
     return len(uploads)

@@ -9,6 +9,7 @@ from rq import cron_scheduler_registry as cron_registry
 from sqlalchemy import text
 
 from stocklink.extensions import db
+from stocklink.models._types import as_utc
 from stocklink.queues import get_redis
 
 bp = Blueprint("health", __name__)
@@ -28,9 +29,7 @@ def _check_redis() -> str:
 def _check_worker() -> str:
     now = datetime.now(UTC)
     for worker in Worker.all(connection=get_redis()):
-        beat = worker.last_heartbeat
-        if beat is not None and beat.tzinfo is None:
-            beat = beat.replace(tzinfo=UTC)
+        beat = as_utc(worker.last_heartbeat)
         if beat is not None and now - beat < HEARTBEAT_STALE:
             return "ok"
     return "down"
