@@ -501,7 +501,7 @@ def _mails(mailbox) -> list[dict]:
 
 
 def test_each_nextengine_run_mails_its_report_with_the_csv_and_then_the_previous_result(
-        app, world, nextengine_world, jobs_runner, mailbox):
+        app, client, logged_in, world, nextengine_world, jobs_runner, mailbox):
     """Seed 001: every run mails a report — the upload (成功 / 失敗 in the subject, the CSV
     attached), the previous upload as NextEngine processed it, the order import — over SMTP.
     A row NextEngine rejected (商品コード not registered there) is named with its line."""
@@ -519,6 +519,12 @@ def test_each_nextengine_run_mails_its_report_with_the_csv_and_then_the_previous
     assert filename == f"nextengine_{upload['que_id']}.csv" and f"キューID {upload['que_id']}" in first["body"]
     assert csv_text.splitlines() == ["syohin_code,zaiko_su", "MUG01,-1", "CUP01,-2"] == upload["csv"].splitlines()
     assert "確認待ちのアップロードはありません。" in first["body"] and "■ 受注取込" in first["body"]
+    with app.app_context():  # the outbox keeps it: listed as sent, shown with its CSV
+        message_id = db.session.scalar(select(OutboxMessage.id).where(OutboxMessage.kind == "report"))
+    listing_page = client.get("/outbox/").get_data(as_text=True)
+    assert first["subject"] in listing_page and "送信済み" in listing_page
+    shown = client.get(f"/outbox/{message_id}").get_data(as_text=True)
+    assert "送信済み" in shown and f"添付ファイル: {filename}" in shown and "CUP01,-2" in shown
 
     with app.app_context():  # the next run (the minute sweep) asks NextEngine how the upload went
         push_channel(ne_id)

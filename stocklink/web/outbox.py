@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, render_template
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from stocklink.extensions import db
@@ -10,14 +11,20 @@ from stocklink.models import OutboxMessage
 bp = Blueprint("outbox", __name__, url_prefix="/outbox")
 
 
+def _labels() -> dict:
+    """A message's status as the merchant reads it, in the request's language."""
+    return {"pending": _("Sending"), "sent": _("Sent"), "failed": _("Failed"), "off": _("Switched off"),
+            "no_recipient": _("No recipient")}
+
+
 @bp.get("/")
 def index():
     messages = db.session.scalars(select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(300)).all()
-    return render_template("outbox/index.html", messages=messages)
+    return render_template("outbox/index.html", messages=messages, labels=_labels())
 
 
 @bp.get("/<int:message_id>")
 def show(message_id: int):
     """:raise 404: no such message."""
     message = db.session.get(OutboxMessage, message_id) or abort(404)
-    return render_template("outbox/show.html", message=message)
+    return render_template("outbox/show.html", message=message, labels=_labels())
