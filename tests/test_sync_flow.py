@@ -522,7 +522,7 @@ def test_each_nextengine_run_mails_its_report_with_the_csv_and_then_the_previous
     with app.app_context():  # the outbox keeps it: listed as sent, shown with its CSV
         message_id = db.session.scalar(select(OutboxMessage.id).where(OutboxMessage.kind == "report"))
     listing_page = client.get("/outbox/").get_data(as_text=True)
-    assert first["subject"] in listing_page and "送信済み" in listing_page
+    assert first["subject"] in listing_page and "送信済み" in listing_page and "連携処理ごとのレポート" in listing_page
     shown = client.get(f"/outbox/{message_id}").get_data(as_text=True)
     assert "送信済み" in shown and f"添付ファイル: {filename}" in shown and "CUP01,-2" in shown
 

@@ -17,10 +17,16 @@ def _labels() -> dict:
             "no_recipient": _("No recipient")}
 
 
+def _kinds() -> dict:
+    """A message's kind as the merchant reads it (the names of Settings → Notifications)."""
+    return {"unlinkable": _("Unlinkable products"), "level9": _("Level 9: sync stopped"),
+            "level8": _("Level 8: retrying"), "report": _("Per-run reports"), "low_stock": _("Low stock")}
+
+
 @bp.get("/")
 def index():
     messages = db.session.scalars(select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(300)).all()
-    return render_template("outbox/index.html", messages=messages, labels=_labels())
+    return render_template("outbox/index.html", messages=messages, labels=_labels(), kinds=_kinds())
 
 
 @bp.get("/<int:message_id>")
