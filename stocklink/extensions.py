@@ -31,7 +31,10 @@ htmx = Htmx()
 
 def sqlite_pragmas(engine) -> None:
     """SQLite: WAL so readers never wait for the writer, FULL sync so a notification answered
-    200 survives a power loss (SPEC: durable before acknowledged), and a busy timeout."""
+    200 survives a power loss (SPEC: durable before acknowledged), a busy timeout, and foreign
+    keys enforced as PostgreSQL enforces them (SQLite's default is off: deleting a channel left
+    its listings behind, and the demo's second start failed on them). Migrations switch them
+    off while they run (migrations/env.py), as SQLite's table rebuilds require."""
     from sqlalchemy import event
 
     if engine.dialect.name != "sqlite":
@@ -43,4 +46,5 @@ def sqlite_pragmas(engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()

@@ -5,7 +5,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask_migrate import upgrade
-from sqlalchemy import inspect, text
+from sqlalchemy import delete, func, inspect, select, text
 
 from stocklink.extensions import db
 
@@ -30,3 +30,36 @@ def test_upgrade_from_empty_matches_models(app):
             context = MigrationContext.configure(conn, opts={"compare_type": True})
             diff = compare_metadata(context, db.metadata)
         assert diff == []
+
+
+def test_sqlite_enforces_foreign_keys_and_0003_settles_old_orphans(tmp_path, redis_server):
+    """On a SQLite file (whatever DATABASE_URL the suite runs on): rows left behind while SQLite
+    did not enforce foreign keys are settled by 0003 as ON DELETE says, and from then on a
+    deleted channel takes its listings with it, as on PostgreSQL."""
+    from stocklink import create_app
+    from stocklink.models import Channel, Listing, Product
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'old.db'}", "REDIS_URL": redis_server,
+                      "SECRET_KEY": "test"})
+    with app.app_context():
+        upgrade(revision="0002")
+        # What an old stocklink left: parents deleted, children kept (foreign keys were off).
+        db.session.execute(text("PRAGMA foreign_keys=OFF"))
+        db.session.add_all([Product(id=1, name="マグカップ"), Channel(id=7, kind="colorme", name="ColorMe",
+                                                                     base_url="http://x", settings={})])
+        db.session.add_all([Listing(id=1, channel_id=7, product_id=1, identifier="i1"),
+                            Listing(id=2, channel_id=3, product_id=1, identifier="i2"),
+                            Listing(id=3, channel_id=7, product_id=42, identifier="i3")])
+        db.session.commit()
+        db.session.execute(text("PRAGMA foreign_keys=ON"))
+        db.session.commit()
+        upgrade()
+        rows = db.session.execute(select(Listing.id, Listing.channel_id, Listing.product_id)
+                                  .order_by(Listing.id)).all()
+        assert [tuple(r) for r in rows] == [(1, 7, 1), (3, 7, None)]  # 2: channel gone; 3: product gone
+        db.session.execute(delete(Channel))
+        db.session.commit()
+        assert db.session.scalar(select(func.count()).select_from(Listing)) == 0
+        assert db.session.scalar(select(func.count()).select_from(Product)) == 1
+        db.session.remove()
+        db.engine.dispose()
