@@ -88,6 +88,7 @@ def test_an_expired_token_stops_the_channel_with_mail_and_banner(app, client, lo
     assert "新しい認証情報" in mail["message"].get_content()
     page = client.get("/").get_data(as_text=True)
     assert BANNER in page and "最新のエラー" in page and "停止中" in page
+    assert "<td>カラーミーショップ</td>" in page  # the channel's kind by its name, not its code
     assert BANNER in client.get("/errors/").get_data(as_text=True)  # on every console page
 
 

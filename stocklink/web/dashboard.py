@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, render_template
 from sqlalchemy import func, select
 
+from stocklink.channel_kinds import KINDS
 from stocklink.extensions import db
 from stocklink.models import (
     Channel,
@@ -39,4 +40,4 @@ def index():
         "errors": _count(select(func.count(ErrorRecord.id)).where(ErrorRecord.resolved_at.is_(None))),
     }
     return render_template("dashboard/index.html", channels=channels, latest_error=latest_error,
-                           counts=counts)
+                           counts=counts, kinds=KINDS)
