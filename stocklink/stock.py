@@ -102,15 +102,20 @@ def mark_listings_dirty(product_ids: set[int]) -> set[int]:
     return channel_ids
 
 
-def clear_dirty(seen: dict[int, datetime | None]) -> None:
+def clear_dirty(seen: dict[int, datetime | None], *, unless_delta_left: bool = False) -> None:
     """Clear listings' dirty marks, each only if no newer fact arrived since ``seen`` (listing id
-    → the ``fact_at`` it was planned from): compare-and-clear, all in one statement."""
+    → the ``fact_at`` it was planned from): compare-and-clear, all in one statement.
+
+    ``unless_delta_left``: also keep the mark of a listing with an increase/decrease count
+    still to upload (NextEngine, after subtracting what one upload carried)."""
     if seen:
         table = Listing.__table__
+        condition = [table.c.id == bindparam("lid"), table.c.fact_at == bindparam("fact")]
+        if unless_delta_left:
+            condition.append(table.c.pending_delta == 0)
         db.session.flush()
-        db.session.connection().execute(
-            update(table).where(table.c.id == bindparam("lid"), table.c.fact_at == bindparam("fact"))
-            .values(dirty=False), [{"lid": lid, "fact": fact} for lid, fact in seen.items()])
+        db.session.connection().execute(update(table).where(*condition).values(dirty=False),
+                                        [{"lid": lid, "fact": fact} for lid, fact in seen.items()])
 
 
 def add_pending_deltas(deltas: dict[int, int], channel_ids: set[int]) -> None:

@@ -82,14 +82,11 @@ def push_deltas_with_report(channel: Channel, client) -> int:
     if que_id is not None:
         now = utcnow()
         table = Listing.__table__
-        sent = [{"lid": lid, "delta": delta, "fact": fact_at} for lid, _i, delta, fact_at in uploads]
-        connection = db.session.connection()
         # Subtract exactly what was uploaded: a delta added meanwhile stays for the next run.
-        connection.execute(update(table).where(table.c.id == bindparam("lid")).values(
+        db.session.connection().execute(update(table).where(table.c.id == bindparam("lid")).values(
             pending_delta=table.c.pending_delta - bindparam("delta"), pending_ref=que_id, last_pushed_at=now,
-            last_pushed_quantity=bindparam("delta")), sent)
-        connection.execute(update(table).where(table.c.id == bindparam("lid"), table.c.fact_at == bindparam("fact"),
-                                               table.c.pending_delta == 0).values(dirty=False), sent)
+            last_pushed_quantity=bindparam("delta")), [{"lid": lid, "delta": delta} for lid, _i, delta, _f in uploads])
+        clear_dirty({lid: fact_at for lid, _i, _d, fact_at in uploads}, unless_delta_left=True)
     # What NextEngine accepted and the report of it, in one transaction, before anything else
     # can fail: a rollback after a successful upload would upload the same counts again.
     db.session.commit()
