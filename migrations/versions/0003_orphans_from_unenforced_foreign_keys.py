@@ -18,12 +18,13 @@ down_revision = '0002'
 branch_labels = None
 depends_on = None
 
-# (table, column, parent table, ON DELETE), children before parents so a cascade is complete.
+# (table, column, parent table, ON DELETE). Orders come before their lines and registrations:
+# an order deleted here leaves lines that the later entries then find orphaned, in one pass.
 FOREIGN_KEYS = [
+    ("orders", "channel_id", "channels", "CASCADE"),
     ("registrations", "order_id", "orders", "CASCADE"),
     ("order_lines", "order_id", "orders", "CASCADE"),
     ("order_lines", "product_id", "products", "SET NULL"),
-    ("orders", "channel_id", "channels", "CASCADE"),
     ("errors", "channel_id", "channels", "CASCADE"),
     ("listings", "channel_id", "channels", "CASCADE"),
     ("listings", "product_id", "products", "SET NULL"),
@@ -38,14 +39,12 @@ FOREIGN_KEYS = [
 def upgrade():
     if op.get_bind().dialect.name != "sqlite":
         return
-    # Orders first: their lines and registrations follow them in the next pass.
-    for _ in range(2):
-        for table, column, parent, on_delete in FOREIGN_KEYS:
-            orphan = f"{column} IS NOT NULL AND {column} NOT IN (SELECT id FROM {parent})"
-            if on_delete == "CASCADE":
-                op.execute(f"DELETE FROM {table} WHERE {orphan}")
-            else:
-                op.execute(f"UPDATE {table} SET {column} = NULL WHERE {orphan}")
+    for table, column, parent, on_delete in FOREIGN_KEYS:
+        orphan = f"{column} IS NOT NULL AND {column} NOT IN (SELECT id FROM {parent})"
+        if on_delete == "CASCADE":
+            op.execute(f"DELETE FROM {table} WHERE {orphan}")
+        else:
+            op.execute(f"UPDATE {table} SET {column} = NULL WHERE {orphan}")
 
 
 def downgrade():
