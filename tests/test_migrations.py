@@ -37,7 +37,7 @@ def test_sqlite_enforces_foreign_keys_and_0003_settles_old_orphans(tmp_path, red
     did not enforce foreign keys are settled by 0003 as ON DELETE says, and from then on a
     deleted channel takes its listings with it, as on PostgreSQL."""
     from stocklink import create_app
-    from stocklink.models import Channel, Listing, Product
+    from stocklink.models import Channel, Listing, Order, OrderLine, Product
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'old.db'}", "REDIS_URL": redis_server,
                       "SECRET_KEY": "test"})
@@ -50,6 +50,10 @@ def test_sqlite_enforces_foreign_keys_and_0003_settles_old_orphans(tmp_path, red
         db.session.add_all([Listing(id=1, channel_id=7, product_id=1, identifier="i1"),
                             Listing(id=2, channel_id=3, product_id=1, identifier="i2"),
                             Listing(id=3, channel_id=7, product_id=42, identifier="i3")])
+        db.session.add_all([Order(id=1, channel_id=3, channel_order_id="gone"),  # its channel is gone
+                            Order(id=2, channel_id=7, channel_order_id="kept")])
+        db.session.add_all([OrderLine(id=1, order_id=1, line_no=1, listing_identifier="i2", quantity=1),
+                            OrderLine(id=2, order_id=2, line_no=1, listing_identifier="i1", quantity=1)])
         db.session.commit()
         db.session.execute(text("PRAGMA foreign_keys=ON"))
         db.session.commit()
@@ -57,6 +61,9 @@ def test_sqlite_enforces_foreign_keys_and_0003_settles_old_orphans(tmp_path, red
         rows = db.session.execute(select(Listing.id, Listing.channel_id, Listing.product_id)
                                   .order_by(Listing.id)).all()
         assert [tuple(r) for r in rows] == [(1, 7, 1), (3, 7, None)]  # 2: channel gone; 3: product gone
+        # An order whose channel is gone goes, and its lines with it, in the same upgrade.
+        assert db.session.scalars(select(Order.id)).all() == [2]
+        assert db.session.scalars(select(OrderLine.id)).all() == [2]
         db.session.execute(delete(Channel))
         db.session.commit()
         assert db.session.scalar(select(func.count()).select_from(Listing)) == 0
