@@ -9,7 +9,9 @@ Control endpoints added by :func:`install` (JSON in, JSON out):
 
 - ``POST /sandbox/maintenance`` ``{"on": true}``
 - ``POST /sandbox/fail-next`` ``{"count": 2, "status": 503}`` — next N API requests fail
-- ``POST /sandbox/delay`` ``{"seconds": 1.5}`` — every API request sleeps first (0 = off)
+- ``POST /sandbox/delay`` ``{"seconds": 1.5}`` — every API request sleeps first (0 = off);
+  ``{"seconds": 1.5, "after": true}`` — every API request is *applied* first and its answer is
+  held back that long (the window in which a caller that dies has written without knowing it)
 - ``GET /sandbox/requests`` — the recorded API requests, oldest first (the last
   :data:`REQUEST_LOG_SIZE`)
 """
@@ -32,6 +34,7 @@ class SandboxState:
         self.lock = threading.RLock()
         self.maintenance = False
         self.delay = 0.0
+        self.answer_delay = 0.0
         self._fail_next: list[int] = []
         self.requests: deque[dict] = deque(maxlen=REQUEST_LOG_SIZE)
 
@@ -45,10 +48,14 @@ class SandboxState:
         with self.lock:
             self._fail_next.extend([status] * count)
 
-    def set_delay(self, seconds: float) -> None:
-        """Sleep ``seconds`` before answering each API request (0 switches it off)."""
+    def set_delay(self, seconds: float, *, after: bool = False) -> None:
+        """Sleep ``seconds`` before serving each API request (0 switches it off); with
+        ``after``, serve it first and hold back the answer instead."""
         with self.lock:
-            self.delay = max(0.0, float(seconds))
+            if after:
+                self.answer_delay = max(0.0, float(seconds))
+            else:
+                self.delay = max(0.0, float(seconds))
 
     def record(self, entry: dict) -> None:
         """Append one request to the log (tests inspect request shapes through it)."""
@@ -102,6 +109,15 @@ def install(app: Flask, state: SandboxState,
             return fault_response(None, True)
         return None
 
+    @app.after_request
+    def _hold_answer(response):
+        if not request.path.startswith("/sandbox/"):
+            with state.lock:
+                held = state.answer_delay
+            if held:
+                time.sleep(held)
+        return response
+
     @app.post("/sandbox/maintenance")
     def _maintenance():
         state.set_maintenance(bool((request.get_json(silent=True) or {}).get("on", True)))
@@ -115,8 +131,9 @@ def install(app: Flask, state: SandboxState,
 
     @app.post("/sandbox/delay")
     def _delay():
-        state.set_delay(float((request.get_json(silent=True) or {}).get("seconds", 0)))
-        return jsonify(delay=state.delay)
+        body = request.get_json(silent=True) or {}
+        state.set_delay(float(body.get("seconds", 0)), after=bool(body.get("after", False)))
+        return jsonify(delay=state.delay, answer_delay=state.answer_delay)
 
     @app.get("/sandbox/requests")
     def _requests():
