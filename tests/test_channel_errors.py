@@ -11,7 +11,7 @@ from stocklink.channel_clients import credentials_of
 from stocklink.errors import record_error
 from stocklink.extensions import db
 from stocklink.jobs.push import push_channel
-from stocklink.models import Channel, ErrorRecord, Listing
+from stocklink.models import Channel, ErrorRecord, Listing, WriteIntent
 from stocklink.platforms.colorme import ColorMeClient
 from stocklink.queues import PUSH, get_queue, get_redis
 from tests.conftest import wait_for
@@ -41,6 +41,13 @@ def colorme_listing(app, world) -> tuple:
     with app.app_context():
         listing = db.session.scalars(select(Listing).where(Listing.channel_id == world.colorme_id)).one()
         return listing.last_confirmed_quantity, listing.dirty
+
+
+def open_intents(app, channel_id: int) -> list[tuple]:
+    """(mode, before, after) of the channel's write intents not yet settled."""
+    with app.app_context():
+        return [(i.mode, i.before, i.after) for i in db.session.scalars(select(WriteIntent).where(
+            WriteIntent.channel_id == channel_id, WriteIntent.status == "open"))]
 
 
 @pytest.fixture
@@ -177,8 +184,10 @@ def test_a_temporary_failure_is_retried_and_delivers_the_latest_value(app, clien
     assert job.get_status() == "scheduled" and job.retries_left == 5
     assert error_rows(app) == [(8, "temporary", False)]
     assert channel_row(app, world.colorme_id) == {"state": "active", "error_level": 8, "stopped": False}
-    # After a timeout stocklink cannot know whether ColorMe applied the increment.
-    assert colorme_listing(app, world) == (None if failure == "timeout" else 10, True)
+    # After a timeout stocklink cannot know whether ColorMe applied the increment: the write's
+    # intent stays open, to be settled by reading ColorMe back before anything is sent again.
+    assert colorme_listing(app, world) == (10, True)
+    assert open_intents(app, world.colorme_id) == ([("relative", 10, 8)] if failure == "timeout" else [])
     assert world.shopify.stock(world.items[A]["shopify"]) == 8
     assert "再試行中" in client.get("/").get_data(as_text=True)
 
@@ -196,9 +205,11 @@ def test_a_temporary_failure_is_retried_and_delivers_the_latest_value(app, clien
     assert colorme_listing(app, world) == (5, False)
     assert error_rows(app) == [(8, "temporary", True)]
     assert channel_row(app, world.colorme_id)["error_level"] is None
-    # The retry is relative to the last confirmed 10, or after a timeout the value itself.
-    stocks = 5 if failure == "timeout" else {"increment": -5}
+    # The retry is relative to the last confirmed 10; after a timeout, to the 8 read back (the
+    # lost answer's increment was applied), so ColorMe ends at 5, not 2.
+    stocks = {"increment": -3} if failure == "timeout" else {"increment": -5}
     assert colorme_writes(world.colorme, world.items[A]["colorme"])[-1] == {"product": {"stocks": stocks}}
+    assert open_intents(app, world.colorme_id) == []
 
 
 def test_a_short_rate_limit_is_waited_out_in_place(app, world, jobs_runner):

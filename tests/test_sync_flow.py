@@ -597,7 +597,7 @@ def test_a_drain_that_crashes_lets_the_next_notification_queue_another(app, worl
     unattended until the wake expires."""
     world.add(A, "MUG01", "マグカップ", 10)
 
-    def broken(limit=50):
+    def broken(*_args, **_kwargs):
         raise RuntimeError("database went away")
 
     monkeypatch.setattr("stocklink.jobs.inbox.claim_batch", broken)

@@ -13,8 +13,8 @@ once, applies nothing twice: a row is applied only by the drain whose claim move
 
 When Smaregi fails, the rows go back as ``failed`` with a retry time, and Smaregi is left
 alone for a backoff that grows with consecutive failures (2 s … 1 h); a drain is scheduled
-for when it ends. The sweeper (every minute) hands back rows whose drain vanished and wakes
-the inbox for anything left waiting (a Redis outage, a dead worker).
+for when it ends. The sweeper (every 15 s) hands back rows whose drain vanished (its lease ran
+out) and wakes the inbox for anything left waiting (a Redis outage, a dead worker).
 
 Why not one RQ job per row, as SPEC §11.1 suggests: at 200 notifications/s the per-row
 enqueue was the webhook's largest cost after the INSERT, and 6,000 jobs that mostly found
@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from datetime import timedelta
 
 from rq import Retry
@@ -36,6 +37,7 @@ from stocklink.errors import record_error, resolve_temporary_errors
 from stocklink.extensions import db
 from stocklink.jobs import job
 from stocklink.jobs.push import enqueue_push
+from stocklink.leases import LEASE_TTL, Heartbeat
 from stocklink.models import SmaregiInbox
 from stocklink.models._types import utcnow
 from stocklink.notify import queue_mail
@@ -52,7 +54,9 @@ BACKOFF_KEY = "stocklink:smaregi-backoff"  # set while Smaregi is left alone aft
 FAILURES_KEY = "stocklink:smaregi-failures"  # consecutive failed drains
 BACKOFF = (2, 10, 30, 60, 300, 600, 1800, 3600)  # seconds, by consecutive failure
 ALERT_AFTER = len(BACKOFF)  # a level 8 failure repeated this often is mailed (SPEC §7)
-CLAIM_TTL = timedelta(minutes=5)  # a row held longer than this by a drain that vanished is taken back
+# A drain holds its rows under a lease renewed by its heartbeat: rows whose lease ran out
+# (the drain was killed) are taken by the next drain, or handed back by the sweeper.
+CLAIM_TTL = timedelta(seconds=LEASE_TTL)
 LINGER = 0.1  # seconds a busy drain waits for more rows after a small batch
 DRAIN_BUDGET = 50.0  # seconds a drain runs before it hands over to a fresh one
 SWEEP_AFTER = timedelta(seconds=30)  # a waiting row older than this gets the sweeper's wake
@@ -100,8 +104,12 @@ def _failed_and_due(now):
                 or_(SmaregiInbox.next_attempt_at.is_(None), SmaregiInbox.next_attempt_at <= now))
 
 
+def _lease_ran_out(now):
+    return and_(SmaregiInbox.status == "processing", SmaregiInbox.claimed_at < now - CLAIM_TTL)
+
+
 def _ready(now):
-    return or_(SmaregiInbox.status == "received", _failed_and_due(now))
+    return or_(SmaregiInbox.status == "received", _failed_and_due(now), _lease_ran_out(now))
 
 
 def _backoff(failures: int) -> int:
@@ -109,8 +117,9 @@ def _backoff(failures: int) -> int:
     return BACKOFF[min(failures, len(BACKOFF)) - 1]
 
 
-def claim_batch(limit: int = BATCH) -> list[int]:
-    """Move up to ``limit`` waiting rows (oldest first) to ``processing``; their ids.
+def claim_batch(limit: int = BATCH, token: str | None = None) -> list[int]:
+    """Move up to ``limit`` waiting rows (oldest first) to ``processing`` for the drain
+    ``token``; their ids. Rows whose holder's lease ran out are taken over too.
 
     The UPDATE re-checks the status, and PostgreSQL skips rows another drain has locked,
     so two drains never claim the same row.
@@ -124,7 +133,7 @@ def claim_batch(limit: int = BATCH) -> list[int]:
         waiting = waiting.prefix_with("MATERIALIZED")
     ids = db.session.scalars(
         update(SmaregiInbox).where(SmaregiInbox.id == waiting.c.id, _ready(now))
-        .values(status="processing", claimed_at=now, attempts=SmaregiInbox.attempts + 1)
+        .values(status="processing", claimed_at=now, claimed_by=token, attempts=SmaregiInbox.attempts + 1)
         .returning(SmaregiInbox.id).execution_options(synchronize_session=False)).all()
     db.session.commit()
     return sorted(ids)
@@ -151,17 +160,34 @@ def process_inbox() -> str:
         raise
 
 
+def _renewer(engine, token: str):
+    """The heartbeat's renewal of a drain's claims: one UPDATE on a connection of its own."""
+    table = SmaregiInbox.__table__
+
+    def renew() -> None:
+        with engine.begin() as conn:
+            conn.execute(update(table).where(table.c.claimed_by == token, table.c.status == "processing")
+                         .values(claimed_at=utcnow()))
+    return renew
+
+
 def _drain(redis) -> str:
+    token = uuid.uuid4().hex
+    with Heartbeat(_renewer(db.engine, token), name="inbox drain"):
+        return _drain_held(redis, token)
+
+
+def _drain_held(redis, token: str) -> str:
     started, applied, channels = time.monotonic(), 0, set()
     while True:
         redis.set(WAKE_KEY, 1, ex=WAKE_TTL)  # this drain will look again: nobody else needs to
-        batch = claim_batch()
+        batch = claim_batch(token=token)
         if not batch:
             redis.delete(WAKE_KEY)  # from now on a new row queues a drain; one last look for rows
-            batch = claim_batch()   # stored before the delete, whose wake this drain swallowed
+            batch = claim_batch(token=token)  # stored before the delete, whose wake this drain swallowed
             if not batch:
                 break
-        outcome = _apply(batch)
+        outcome = _apply(batch, token)
         if outcome is None:  # Smaregi failed: the rows wait for the backoff
             break
         applied += len(batch)
@@ -169,7 +195,7 @@ def _drain(redis) -> str:
         for channel_id in sorted(outcome):  # coalesced: a push already queued takes these too
             try:
                 enqueue_push(channel_id)
-            except Exception:  # the listings stay dirty: the minute sweep pushes them
+            except Exception:  # the listings stay dirty: the 15 s sweep pushes them
                 log.exception("could not queue the push of channel %s", channel_id)
         if time.monotonic() - started > DRAIN_BUDGET:
             enqueue_drain()  # a fresh job for the rest; the worker can serve other queues meanwhile
@@ -179,7 +205,21 @@ def _drain(redis) -> str:
     return f"done {applied}, {len(channels)} channel(s) to push"
 
 
-def _apply(batch: list[int]) -> set[int] | None:
+class LeaseLost(Exception):
+    """The drain's claim on a row ran out and another drain took it: this one applies nothing."""
+
+
+def _still_held(batch: list[int], token: str | None) -> None:
+    """In the applying transaction: let go of the claims, or raise :class:`LeaseLost` if one is
+    no longer this drain's (its lease ran out while it was stalled, and another drain took it)."""
+    released = db.session.execute(
+        update(SmaregiInbox).where(SmaregiInbox.id.in_(batch), SmaregiInbox.claimed_by == token)
+        .values(claimed_by=None).execution_options(synchronize_session=False)).rowcount
+    if token is not None and released != len(batch):
+        raise LeaseLost(f"{len(batch) - released} of {len(batch)} inbox row(s) were taken over")
+
+
+def _apply(batch: list[int], token: str | None = None) -> set[int] | None:
     """Apply the claimed rows in one transaction; returns the channels to push, or None when
     Smaregi failed. A row that fails for another reason is set aside alone to retry."""
     from stocklink.sync import apply_batch
@@ -189,7 +229,12 @@ def _apply(batch: list[int]) -> set[int] | None:
     try:
         channels = apply_batch(rows, {row.id: notification_of(row) for row in rows})
         resolve_temporary_errors(source="smaregi")  # Smaregi answers again (SPEC §6: shown until it clears)
+        _still_held(batch, token)
         db.session.commit()
+    except LeaseLost as exc:
+        db.session.rollback()
+        log.warning("a drain's lease ran out while it applied a batch; its new holder applies it (%s)", exc)
+        return set()
     except PlatformError as exc:
         db.session.rollback()
         _smaregi_failed(batch, exc)
@@ -204,7 +249,7 @@ def _apply(batch: list[int]) -> set[int] | None:
                     len(batch), type(exc).__name__, exc)
         channels = set()
         for row_id in batch:
-            outcome = _apply([row_id])
+            outcome = _apply([row_id], token)
             if outcome is None:
                 _give_back([other for other in batch if other > row_id])
                 return None
@@ -218,14 +263,15 @@ def _give_back(ids: list[int]) -> None:
     """Rows claimed but not tried: waiting again, as they were."""
     if ids:
         db.session.execute(update(SmaregiInbox).where(SmaregiInbox.id.in_(ids), SmaregiInbox.status == "processing")
-                           .values(status="received", claimed_at=None, attempts=SmaregiInbox.attempts - 1)
+                           .values(status="received", claimed_at=None, claimed_by=None,
+                                   attempts=SmaregiInbox.attempts - 1)
                            .execution_options(synchronize_session=False))
         db.session.commit()
 
 
 def _retry_later(ids: list[int], error: str, delay: float) -> None:
     db.session.execute(update(SmaregiInbox).where(SmaregiInbox.id.in_(ids), SmaregiInbox.status == "processing")
-                       .values(status="failed", error=error[:2000], claimed_at=None,
+                       .values(status="failed", error=error[:2000], claimed_at=None, claimed_by=None,
                                next_attempt_at=utcnow() + timedelta(seconds=delay))
                        .execution_options(synchronize_session=False))
 
@@ -279,9 +325,9 @@ def sweep_inbox() -> int:
 
     Returns how many rows were waiting (0: nothing to do)."""
     now = utcnow()
-    taken_back = db.session.execute(update(SmaregiInbox).where(
-        SmaregiInbox.status == "processing", SmaregiInbox.claimed_at < now - CLAIM_TTL)
-        .values(status="received", claimed_at=None).execution_options(synchronize_session=False)).rowcount
+    taken_back = db.session.execute(update(SmaregiInbox).where(_lease_ran_out(now))
+        .values(status="received", claimed_at=None, claimed_by=None)
+        .execution_options(synchronize_session=False)).rowcount
     db.session.commit()
     if taken_back:
         log.warning("took back %d inbox row(s) from a drain that stopped", taken_back)

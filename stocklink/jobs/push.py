@@ -1,7 +1,7 @@
 """Pushing stock to a channel: one coalesced job per channel (SPEC §4 step 3).
 
 While a push for a channel is queued no second one is added; marks made while one runs
-are picked up by its next loop or by a follow-up job; a sweep every minute catches the rest.
+are picked up by its next loop or by a follow-up job; a sweep every 15 s catches the rest.
 """
 from __future__ import annotations
 
@@ -14,15 +14,17 @@ from redis.exceptions import LockError
 from rq import Retry
 from rq.exceptions import DuplicateJobError, InvalidJobOperation, NoSuchJobError
 from rq.job import Job
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select
 
+from stocklink import write_intents
 from stocklink.channel_clients import make_channel_client
 from stocklink.channel_kinds import KINDS
 from stocklink.domain.stock import ChannelRange, QuantityPolicy, compute_push_quantity, set_availability
 from stocklink.errors import final_attempt, record_error, resolve_temporary_errors
 from stocklink.extensions import db
 from stocklink.jobs import job
-from stocklink.models import Channel, Listing, Product, SetComponent
+from stocklink.leases import LEASE_TTL, Heartbeat
+from stocklink.models import Channel, Listing, Product, SetComponent, WriteIntent
 from stocklink.models._types import as_utc, utcnow
 from stocklink.notify import queue_mail
 from stocklink.platforms.base import AuthError, PlatformError, StockWrite, TemporaryError
@@ -36,9 +38,8 @@ MAX_ROUNDS = 5
 # times a second, and a write transaction per push only to move the stamp took SQLite's write
 # lock (which the webhook's INSERT waits for) a quarter of all the pushes' lock time.
 SYNC_STAMP_EVERY = timedelta(seconds=5)
-# A write that timed out or lost its connection may have been applied by the channel
-# (stocklink/platforms/colorme.py: "a timeout on a relative write is ambiguous").
-AMBIGUOUS_FAILURES = {"timeout", "connection"}
+LOCK_KEY = "stocklink:push-lock:{}"
+LATER_KEY = "stocklink:push-later:{}"  # set while a delayed follow-up for the channel is scheduled
 # A rate limit asking for a short pause is waited out in place (up to PAUSES times, each at
 # most PAUSE_LIMIT seconds) instead of failing the push into RQ's 5 s retry and a level-8 error.
 # Shopify's bucket (100 points/s, each write 13) asks for ≈0.1 s for a one-item write when it
@@ -122,15 +123,6 @@ def plan_writes(channel: Channel, listings: list[Listing]) -> tuple[list[tuple[L
     return writes, unchanged
 
 
-def _forget_confirmed(listing_ids: list[int]) -> None:
-    """The channel may or may not have applied these writes: forget what it last confirmed, so
-    the retry writes the value itself instead of applying a ColorMe increment a second time
-    (platform-apis-channels.md §1.5). Committed at once: the caller rolls back and re-raises."""
-    db.session.execute(update(Listing).where(Listing.id.in_(listing_ids))
-                       .values(last_confirmed_quantity=None).execution_options(synchronize_session=False))
-    db.session.commit()
-
-
 def _write_batch(client, writes: list[StockWrite]) -> list:
     """``client.write_stock``, waiting out a short rate-limit pause (a refused request was not
     applied, so sending it again is safe; Shopify's idempotency keys would replay it anyway)."""
@@ -148,6 +140,7 @@ def _write_batch(client, writes: list[StockWrite]) -> list:
 
 
 def _push_absolute(channel: Channel, client) -> int:
+    write_intents.settle_by_reading_back(channel, client)  # what a crash left unknown, first
     listings = db.session.scalars(select(Listing).where(
         Listing.channel_id == channel.id, Listing.dirty.is_(True), Listing.sync_enabled.is_(True))
         .order_by(Listing.id)).all()
@@ -162,12 +155,16 @@ def _push_absolute(channel: Channel, client) -> int:
     batch_size = max(getattr(client, "max_batch", 50), 1)
     for start in range(0, len(writes), batch_size):
         batch, ids = writes[start:start + batch_size], write_ids[start:start + batch_size]
-        try:  # no write transaction is open while the channel answers
+        intents = write_intents.record(channel.id, [(listing_id, write, seen[listing_id]) for (_, write), listing_id
+                                                    in zip(batch, ids, strict=True)], client.write_mode)
+        db.session.commit()  # the intent is durable before the request leaves; nothing is held meanwhile
+        try:
             results = {r.identifier: r for r in _write_batch(client, [w for _, w in batch])}
-        except TemporaryError as exc:
-            if exc.code in AMBIGUOUS_FAILURES:
-                _forget_confirmed(ids)
-            raise
+        except PlatformError as exc:
+            if not exc.outcome_unknown:
+                write_intents.discard(intents)  # refused: nothing was applied
+                db.session.commit()
+            raise  # an ambiguous failure leaves the intents open: the next push reads back first
         now = utcnow()
         cleared = []
         for (listing, write), listing_id in zip(batch, ids, strict=True):
@@ -176,10 +173,12 @@ def _push_absolute(channel: Channel, client) -> int:
                 continue
             listing.last_pushed_quantity, listing.last_pushed_at = write.quantity, now
             if result.status == "ok":
-                listing.last_confirmed_quantity = result.confirmed if result.confirmed is not None \
-                    else write.quantity
+                confirmed = result.confirmed if result.confirmed is not None else write.quantity
+                listing.last_confirmed_quantity = confirmed
                 listing.last_confirmed_at = now
-                listing.difference = False
+                # The channel took a sale meanwhile, or applied something twice: a difference to
+                # show, never a confirmation of what was pushed.
+                listing.difference = confirmed != write.quantity
                 cleared.append(listing_id)
                 done += 1
             elif result.status == "pending":
@@ -198,6 +197,7 @@ def _push_absolute(channel: Channel, client) -> int:
                              message=f"{channel.name}: {write.identifier} はチャネルに存在しません",
                              code=result.detail[:40] if result.detail else None)
         clear_dirty({lid: seen[lid] for lid in cleared})
+        write_intents.discard(intents)  # answered and booked in one commit
         db.session.commit()
     clear_dirty({lid: seen[lid] for lid in unchanged_ids})  # after the channel calls: no lock held across them
     db.session.commit()
@@ -213,18 +213,34 @@ def _push_deltas(channel: Channel, client) -> int:
 @job
 def push_channel(channel_id: int) -> str:
     """Push every dirty listing of one channel. Safe to run twice: a listing whose channel
-    stock already equals the computed value is not written again."""
+    stock already equals the computed value is not written again.
+
+    One push per channel at a time, under a lease (:mod:`stocklink.leases`): a push killed
+    mid-write frees the channel within 30 s. A push that finds the channel busy does not
+    wait for it; it schedules itself for when the lease runs out, and frees the worker."""
     redis = get_redis()
-    lock = redis.lock(f"stocklink:push-lock:{channel_id}", timeout=600, blocking_timeout=120)
-    if not lock.acquire():
-        raise RuntimeError(f"push of channel {channel_id} is still running elsewhere")
+    lock = redis.lock(LOCK_KEY.format(channel_id), timeout=LEASE_TTL, thread_local=False)
+    if not lock.acquire(blocking=False):
+        return f"busy: {_push_later(redis, channel_id)}"
     try:
-        return _push_locked(channel_id)
+        with Heartbeat(lock.reacquire, name=f"push of channel {channel_id}"):
+            return _push_locked(channel_id)
     finally:
         try:
             lock.release()
         except LockError:
             pass
+
+
+def _push_later(redis, channel_id: int) -> str:
+    """Schedule one push for when the running one's lease ends (or it finishes and lets go)."""
+    remaining = redis.pttl(LOCK_KEY.format(channel_id))
+    delay = min(max(remaining / 1000 if remaining > 0 else 1.0, 1.0), LEASE_TTL)
+    if not redis.set(LATER_KEY.format(channel_id), 1, nx=True, px=int(delay * 1000)):
+        return "a later push is already scheduled"
+    get_queue(PUSH).enqueue_in(timedelta(seconds=delay), push_channel, channel_id, job_timeout=300,
+                               retry=RETRY, result_ttl=0, failure_ttl=7 * 86400)
+    return f"pushed again in {delay:.0f} s"
 
 
 def _push_locked(channel_id: int) -> str:
@@ -274,11 +290,17 @@ def _push_locked(channel_id: int) -> str:
 
 @job
 def sweep_dirty() -> int:
-    """Every minute: enqueue a push for each active channel that still has dirty listings, or
-    asynchronous uploads waiting for their result (NextEngine ``que_id``, SPEC §11.9)."""
-    channel_ids = db.session.scalars(select(Listing.channel_id).join(Channel).where(
+    """Every 15 s: enqueue a push for each active channel that still has dirty listings,
+    asynchronous uploads waiting for their result (NextEngine ``que_id``, SPEC §11.9), or
+    writes of unknown outcome to settle."""
+    channel_ids = set(db.session.scalars(select(Listing.channel_id).join(Channel).where(
         or_(Listing.dirty.is_(True), Listing.pending_ref.is_not(None)),
-        Channel.state == "active", Channel.enabled.is_(True)).distinct()).all()
+        Channel.state == "active", Channel.enabled.is_(True)).distinct()))
+    channel_ids |= set(db.session.scalars(select(WriteIntent.channel_id).join(Channel).where(  # a crash's leftovers
+        WriteIntent.status == "open", Channel.state == "active", Channel.enabled.is_(True)).distinct()))
+    channel_ids = sorted(channel_ids)
     for channel_id in channel_ids:
         enqueue_push(channel_id)
+    if write_intents.prune_settled():
+        db.session.commit()
     return len(channel_ids)

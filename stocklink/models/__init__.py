@@ -3,6 +3,7 @@ from stocklink.models.catalogue import Product, SetComponent
 from stocklink.models.channels import Channel, Listing
 from stocklink.models.errors import ErrorRecord
 from stocklink.models.inbox import SmaregiInbox
+from stocklink.models.intents import WriteIntent
 from stocklink.models.jobs import JobRun
 from stocklink.models.ledger import StockLedger
 from stocklink.models.notifications import OutboxMessage
@@ -14,5 +15,5 @@ from stocklink.models.users import User
 __all__ = [
     "Channel", "ConfirmationItem", "ErrorRecord", "Exclusion", "JobRun", "Listing", "Order",
     "OrderLine", "OutboxMessage", "Product", "Registration", "SetComponent", "Setting",
-    "SmaregiInbox", "StockLedger", "User",
+    "SmaregiInbox", "StockLedger", "User", "WriteIntent",
 ]

@@ -9,8 +9,8 @@ class SmaregiInbox(db.Model):
     """``dedupe_key`` is contract + ``Smaregi-Event-Id`` (Platform) or a hash of the body
     (legacy), unique, so a resend is stored once and processed once.
 
-    ``status``: received → processing (``claimed_at``: the drain that holds it) → done, or
-    failed (retried from ``next_attempt_at``), or ignored (nothing to apply).
+    ``status``: received → processing (``claimed_by``: the drain that holds it, a lease
+    renewed in ``claimed_at``) → done, or failed (retried from ``next_attempt_at``), or ignored (nothing to apply).
     """
 
     __tablename__ = "smaregi_inbox"
@@ -25,5 +25,6 @@ class SmaregiInbox(db.Model):
     attempts = db.Column(db.Integer, nullable=False, default=0)
     processed_at = db.Column(db.DateTime(timezone=True))
     error = db.Column(db.Text)
-    claimed_at = db.Column(db.DateTime(timezone=True))
+    claimed_at = db.Column(db.DateTime(timezone=True))  # renewed by the holding drain's heartbeat
+    claimed_by = db.Column(db.String(40))  # the holding drain's token: only it may mark the row done
     next_attempt_at = db.Column(db.DateTime(timezone=True))

@@ -24,6 +24,12 @@ class PlatformError(Exception):
         self.code = code
         self.status = status
 
+    @property
+    def outcome_unknown(self) -> bool:
+        """The request may have been applied although no answer came (a timeout or a lost
+        connection): it must be settled by reading back, not sent again blind."""
+        return False
+
 
 class AuthError(PlatformError):
     """Credentials are wrong, expired or revoked: level 9, the channel stops."""
@@ -40,6 +46,10 @@ class TemporaryError(PlatformError):
                  retry_after: float | None = None):
         super().__init__(message, code=code, status=status)
         self.retry_after = retry_after
+
+    @property
+    def outcome_unknown(self) -> bool:
+        return self.code in ("timeout", "connection")  # as :func:`send` raises them
 
     @property
     def rate_limited(self) -> bool:
@@ -125,3 +135,9 @@ class ChannelClient:
         self.session = session or new_session()
         self.timeout = timeout
         self.on_credentials = on_credentials
+
+    def write_mode(self, write: StockWrite) -> str:
+        """How the channel applies ``write``: ``absolute`` (sending it twice is harmless),
+        ``compare_and_set``, ``relative`` (sending it twice applies it twice) or ``delta``.
+        Recorded with each write intent (:mod:`stocklink.write_intents`)."""
+        return "absolute"

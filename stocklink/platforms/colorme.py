@@ -136,6 +136,9 @@ class ColorMeClient(ChannelClient):
             if not stocks or offset >= int(body.get("meta", {}).get("total", 0)):
                 return
 
+    def write_mode(self, write: StockWrite) -> str:
+        return "relative" if write.expected is not None else "absolute"
+
     def write_stock(self, writes: list[StockWrite]) -> list[WriteResult]:
         """Write each listing's stock, relatively when ``expected`` is known (§1.5)."""
         return [self._write_one(w) for w in writes]

@@ -29,6 +29,7 @@ import hashlib
 import io
 import re
 import threading
+from datetime import datetime, timedelta, timezone
 
 import requests
 
@@ -54,6 +55,7 @@ RETRY_CODES = {"003001": 10.0, "003002": 10.0, "000001": 30.0}
 QUEUE_STATUS = {"-1": "error", "0": "waiting", "1": "processing", "2": "processed"}  # §2.6
 QUEUE_FIELDS = "que_id,que_method_name,que_status_id,que_message,que_creation_date,que_last_modified_date"
 READ_CHUNK = 1000
+JST = timezone(timedelta(hours=9))  # §2.2: NextEngine's dates are Japan time
 _LINE = re.compile(r"(\d+)\s*行目")
 
 
@@ -185,6 +187,23 @@ class NextEngineClient(ChannelClient):
                               "errors": _row_errors(message) if status == "error" else [],
                               "updated": row.get("que_last_modified_date")}
         return result
+
+    def write_mode(self, write: StockWrite) -> str:
+        return "delta"
+
+    def uploads_since(self, moment: datetime) -> list[dict]:
+        """The upload queue's entries created at or after ``moment`` (§2.6), oldest first:
+        ``{"que_id", "status", "created", "method"}`` each.
+
+        NextEngine takes no name or key for an upload that its queue would show again, so this
+        is how stocklink finds an upload whose answer it never received: by its time.
+        """
+        since = moment.astimezone(JST).strftime("%Y-%m-%d %H:%M:%S")
+        body = self._call("/api_v1_system_que/search", {"fields": QUEUE_FIELDS, "que_creation_date-gte": since})
+        rows = [{"que_id": str(r.get("que_id")), "status": QUEUE_STATUS.get(str(r.get("que_status_id", "")), "unknown"),
+                 "created": r.get("que_creation_date"), "method": r.get("que_method_name")}
+                for r in body.get("data", [])]
+        return sorted(rows, key=lambda r: (len(r["que_id"]), r["que_id"]))
 
     def write_stock(self, writes: list[StockWrite]) -> list[WriteResult]:
         """Upload ``quantity - expected`` per write and answer ``pending`` (SPEC §11.9).

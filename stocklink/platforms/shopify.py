@@ -139,6 +139,9 @@ class ShopifyClient(ChannelClient):
                 found[wanted] = quantities.get("available") if level else None
         return {ident: found.get(g) for ident, g in gids.items()}
 
+    def write_mode(self, write: StockWrite) -> str:
+        return "compare_and_set" if write.expected is not None else "absolute"
+
     def write_stock(self, writes: list[StockWrite], *, retry_stale: bool = False) -> list[WriteResult]:
         """Compare-and-set each write (§7.3); see the module docstring for ``retry_stale``."""
         results = self._set(writes)

@@ -35,7 +35,7 @@ import csv
 import gzip
 import io
 import secrets
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from flask import Flask, jsonify, request
 
@@ -63,6 +63,9 @@ MESSAGES = {
 NEW_GOODS_ERROR = "仕入先コードは必須です。商品名は必須です。原価は必須です。売価は必須です。"
 OVER_FREE_STOCK_ERROR = "フリー在庫数以上の在庫を減らすことはできません。"
 BAD_QUANTITY_ERROR = "在庫数は整数で入力してください。"
+
+
+JST = timezone(timedelta(hours=9))
 
 
 def _fmt(moment: datetime) -> str:
@@ -94,7 +97,8 @@ class NextEngineSandbox(SandboxState):
 
     # Clock ---------------------------------------------------------------
     def now(self) -> datetime:
-        return datetime.now().replace(microsecond=0) + self._offset
+        # NextEngine answers and searches in Japan time (§2.2: YYYY-MM-DD HH:MM:SS).
+        return datetime.now(JST).replace(microsecond=0, tzinfo=None) + self._offset
 
     def advance(self, seconds: float) -> None:
         """Move the sandbox clock forward (token lifetimes are measured by it)."""
@@ -308,6 +312,17 @@ def _conditions(form, field: str) -> set[str] | None:
     return values if found else None
 
 
+def _compare(rows: list[dict], form) -> list[dict]:
+    """Apply the ``<field>-gte`` / ``-gt`` / ``-lte`` / ``-lt`` conditions of a search (§2.3; values
+    compare as NextEngine's strings do, which orders ``YYYY-MM-DD HH:MM:SS`` dates)."""
+    ops = {"gte": lambda a, b: a >= b, "gt": lambda a, b: a > b, "lte": lambda a, b: a <= b, "lt": lambda a, b: a < b}
+    for name, value in form.items():
+        field, _, op = name.rpartition("-")
+        if op in ops and field:
+            rows = [r for r in rows if r.get(field) is not None and ops[op](str(r[field]), value)]
+    return rows
+
+
 def _select(rows: list[dict], form) -> dict:
     fields = [f for f in form.get("fields", "").split(",") if f]
     offset = int(form.get("offset", 0) or 0)
@@ -392,7 +407,7 @@ def create_app(sandbox: NextEngineSandbox) -> Flask:
             with sandbox.lock:
                 rows = [{k: str(v) for k, v in row.items()} for q, row in sandbox.queue.items()
                         if wanted is None or q in wanted]
-            return _select(rows, form)
+            return _select(_compare(rows, form), form)
         return api(handler)
 
     @app.errorhandler(404)
