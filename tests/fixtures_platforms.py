@@ -87,3 +87,25 @@ def world(app, smaregi, colorme, shopify):
     colorme_id = add_channel(app, colorme, "colorme", "カラーミー")
     shopify_id = add_channel(app, shopify, "shopify", "Shopify")
     return World(app, smaregi, colorme, shopify, colorme_id, shopify_id, {})
+
+
+@pytest.fixture
+def nextengine_world(app, world):
+    """The world plus a NextEngine channel that processes uploads at once."""
+    from stocklink.channel_clients import save_credentials
+    from stocklink.extensions import db
+    from stocklink.models import Channel
+    from stocklink.sandbox.nextengine import NextEngineSandbox
+    from stocklink.sandbox.nextengine import create_app as nextengine_app
+
+    sandbox = NextEngineSandbox(auto_process=True)
+    server = serve_in_thread(nextengine_app(sandbox))
+    sandbox.url = server.url
+    with app.app_context():
+        channel = Channel(kind="nextengine", name="ネクストエンジン", base_url=sandbox.url, settings={})
+        db.session.add(channel)
+        save_credentials(channel, sandbox.login(), by_merchant=True)
+        db.session.commit()
+        channel_id = channel.id
+    yield sandbox, channel_id
+    server.stop()

@@ -421,26 +421,6 @@ def test_a_row_that_cannot_be_applied_is_set_aside_and_the_rest_land(app, world,
         assert error.level == 8 and f"#{ids[1]}" in error.message
 
 
-@pytest.fixture
-def nextengine_world(app, world):
-    """The world plus a NextEngine channel that processes uploads at once."""
-    from stocklink.channel_clients import save_credentials
-    from stocklink.sandbox.nextengine import NextEngineSandbox, create_app
-    from stocklink.sandbox.server import serve_in_thread
-
-    sandbox = NextEngineSandbox(auto_process=True)
-    server = serve_in_thread(create_app(sandbox))
-    sandbox.url = server.url
-    with app.app_context():
-        channel = Channel(kind="nextengine", name="ネクストエンジン", base_url=sandbox.url, settings={})
-        db.session.add(channel)
-        save_credentials(channel, sandbox.login(), by_merchant=True)
-        db.session.commit()
-        channel_id = channel.id
-    yield sandbox, channel_id
-    server.stop()
-
-
 def test_a_batch_forwards_each_products_summed_deltas_to_nextengine_once(app, world, nextengine_world,
                                                                          jobs_runner, caplog):
     """Several sales of two products drained together: NextEngine gets one CSV row per product
