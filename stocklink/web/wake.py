@@ -1,0 +1,56 @@
+"""The webhook's wake of the inbox: at most ~100 ms on Redis, and retried when Redis fails.
+
+The notification is committed before the wake, so a wake that fails loses nothing: the
+inbox sweeper (every minute) wakes rows left waiting. So that a short Redis stall or
+restart does not leave them waiting for that sweep, a failed wake is retried by one
+background thread per process, on the same quick client, until Redis answers; it stops
+after :data:`GIVE_UP_AFTER` seconds (the sweeper is still there).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from stocklink.jobs.inbox import wake_inbox
+from stocklink.queues import quick_redis
+
+log = logging.getLogger(__name__)
+
+RETRY_EVERY = (0.5, 1, 2, 5)  # seconds between retries of a failed wake (the last repeats)
+GIVE_UP_AFTER = 600.0
+
+_retrying = threading.Lock()  # held while this process's retry thread runs
+
+
+def wake_after_store(app) -> bool:
+    """Wake the inbox for a row just committed; never raises, never waits on a stalled Redis.
+
+    Returns whether the wake reached Redis now (else a retry is under way)."""
+    try:
+        wake_inbox(quick_redis())
+        return True
+    except Exception as exc:  # stored is enough: retried here, and the sweeper wakes waiting rows
+        log.warning("inbox row stored but the inbox was not woken (%s: %s); retrying in the background",
+                    type(exc).__name__, exc)
+        if _retrying.acquire(blocking=False):
+            threading.Thread(target=_retry, args=(app,), name="stocklink-wake-retry", daemon=True).start()
+        return False
+
+
+def _retry(app) -> None:
+    started, attempt = time.monotonic(), 0
+    try:
+        while time.monotonic() - started < GIVE_UP_AFTER:
+            time.sleep(RETRY_EVERY[min(attempt, len(RETRY_EVERY) - 1)])
+            attempt += 1
+            try:
+                with app.app_context():
+                    wake_inbox(quick_redis())
+            except Exception:
+                continue
+            log.info("inbox woken after %d retries", attempt)
+            return
+        log.warning("gave up waking the inbox after %.0f s; the sweeper will", GIVE_UP_AFTER)
+    finally:
+        _retrying.release()
