@@ -192,7 +192,8 @@ def run_cron(connection: Redis, config: str = "stocklink.jobs.cron_config") -> N
                                     scheduler.name, type(exc).__name__, exc, _pause(failures))
                 time.sleep(_pause(failures))
                 continue
-            time.sleep(scheduler.calculate_sleep_interval())
+            # Beat at least every KEEP_ALIVE seconds, so a restarted Redis soon knows it again.
+            time.sleep(min(scheduler.calculate_sleep_interval(), KEEP_ALIVE))
     except (StopRequested, KeyboardInterrupt):
         scheduler.log.info("CronScheduler %s: stop requested", scheduler.name)
     finally:
