@@ -19,8 +19,8 @@ import pytest
 from rq import Queue, cron_scheduler_registry, worker_registration
 from rq.job import Job
 
-from stocklink.jobs.inbox import sweep_inbox
-from stocklink.queues import WEBHOOKS, get_queue, get_redis
+from stocklink.jobs.inbox import WAKE_KEY, sweep_inbox
+from stocklink.queues import WEBHOOKS, get_queue, get_redis, quick_redis
 from stocklink.worker import StocklinkSimpleWorker
 from tests.conftest import wait_for
 from tests.redis_process import RedisProcess
@@ -56,7 +56,10 @@ def drain_queued(app) -> bool:
 def test_webhooks_are_answered_and_stored_while_redis_stalls(app, client, smaregi, on_own_redis):
     """Redis SIGSTOPped: every notification is stored and answered at once (redis-py's defaults
     waited out the whole stall); once Redis answers, the missed wake is retried and a drain is
-    queued without another notification."""
+    queued without another notification — also when the stalled Redis, resuming, applied the
+    first wake's ``SET NX`` (sent on a pooled connection) whose answer the webhook never got."""
+    with app.app_context():
+        quick_redis().ping()  # a pooled connection, as in a running server
     on_own_redis.stall()
     try:
         for after in (9, 8, 7):
@@ -71,6 +74,7 @@ def test_webhooks_are_answered_and_stored_while_redis_stalls(app, client, smareg
     finally:
         on_own_redis.resume()
     assert wait_for(lambda: drain_queued(app), timeout=10)
+    assert on_own_redis.client().exists(WAKE_KEY)
 
 
 def test_webhook_is_stored_while_redis_is_down_and_woken_after_its_restart(app, client, smaregi, on_own_redis):

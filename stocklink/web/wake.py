@@ -4,7 +4,10 @@ The notification is committed before the wake, so a wake that fails loses nothin
 inbox sweeper (every minute) wakes rows left waiting. So that a short Redis stall or
 restart does not leave them waiting for that sweep, a failed wake is retried by one
 background thread per process, on the same quick client, until Redis answers; it stops
-after :data:`GIVE_UP_AFTER` seconds (the sweeper is still there).
+after :data:`GIVE_UP_AFTER` seconds (the sweeper is still there). The retry queues a drain
+even when it finds the wake set: a ``SET NX`` that timed out on a stalled Redis is applied
+when Redis resumes, and would otherwise hold the wake with no drain behind it for
+``WAKE_TTL``. A second drain is harmless (a drain applies only the rows it claims).
 """
 from __future__ import annotations
 
@@ -45,8 +48,8 @@ def _retry(app) -> None:
             time.sleep(RETRY_EVERY[min(attempt, len(RETRY_EVERY) - 1)])
             attempt += 1
             try:
-                with app.app_context():
-                    wake_inbox(quick_redis())
+                with app.app_context():  # forced: the failed wake may have left the key set
+                    wake_inbox(quick_redis(), force=True)
             except Exception:
                 continue
             log.info("inbox woken after %d retries", attempt)
