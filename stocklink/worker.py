@@ -51,16 +51,19 @@ class KeptAlive:
 
     def bootstrap(self, *args, **kwargs):
         super().bootstrap(*args, **kwargs)
-        self._beats_stop = threading.Event()
+        self._beats_stop, self._beat_lock = threading.Event(), threading.Lock()
         threading.Thread(target=self._beat, name="stocklink-heartbeat", daemon=True).start()
 
     def _beat(self) -> None:
         while not self._beats_stop.wait(KEEP_ALIVE):
-            try:
-                super().heartbeat()
-                self.register_again_if_forgotten()
-            except RedisError:  # the work loop meets the same failure and handles it
-                pass
+            with self._beat_lock:  # teardown waits for a beat under way: no registering after death
+                if self._beats_stop.is_set():
+                    return
+                try:
+                    super().heartbeat()
+                    self.register_again_if_forgotten()
+                except RedisError:  # the work loop meets the same failure and handles it
+                    pass
 
     def register_again_if_forgotten(self) -> bool:
         """A restarted (or flushed) Redis has lost this worker: register it again. Returns
@@ -111,6 +114,8 @@ class KeptAlive:
     def teardown(self):
         if hasattr(self, "_beats_stop"):
             self._beats_stop.set()
+            with self._beat_lock:
+                pass
         try:
             super().teardown()
         except RedisError as exc:  # Redis is gone: the registration expires by itself

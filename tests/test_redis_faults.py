@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from rq import Queue, cron_scheduler_registry, worker_registration
+from rq.cron import CronScheduler
 from rq.job import Job
 
 from stocklink.jobs.inbox import WAKE_KEY, sweep_inbox
@@ -241,3 +242,13 @@ def test_a_worker_busy_when_redis_restarts_starts_again_and_works_after(app, own
     finally:
         code = _end(worker)
     assert code == 0, (tmp_path / "worker.log").read_text()
+
+
+def test_healthz_does_not_count_a_cron_scheduler_whose_heartbeat_is_stale(app, client):
+    with app.app_context():
+        redis = get_redis()
+        scheduler = CronScheduler(connection=redis)
+        scheduler.register_birth()
+        assert client.get("/healthz").get_json()["checks"]["scheduler"] == "ok"
+        redis.zadd(cron_scheduler_registry.get_registry_key(), {scheduler.name: time.time() - 90})
+        assert client.get("/healthz").get_json()["checks"]["scheduler"] == "down"

@@ -9,6 +9,7 @@ a restarted Redis has forgotten them (stocklink/worker.py), so a restart shows a
 """
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 from flask import Blueprint, jsonify
@@ -22,7 +23,7 @@ from stocklink.extensions import db
 from stocklink.queues import quick_redis
 
 bp = Blueprint("health", __name__)
-HEARTBEAT_STALE = timedelta(seconds=60)  # workers beat every 5 s (stocklink/worker.py KEEP_ALIVE)
+HEARTBEAT_STALE = timedelta(seconds=60)  # workers and cron beat every 5 s (stocklink/worker.py KEEP_ALIVE)
 
 
 def _check_database() -> str:
@@ -50,9 +51,9 @@ def _check_worker() -> str:
 
 
 def _check_scheduler() -> str:
-    redis = quick_redis()
-    cron_registry.cleanup(redis)
-    return "ok" if cron_registry.get_keys(redis) else "down"
+    """A cron scheduler that beat within :data:`HEARTBEAT_STALE` (it beats every 5 s)."""
+    since = time.time() - HEARTBEAT_STALE.total_seconds()
+    return "ok" if quick_redis().zrangebyscore(cron_registry.get_registry_key(), since, "+inf") else "down"
 
 
 CHECKS = {"database": _check_database, "redis": _check_redis, "worker": _check_worker,
