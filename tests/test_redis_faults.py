@@ -22,6 +22,7 @@ from rq.job import Job
 
 from stocklink.jobs.inbox import WAKE_KEY, sweep_inbox
 from stocklink.queues import WEBHOOKS, get_queue, get_redis, quick_redis
+from stocklink.web import wake
 from stocklink.worker import StocklinkSimpleWorker
 from tests.conftest import wait_for
 from tests.redis_process import RedisProcess
@@ -46,7 +47,9 @@ def on_own_redis(app, own_redis):
     app.config["REDIS_URL"] = own_redis.url
     for name in ("stocklink_redis", "stocklink_redis_quick"):
         app.extensions.pop(name, None)
-    return own_redis
+    yield own_redis
+    # a wake retry still running would make the next test's webhooks skip their wake
+    assert wait_for(lambda: not wake._retrying.is_set(), timeout=15)
 
 
 def drain_queued(app) -> bool:
