@@ -8,6 +8,7 @@ its scheduler process (delayed jobs, retries) dies and is started again only at 
 ``/healthz`` saw no worker though one was working. The cron scheduler stops on the first
 error. Here:
 
+- an idle worker retries a lost Redis at most 5 s apart (RQ: up to 60 s);
 - a worker whose loop ends on a Redis failure waits for Redis (backoff :data:`RECONNECT`)
   and starts again as a new worker; only a stop signal (or ``--burst``) ends the command;
 - a worker beats every :data:`KEEP_ALIVE` seconds from a thread, also while a job runs,
@@ -45,6 +46,9 @@ def _pause(failures: int) -> float:
 class KeptAlive:
     """Mixin for RQ worker classes: heartbeat thread, re-registration, scheduler restart."""
 
+    # RQ's idle dequeue retries a lost Redis 1, 2, 4 … up to 60 s apart: that long after Redis
+    # is back, queued jobs (and the scheduler process's restart) would still wait.
+    max_connection_wait_time = 5.0
     stop_signalled = False
     _keep_scheduler = False
     _scheduler_checked = 0.0
