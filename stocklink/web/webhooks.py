@@ -8,15 +8,15 @@ from __future__ import annotations
 import hmac
 import logging
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 
 from stocklink import settings
 from stocklink.extensions import csrf, db
 from stocklink.inbox import already_stored, store_notification
-from stocklink.jobs.inbox import wake_inbox
 from stocklink.platforms.smaregi_webhook import MalformedNotification, parse_legacy, parse_platform
 from stocklink.sync import abort_check
+from stocklink.web.wake import wake_after_store
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 log = logging.getLogger(__name__)
@@ -83,9 +83,6 @@ def smaregi(code: str):
         db.session.rollback()
         log.exception("could not store a Smaregi notification")
         return _text("unavailable", 503)
-    if created:
-        try:
-            wake_inbox()
-        except Exception:  # stored is enough: the sweeper wakes the inbox for rows left waiting
-            log.warning("inbox row stored but the inbox was not woken; the sweeper will pick it up")
+    if created:  # bounded to ~100 ms on Redis; a failed wake is retried in the background
+        wake_after_store(current_app._get_current_object())
     return jsonify(result="ok")
