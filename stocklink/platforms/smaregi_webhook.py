@@ -18,6 +18,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 
 class MalformedNotification(ValueError):
@@ -38,7 +39,8 @@ INTEGER = re.compile(r"-?[0-9]{1,10}")
 # Stock is within ±999 999 999 and a relative change within ±1 999 999 998 (doc §3.9).
 STOCK_BOUND, AMOUNT_BOUND = 999_999_999, 1_999_999_998
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")  # deleted by bytes.translate
+_STEP = [1 if b in b"[{" else -1 for b in range(256)]
 
 
 @dataclass(frozen=True)
@@ -71,17 +73,21 @@ class Notification:
 def check_depth(text: str, limit: int = MAX_DEPTH) -> None:
     """Refuse JSON text nested deeper than ``limit`` — without recursion, and before ``json.loads``.
 
-    Strings are removed first (a bracket inside one does not count), then the brackets left
-    are walked with a counter. Text that is not JSON may be measured wrongly; ``json.loads``
+    Strings are removed first (a bracket inside one does not count), then the running depth
+    of the brackets left is summed. Text that is not JSON may be measured wrongly; ``json.loads``
     then refuses it anyway.
     """
     if text.count("[") + text.count("{") <= limit:
         return
+    # Loops in C, a block at a time so a deep body stops at its first block: UTF-8 never has a
+    # bracket byte inside a multi-byte character, so deleting every other byte keeps the brackets.
+    brackets = _STRING.sub("", text).encode("utf-8", "replace").translate(None, _NOT_BRACKET)
     depth = 0
-    for bracket in _NOT_BRACKET.sub("", _STRING.sub("", text)):
-        depth = depth + 1 if bracket in "[{" else depth - 1
-        if depth > limit:
+    for start in range(0, len(brackets), 4096):
+        running = list(accumulate(map(_STEP.__getitem__, brackets[start:start + 4096]), initial=depth))
+        if max(running) > limit:
             raise MalformedNotification(f"JSON is nested deeper than {limit} levels")
+        depth = running[-1]
 
 
 def _loads(text: str | bytes, what: str):
@@ -99,11 +105,14 @@ def _loads(text: str | bytes, what: str):
 
 def _scalar(value, name: str) -> str | None:
     """A value Smaregi sends as a string (a JSON number is taken too); None for null or ""."""
-    if value is None or value == "":
+    kind = type(value)
+    if kind is str:
+        return value.strip() or None
+    if kind is int:  # bool is not
+        return str(value)
+    if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise MalformedNotification(f"{name} must be a string")
-    return str(value).strip() if isinstance(value, str) else str(value)
+    raise MalformedNotification(f"{name} must be a string")
 
 
 def _id(value, name: str, pattern: re.Pattern, *, required: bool = False) -> str | None:
