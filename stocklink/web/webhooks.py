@@ -20,6 +20,7 @@ from stocklink import settings
 from stocklink.extensions import csrf, db
 from stocklink.inbox import already_stored, store_notification
 from stocklink.jobs.inbox import wake_inbox
+from stocklink.platforms.base import PlatformError
 from stocklink.platforms.smaregi_webhook import MalformedNotification, parse_legacy, parse_platform
 from stocklink.sync import abort_check
 from stocklink.web import webhook_throttle
@@ -112,7 +113,7 @@ def smaregi(code: str):
             if already_stored(notification):
                 return jsonify(result="ok")
             rejected = abort_check(notification)
-        except SQLAlchemyError:
+        except (SQLAlchemyError, PlatformError):  # Smaregi is asked about products new to stocklink
             db.session.rollback()
             log.exception("abort check failed")
             return _text("unavailable", 503)
