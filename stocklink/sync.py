@@ -5,6 +5,8 @@ channel. Unlinkable products are handled by the merchant's mode (seed 000).
 """
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy import select, update
 
 from stocklink import settings
@@ -22,6 +24,10 @@ from stocklink.review import add_exclusion, describe, enqueue_confirmation, link
 from stocklink.stock import StockRead, add_pending_deltas, apply_smaregi_reads, mark_listings_dirty
 
 ABORT_SUBJECT = "※ご確認ください※在庫情報送信処理中にエラーが発生しました。"
+SKIPPED_SUBJECT = "在庫連携できない商品をスキップしました"
+EXCLUDED_SUBJECT = "在庫連携対象外アイテムに自動登録しました"
+
+log = logging.getLogger(__name__)
 
 
 def smaregi_client():
@@ -43,6 +49,13 @@ def abort_check(notification: Notification) -> list[dict]:
         return []
     ids = [m.product_id for m in store_movements(notification.movements)]
     state = linkage(ids)
+    if any(sid not in state.products for sid in ids):
+        # Products stocklink has not seen: Smaregi says whether they exist (and what they are
+        # called, for the mail). Only in abort mode, and only for products new to stocklink.
+        _ensure_products(smaregi_client(), ids, state.products)
+        db.session.commit()  # the webhook stores the row on another connection: hold no lock
+        ids = _known_only(ids, state.products, where="a notification in abort mode")
+        state = linkage(ids)
     linkable, unlinkable = _split(ids, state)
     decision = decide_unlinkable("abort", linkable, unlinkable, already_excluded=state.excluded)
     if not decision.reject:
@@ -80,6 +93,19 @@ def _ensure_products(client, smaregi_ids: list[str], known: dict[str, Product]) 
     return known
 
 
+def _known_only(ids: list[str], known: dict[str, Product], *, where: str) -> list[str]:
+    """The ids Smaregi knows; the others are logged, never queued or mailed as unlinkable.
+
+    A product Smaregi does not know cannot be linked by the merchant: it is a sender's
+    mistake or a product deleted since, and the stock read would only answer 0 for it.
+    """
+    unknown = sorted({sid for sid in ids if sid not in known})
+    if unknown:
+        shown = ", ".join(unknown[:20]) + (f" … ({len(unknown)} in all)" if len(unknown) > 20 else "")
+        log.warning("%s names products Smaregi does not know; skipped: %s", where, shown)
+    return [sid for sid in ids if sid in known]
+
+
 def _delta_channel_ids() -> set[int]:
     delta_kinds = [k for k, v in KINDS.items() if v.delta]
     return set(db.session.scalars(select(Channel.id).where(Channel.kind.in_(delta_kinds))))
@@ -104,6 +130,9 @@ def apply_batch(rows: list[SmaregiInbox], notifications: dict[int, Notification]
         client = client or smaregi_client()
         state = linkage(ids)
         _ensure_products(client, ids, state.products)
+        known = set(_known_only(ids, state.products, where=_source_event([row.id for row in rows])))
+        movements = {rid: [m for m in ms if m.product_id in known] for rid, ms in movements.items()}
+        ids = [sid for sid in ids if sid in known]
         state = linkage(ids)
         # Decide per notification (pure), then read everything, then write.
         decisions = {}
@@ -130,9 +159,7 @@ def apply_batch(rows: list[SmaregiInbox], notifications: dict[int, Notification]
                         product_id = state.products[movement.product_id].id
                         deltas[product_id] = deltas.get(product_id, 0) + (delta or 0)
 
-        for row in rows:
-            if row.id in decisions:
-                _handle_unlinkable(decisions[row.id], state, row.id, mode)
+        _handle_unlinkable(decisions, state, mode)
         reads = {state.products[sid].id: StockRead(int(stock.get(sid, 0)),
                                                    _cause([m for r in applied[sid] for m in movements[r]], sid),
                                                    _source_event(applied[sid])) for sid in applied}
@@ -193,18 +220,26 @@ def _drop_released(sid: str) -> None:
         db.session.delete(item)
 
 
-def _handle_unlinkable(decision, state, inbox_id: int, mode: str) -> None:
-    """Queue, exclude and mail as the mode decided (SPEC §4 table)."""
-    for sid in decision.queue:
-        enqueue_confirmation(sid, state.products.get(sid), inbox_id=inbox_id)
-    newly_excluded = [describe(sid, state.products.get(sid)) for sid in decision.exclude
-                      if add_exclusion(sid, state.products.get(sid), automatic=True)]
+def _handle_unlinkable(decisions: dict[int, object], state, mode: str) -> None:
+    """Queue and exclude per notification, as the mode decided (SPEC §4 table); mail once per
+    drained batch, one message naming every product skipped in it (seed 000: still one every
+    time a product is skipped, but not one per notification of a burst)."""
+    skipped: dict[str, int] = {}  # product → notifications of this batch that skipped it
+    newly_excluded: list[dict] = []
+    for inbox_id, decision in decisions.items():
+        for sid in decision.queue:
+            enqueue_confirmation(sid, state.products.get(sid), inbox_id=inbox_id)
+        newly_excluded += [describe(sid, state.products.get(sid)) for sid in decision.exclude
+                           if add_exclusion(sid, state.products.get(sid), automatic=True)]
+        if mode != "auto_exclude":
+            for sid in decision.mail:
+                skipped[sid] = skipped.get(sid, 0) + 1
     if newly_excluded:
-        queue_mail("unlinkable", "在庫連携対象外アイテムに自動登録しました", "unlinkable_excluded",
-                   products=newly_excluded)
-    if mode != "auto_exclude" and decision.mail:
-        queue_mail("unlinkable", "在庫連携できない商品をスキップしました", "unlinkable_skipped",
-                   products=[describe(sid, state.products.get(sid)) for sid in decision.mail])
+        queue_mail("unlinkable", EXCLUDED_SUBJECT, "unlinkable_excluded", products=newly_excluded)
+    if skipped:
+        queue_mail("unlinkable", SKIPPED_SUBJECT, "unlinkable_skipped",
+                   products=[{**describe(sid, state.products.get(sid)), "times": times}
+                             for sid, times in skipped.items()])
 
 
 def refresh_products(smaregi_ids: list[str], *, cause: str, source_event: str | None = None) -> set[int]:

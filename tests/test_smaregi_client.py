@@ -9,9 +9,13 @@ from stocklink.platforms.smaregi import (
     LEGACY_BASE_URL,
     PLATFORM_API_BASE_URL,
     PLATFORM_ID_BASE_URL,
+    PRODUCTION_RATES,
+    RATE_RETRIES,
+    SANDBOX_RATES,
     LegacySmaregiClient,
     PlatformSmaregiClient,
     SmaregiProduct,
+    default_rate_limit,
     make_smaregi_client,
 )
 from stocklink.sandbox.catalogue import load_sample, sample_products
@@ -242,21 +246,62 @@ def test_server_errors_are_temporary(smaregi, sandbox, kind):
 
 
 def test_429_is_temporary_with_retry_after(smaregi, sandbox):
-    """HTTP 429 raises TemporaryError carrying the Retry-After seconds."""
+    """HTTP 429 that persists raises TemporaryError carrying the Retry-After seconds (the Platform
+    client first sends the read again RATE_RETRIES times, waiting Retry-After each time)."""
     smaregi.fetch_stock([TSHIRT_WHITE_S])
-    sandbox.fail_next("429")
+    waits = []
+    if isinstance(smaregi, PlatformSmaregiClient):
+        smaregi._sleep = waits.append
+    before = len(sandbox.api_log)
+    sandbox.fail_next("429", count=RATE_RETRIES + 1)
     with pytest.raises(TemporaryError) as excinfo:
         smaregi.fetch_stock([TSHIRT_WHITE_S])
     assert excinfo.value.status == 429 and excinfo.value.retry_after in (1.0, 2.0)
+    retries = RATE_RETRIES if isinstance(smaregi, PlatformSmaregiClient) else 0
+    assert len(sandbox.api_log) - before == 1 + retries
+    assert [w for w in waits if w >= 1] == [2.0] * retries  # Retry-After, not the pacing gaps
 
 
-def test_platform_rate_limit_answers_429(platform, sandbox):
-    """With the sandbox's rate limiter on, a burst of reads gets 429 with Retry-After."""
-    sandbox.configure(rate_limit=(2, 1))
+def test_a_platform_read_refused_with_429_once_is_sent_again(platform, sandbox):
+    """One 429 (another worker used the contract's budget) is waited out, not raised."""
+    platform.fetch_stock([TSHIRT_WHITE_S])
+    waits = []
+    platform._sleep = waits.append
+    sandbox.fail_next("429")
+    assert platform.fetch_stock([TSHIRT_WHITE_S]) == {TSHIRT_WHITE_S: sample_products()[0].stock}
+    assert 2.0 in waits
+
+
+def test_a_platform_write_refused_with_429_is_not_repeated(platform, sandbox):
+    """A write answered 429 raises at once: whether to send it again is the caller's decision."""
+    platform.fetch_stock([TSHIRT_WHITE_S])
+    before = len(sandbox.api_log)
+    sandbox.fail_next("429")
     with pytest.raises(TemporaryError) as excinfo:
-        for _ in range(5):
-            platform.fetch_stock([TSHIRT_WHITE_S])
-    assert excinfo.value.retry_after == 1.0
+        platform.set_stock(TSHIRT_WHITE_S, 7)
+    assert excinfo.value.rate_limited and len(sandbox.api_log) - before == 1
+    assert sandbox.stock_of(TSHIRT_WHITE_S) == sample_products()[0].stock
+
+
+def test_platform_reads_are_paced_under_the_rate_limit(server, session, sandbox):
+    """A client told Smaregi's limit spaces its reads: a burst of 12 stock-change reads against a
+    sandbox enforcing 4 GET/s is never refused (each request reaches Smaregi once)."""
+    sandbox.configure(rate_limit=(4, 2))
+    platform = PlatformSmaregiClient(server.url, server.url, CONTRACT, CLIENT_ID, SECRET, "1", session=session,
+                                     rate_limit=(3.5, 1.5))
+    change = sandbox.changes(TSHIRT_WHITE_S, "1")[0]
+    before = len(sandbox.api_log)
+    for _ in range(12):
+        assert platform.get_stock_change(TSHIRT_WHITE_S, str(change.id)).change_id == str(change.id)
+    assert len(sandbox.api_log) - before == 12  # no request refused and sent again
+
+
+def test_default_rate_limits_follow_the_smaregi_host():
+    """Smaregi's sandbox hosts get the sandbox plan's limits, every other host production's."""
+    assert default_rate_limit("https://api.smaregi.dev") == SANDBOX_RATES == (10, 4)
+    assert default_rate_limit("https://api.smaregi.jp/") == PRODUCTION_RATES == (50, 20)
+    assert PlatformSmaregiClient("https://id.smaregi.dev", "https://api.smaregi.dev", "c", "i", "s", "1"
+                                 ).rate_limit == SANDBOX_RATES
 
 
 def test_a_slow_answer_times_out_as_temporary(server, sandbox, session):

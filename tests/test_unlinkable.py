@@ -317,3 +317,99 @@ def test_a_resend_of_a_stored_notification_is_not_aborted_later(app, shop, jobs_
     world.smaregi.resend(send.id)
     assert (send.last.status, send.status) == (200, "success")
     assert len(inbox_rows(app)) == 1 and queue_rows(app) == []
+
+
+NOBODY = "8399999"  # a product id Smaregi does not know
+
+
+def _post(client, generation: str, *product_ids: str, event_id: str = "evt-unknown-1"):
+    """A notification naming ``product_ids``, as Smaregi would send it, posted by hand."""
+    from tests.e2e_helpers import CONTRACT, CUSTOMER_CODE
+    url = f"/webhooks/smaregi/{CUSTOMER_CODE}"
+    if generation == "legacy":
+        rows = [{"storeId": "1", "productId": sid, "amount": "-1", "stockAmount": "9", "stockDivision": "02",
+                 "updDateTime": "2026-05-01 10:00:00"} for sid in product_ids]
+        return client.post(url, data={"params": json.dumps({"data": [{"table_name": "Stock", "rows": rows}]})})
+    body = {"contractId": CONTRACT, "event": "pos:stock", "action": "edited",
+            "ids": [{"id": str(n + 1), "productId": sid, "storeId": "1"} for n, sid in enumerate(product_ids)]}
+    return client.post(url, data=json.dumps(body), headers={"Smaregi-Event": "pos:stock", "Smaregi-Event-Id": event_id,
+                                                            "Content-Type": "application/json"})
+
+
+def test_skips_of_one_drained_batch_are_one_mail_naming_every_product(app, shop, jobs_runner, mailbox):
+    """Three sales drained together skip B twice and D once: one mail names B (twice) and D; the next
+    batch that skips B mails again (seed 000: every time)."""
+    set_mode(app, "skip")
+    shop.smaregi.sell([(A, 1), (B, 1)])
+    shop.smaregi.sell([(C, 1), (D, 1)])
+    shop.smaregi.sell([(B, 2)])
+    assert len(inbox_rows(app)) == 3
+    jobs_runner()
+    assert [status for _id, _g, status in inbox_rows(app)] == ["done"] * 3
+    [mail] = mails(mailbox, SKIPPED)
+    text = body(mail)
+    assert f"スマレジ商品ID {B} / 商品コード B001 / 商品B (2 件の在庫情報送信)" in text
+    assert f"スマレジ商品ID {D} / 商品コード D001 / 商品D\r\n" in text  # once: no count
+    assert A not in text and C not in text
+    assert queue_rows(app) == [(B, "no_listing", 2, None), (D, "no_listing", 1, None)]
+
+    shop.smaregi.sell([(B, 1)])
+    jobs_runner()
+    assert len(mails(mailbox, SKIPPED)) == 2
+
+
+def test_auto_excluded_products_of_one_batch_are_one_mail(app, shop, jobs_runner, mailbox):
+    """Auto-exclude: B and D, skipped by two notifications of one batch, are announced in one mail."""
+    set_mode(app, "auto_exclude")
+    shop.smaregi.sell([(B, 1)])
+    shop.smaregi.sell([(D, 1), (A, 1)])
+    jobs_runner()
+    [mail] = mails(mailbox)
+    assert mail["subject"] == EXCLUDED and B in body(mail) and D in body(mail)
+    assert exclusion_rows(app) == [(B, True), (D, True)]
+    assert stock_of(app, A) == 9
+
+
+@pytest.mark.parametrize("generation", ["legacy", "platform"])
+def test_a_product_smaregi_does_not_know_is_logged_not_mailed(app, client, shop, jobs_runner, mailbox, caplog,
+                                                             generation):
+    """A notification naming A and a product unknown to Smaregi: A is applied, the unknown one is
+    logged and neither queued nor mailed as unlinkable."""
+    from tests.e2e_helpers import use_generation
+    use_generation(app, shop.smaregi, generation)
+    shop.smaregi.sell([(A, 1)])  # Smaregi's stock of A is 9 now
+    assert _post(client, generation, A, NOBODY).status_code == 200
+    with caplog.at_level("WARNING", logger="stocklink.sync"):
+        jobs_runner()
+    assert [status for _id, _g, status in inbox_rows(app)] == ["done", "done"]
+    assert stock_of(app, A) == 9 and shop.channel_stock(A) == (9, 9)
+    assert queue_rows(app) == [] and exclusion_rows(app) == []
+    assert mails(mailbox) == []
+    assert f"names products Smaregi does not know; skipped: {NOBODY}" in caplog.text
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Product.id)).where(Product.smaregi_product_id == NOBODY)) == 0
+
+
+def test_abort_mode_asks_smaregi_about_products_new_to_stocklink(app, client, shop, jobs_runner, mailbox):
+    """Abort mode decides in the request: a product Smaregi does not know does not abort; one it
+    knows but stocklink has not seen yet does, named as Smaregi names it."""
+    set_mode(app, "abort")
+    assert _post(client, "legacy", A, NOBODY).status_code == 200
+    assert queue_rows(app) == []
+    shop.smaregi.add_product("8300077", "新商品E", code="E001", stock=5)
+    response = _post(client, "legacy", C, "8300077")
+    assert (response.status_code, response.get_data(as_text=True)) == (400, "unlinkable_products: 8300077:新商品E")
+    assert queue_rows(app) == [("8300077", "aborted", 1, None)]
+    jobs_runner()
+    assert [mail["subject"] for mail in mails(mailbox)] == [ABORT_SUBJECT]
+    assert stock_of(app, A) == 10  # the accepted notification said 9, but Smaregi still has 10
+
+
+def test_abort_mode_with_smaregi_unreachable_answers_503(app, client, shop):
+    """When Smaregi cannot say whether a new product exists, the notification is answered 503
+    (Smaregi marks it failed and it can be resent); nothing is stored."""
+    set_mode(app, "abort")
+    shop.smaregi.fail_next("maintenance", count=5)
+    response = _post(client, "legacy", A, "8300078")
+    assert (response.status_code, response.get_data(as_text=True)) == (503, "unavailable")
+    assert inbox_rows(app) == [] and queue_rows(app) == []

@@ -55,6 +55,17 @@ _LEGACY_AUTH_CODES = {13, 14, 21, 22, 23, 24}
 
 _TOKEN_MARGIN = 60.0  # renew the Platform token this many seconds before it expires
 
+# Platform rate limits, counted per app × contract (doc §3.7; the numbers are second-hand [M]):
+# Smaregi's sandbox (hosts ``*.smaregi.dev``) GET 10/s and writes 4/s, production 50/s and 20/s.
+# The client spaces its requests to stay under them, and a read refused with 429 anyway
+# (another worker of the same contract) is sent again after Retry-After, up to RATE_RETRIES
+# times, before the failure reaches the caller: a notification naming 1,000 products reads
+# 1,000 stock-change histories, which without pacing meets 429 and, retried from the start,
+# never completes. The legacy API documents no rate limit and is not paced.
+SANDBOX_RATES, PRODUCTION_RATES = (10, 4), (50, 20)
+RATE_RETRIES = 3
+MAX_RETRY_WAIT = 10.0  # seconds; a longer Retry-After is the caller's to wait (TemporaryError)
+
 
 JST = timezone(timedelta(hours=9))
 
@@ -144,6 +155,44 @@ def _temporary_or_none(response: requests.Response, api: str) -> TemporaryError 
         return TemporaryError(f"Smaregi {api}: HTTP {status}", code=str(status), status=status,
                               retry_after=retry_after_seconds(response))
     return None
+
+
+class _Pacer:
+    """At most ``rate`` requests a second from this process, evenly spaced; thread-safe."""
+
+    def __init__(self, rate: float):
+        self.interval = 1.0 / rate
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self, sleep=time.sleep) -> None:
+        with self._lock:
+            now = time.monotonic()
+            at = max(now, self._next)
+            self._next = at + self.interval
+        if at > now:
+            sleep(at - now)
+
+
+_PACERS: dict[tuple, _Pacer] = {}
+_PACERS_LOCK = threading.Lock()
+
+
+def _pacer(api_base: str, contract_id: str, write: bool, rate: float) -> _Pacer:
+    """One pacer per contract, kind and rate, shared by every client of this process (the
+    drain builds a client per batch; the limit is Smaregi's per contract, not per client)."""
+    key = (api_base, contract_id, write, rate)
+    with _PACERS_LOCK:
+        pacer = _PACERS.get(key)
+        if pacer is None:
+            pacer = _PACERS[key] = _Pacer(rate)
+        return pacer
+
+
+def default_rate_limit(api_base_url: str) -> tuple[int, int]:
+    """(GET/s, writes/s) Smaregi allows at this API host: the sandbox's or production's."""
+    host = (api_base_url.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]).lower()
+    return SANDBOX_RATES if host.endswith(".smaregi.dev") else PRODUCTION_RATES
 
 
 class _Closable:
@@ -336,9 +385,11 @@ class PlatformSmaregiClient(_Closable):
 
     def __init__(self, id_base_url: str, api_base_url: str, contract_id: str, client_id: str,
                  client_secret: str, store_id: str, session: requests.Session | None = None,
-                 timeout: float = DEFAULT_TIMEOUT):
+                 timeout: float = DEFAULT_TIMEOUT, rate_limit: tuple[float, float] | None = None):
         self._id_base = (id_base_url or PLATFORM_ID_BASE_URL).rstrip("/")
         self._api_base = (api_base_url or PLATFORM_API_BASE_URL).rstrip("/")
+        self.rate_limit = rate_limit or default_rate_limit(self._api_base)  # (GET/s, writes/s)
+        self._sleep = time.sleep  # replaceable in tests to record the waits
         self._contract_id = contract_id
         self._client_id = client_id
         self._client_secret = client_secret
@@ -391,15 +442,29 @@ class PlatformSmaregiClient(_Closable):
 
     def _request(self, method: str, path: str, *, params: dict | None = None,
                  body: dict | None = None) -> Any:
-        """One API call under ``/{contract}/pos``; a 401 renews the token and retries once."""
+        """One API call under ``/{contract}/pos``, paced under the rate limit; a 401 renews the
+        token and retries once, a read refused with 429 is sent again after Retry-After."""
         url = f"{self._api_base}/{quote(self._contract_id, safe='')}/pos{path}"
-        for attempt in (1, 2):
+        write = method != "GET"
+        pacer = _pacer(self._api_base, self._contract_id, write, self.rate_limit[1 if write else 0])
+        renewed, throttled = False, 0
+        while True:
             token = self._access_token()
+            pacer.wait(self._sleep)
             response = send(self._session, method, url, timeout=self._timeout, params=params, json=body,
                             headers={"Authorization": f"Bearer {token}"})
-            if response.status_code == 401 and attempt == 1:
+            if response.status_code == 401 and not renewed:
+                renewed = True
                 self._forget_token(token)
                 continue
+            if response.status_code == 429 and not write and throttled < RATE_RETRIES:
+                # Refused, so nothing happened: safe to send again. Writes are left to the
+                # caller, which knows whether its write may be repeated.
+                wait = retry_after_seconds(response) or 1.0
+                if wait <= MAX_RETRY_WAIT:
+                    throttled += 1
+                    self._sleep(wait)
+                    continue
             break
         return self._check(method, path, response)
 

@@ -2,6 +2,10 @@
 
 Authenticated by the customer code (and, for Platform webhooks, the contract id and an
 optional shared-secret header); stored durably, then answered at once (SPEC §4, §11.1).
+
+What a request may carry is bounded before anything is read: :data:`MAX_BODY` bytes (413),
+the parser's depth, type and id checks (400 with the reason), and wrong customer codes per
+client address (429, :mod:`stocklink.web.webhook_throttle`).
 """
 from __future__ import annotations
 
@@ -10,20 +14,50 @@ import logging
 
 from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from stocklink import settings
 from stocklink.extensions import csrf, db
 from stocklink.inbox import already_stored, store_notification
+from stocklink.platforms.base import PlatformError
 from stocklink.platforms.smaregi_webhook import MalformedNotification, parse_legacy, parse_platform
 from stocklink.sync import abort_check
+from stocklink.web import webhook_throttle
 from stocklink.web.wake import wake_after_store
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 log = logging.getLogger(__name__)
 
+# The largest notification Smaregi documents is one naming 1,000 products: a 出庫 has at most
+# 1,000 details, a sale at most 999 (platform-apis-smaregi.md §3.10, §3.11). As a legacy
+# 在庫情報送信 with every field at its longest that is 379 KB form-encoded; as a Platform
+# pos:stock, 87 KB (tests/test_webhook.py builds both). 1 MiB leaves more than twice that.
+MAX_BODY = 1024 * 1024
+
 
 def _text(body: str, status: int):
     return body, status, {"Content-Type": "text/plain; charset=utf-8"}
+
+
+def _too_large() -> bool:
+    """Read the body (at most :data:`MAX_BODY` bytes) and say whether it was longer.
+
+    A declared Content-Length over the limit is refused before anything is read. A chunked
+    body has none: werkzeug stops reading it at the limit and hands back what it read, so a
+    body that fills the limit is taken as one that went beyond it. The form is then parsed
+    from the bytes read.
+    """
+    request.max_content_length = request.max_form_memory_size = MAX_BODY
+    try:
+        data = request.get_data(cache=True)
+    except RequestEntityTooLarge:
+        return True
+    return request.content_length is None and len(data) >= MAX_BODY
+
+
+def _too_many(seconds: int):
+    body, status, headers = _text("too_many_wrong_codes", 429)
+    return body, status, {**headers, "Retry-After": str(seconds)}
 
 
 def _same(a: str, b: str) -> bool:
@@ -34,18 +68,26 @@ def _same(a: str, b: str) -> bool:
 @csrf.exempt
 def smaregi(code: str):
     """:raise 400: ``code_mismatch`` (seed 001), a malformed body, or (abort mode) unlinkable
-    products named in the body. :raise 503: the notification could not be stored.
+    products named in the body. :raise 413: a body over :data:`MAX_BODY`. :raise 429: too
+    many wrong customer codes from this address. :raise 503: the notification could not be stored.
 
     The hot path is one INSERT and one Redis command: settings come from this process's
-    one-second cache, and the inbox is woken rather than given a job per notification.
+    one-second cache, the throttle is asked from memory, and the inbox is woken rather than
+    given a job per notification.
     """
+    wait = webhook_throttle.retry_after(request.remote_addr)
+    if wait:
+        return _too_many(wait)
     try:
         expected = settings.cached("smaregi.customer_code")
     except SQLAlchemyError:
         db.session.rollback()
         return _text("unavailable", 503)
     if not _same(code, expected or ""):
-        return _text("code_mismatch", 400)
+        wait = webhook_throttle.wrong_code(request.remote_addr)
+        return _too_many(wait) if wait else _text("code_mismatch", 400)
+    if _too_large():
+        return _text(f"too_large: at most {MAX_BODY} bytes", 413)
     try:
         if request.headers.get("Smaregi-Event"):
             notification = parse_platform(request.headers, request.get_data())
@@ -61,6 +103,8 @@ def smaregi(code: str):
             notification = parse_legacy(request.form)
     except MalformedNotification as exc:
         return _text(f"malformed: {exc}", 400)
+    except RequestEntityTooLarge:
+        return _text(f"too_large: at most {MAX_BODY} bytes", 413)
 
     if settings.cached("sync.unlinkable_mode") == "abort" and notification.movements:
         try:
@@ -69,7 +113,7 @@ def smaregi(code: str):
             if already_stored(notification):
                 return jsonify(result="ok")
             rejected = abort_check(notification)
-        except SQLAlchemyError:
+        except (SQLAlchemyError, PlatformError):  # Smaregi is asked about products new to stocklink
             db.session.rollback()
             log.exception("abort check failed")
             return _text("unavailable", 503)
