@@ -243,6 +243,15 @@ def test_platform_stock_changes_ask_newest_first(platform, sandbox):
     assert entry.stock_division == "12"
 
 
+def test_platform_stock_changes_of_many_products_stay_within_the_rate_limit(platform, sandbox):
+    """Reading the history of more products than the GET rate allows per second spaces the calls:
+    the sandbox plan's 10 GET/s is never exceeded, so no 429."""
+    ids = add_many(sandbox, 14)
+    sandbox.configure(rate_limit=(10, 4))
+    found = platform.stock_changes_after({pid: 0 for pid in ids})
+    assert all(len(found[pid]) == 1 for pid in ids)  # each one's initial stock entry
+
+
 def test_test_connection_describes_the_contract(smaregi):
     """test_connection succeeds with a short description naming the product count and store."""
     text = smaregi.test_connection()
