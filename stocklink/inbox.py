@@ -1,7 +1,7 @@
 """Storing a notification durably, once (SPEC §11.1: inbox first)."""
 from __future__ import annotations
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from stocklink.extensions import db
@@ -29,8 +29,10 @@ def _insert_statement(dialect: str):
 def store_notification(notification: Notification) -> tuple[int, bool]:
     """``INSERT … ON CONFLICT DO NOTHING`` on the dedupe key and commit.
 
-    Returns (inbox row id, whether this call created it). A notification without stock
-    movements is stored as ``ignored`` so it is visible but never processed.
+    Returns (inbox row id, whether the row now waits for a drain because of this call: created,
+    or a legacy duplicate sent back to be drained again, see :func:`_drain_again`). A
+    notification without stock movements is stored as ``ignored`` so it is visible but never
+    processed.
     """
     status = "received" if notification.movements else "ignored"
     # One statement in autocommit: the INSERT is its own transaction, committed (durably: SQLite
@@ -46,7 +48,23 @@ def store_notification(notification: Notification) -> tuple[int, bool]:
         return new_id, status == "received"
     existing = db.session.scalar(select(SmaregiInbox.id).where(
         SmaregiInbox.dedupe_key == notification.dedupe_key))
-    return existing, False
+    return existing, _drain_again(notification)
+
+
+def _drain_again(notification: Notification) -> bool:
+    """A legacy notification identical to one already applied may be a new movement, not a
+    resend: a sale, a return and a sale of one product in one second are notified in
+    byte-identical bodies. Its row is drained once more; that is harmless (the stock is read
+    again and overwritten, the delta channels get only 在庫変動履歴 entries after the cursor, see
+    :mod:`stocklink.stock_history`) and forwards the movement within seconds instead of at the
+    next backfill. A row still waiting or held by a drain is left as it is; so are Platform
+    duplicates (one ``Smaregi-Event-Id``, the same entries)."""
+    if notification.generation != "legacy" or not notification.movements:
+        return False
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        return bool(connection.execute(update(SmaregiInbox).where(
+            SmaregiInbox.dedupe_key == notification.dedupe_key, SmaregiInbox.status == "done")
+            .values(status="received", processed_at=None)).rowcount)
 
 
 def already_stored(notification: Notification) -> bool:

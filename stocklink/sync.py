@@ -10,18 +10,18 @@ import logging
 from sqlalchemy import select, update
 
 from stocklink import settings
-from stocklink.channel_kinds import KINDS
-from stocklink.domain.delta import StockDivision, nextengine_delta
+from stocklink.domain.delta import StockDivision
 from stocklink.domain.linking import classify_notification_products, decide_unlinkable
 from stocklink.domain.text import variation_label
 from stocklink.extensions import db
-from stocklink.models import Channel, Product, SmaregiInbox
+from stocklink.models import Product, SmaregiInbox
 from stocklink.models._types import utcnow
 from stocklink.notify import queue_mail
 from stocklink.platforms.smaregi import make_smaregi_client
 from stocklink.platforms.smaregi_webhook import Notification, StockMovement
 from stocklink.review import add_exclusion, describe, enqueue_confirmation, linkage
 from stocklink.stock import StockRead, add_pending_deltas, apply_smaregi_reads, mark_listings_dirty
+from stocklink.stock_history import HistoryRead, apply_history, delta_channel_ids, delta_product_ids, read_history
 
 ABORT_SUBJECT = "※ご確認ください※在庫情報送信処理中にエラーが発生しました。"
 SKIPPED_SUBJECT = "在庫連携できない商品をスキップしました"
@@ -106,19 +106,16 @@ def _known_only(ids: list[str], known: dict[str, Product], *, where: str) -> lis
     return [sid for sid in ids if sid in known]
 
 
-def _delta_channel_ids() -> set[int]:
-    delta_kinds = [k for k, v in KINDS.items() if v.delta]
-    return set(db.session.scalars(select(Channel.id).where(Channel.kind.in_(delta_kinds))))
-
-
 def apply_batch(rows: list[SmaregiInbox], notifications: dict[int, Notification], *, client=None) -> set[int]:
     """Apply stored notifications together and mark their rows done; returns the ids of
     channels that need a push. The caller commits.
 
     One stock read from Smaregi for every product they name, one overwrite per product (so
     ten sales of one product write the ledger once, with the newest figure), one NextEngine
-    delta per product (the sum of its movements' deltas). Everything read over HTTP is read
-    before the first write, so a write transaction never waits on Smaregi.
+    delta per product: the sum of its 在庫変動履歴 entries after its cursor, not of the
+    notifications' bodies (:mod:`stocklink.stock_history`; the cursor moves in this transaction).
+    Everything read over HTTP is read before the first write, so a write transaction never
+    waits on Smaregi.
     Unlinkable products are handled per notification, as the merchant's mode says.
     """
     store_id = str(settings.get("smaregi.store_id"))
@@ -149,15 +146,8 @@ def apply_batch(rows: list[SmaregiInbox], notifications: dict[int, Notification]
                 applied.setdefault(sid, []).append(row.id)
         read_at = utcnow()
         stock = client.fetch_stock(list(applied)) if applied else {}
-        delta_channels = _delta_channel_ids()
-        deltas: dict[int, int] = {}
-        if delta_channels:
-            for row in rows:
-                for movement in movements[row.id]:
-                    if row.id in applied.get(movement.product_id, ()):
-                        delta = _movement_delta(client, movement)
-                        product_id = state.products[movement.product_id].id
-                        deltas[product_id] = deltas.get(product_id, 0) + (delta or 0)
+        delta_channels = delta_channel_ids()
+        history = _read_history(client, state, applied, movements) if delta_channels else None
 
         _handle_unlinkable(decisions, state, mode)
         reads = {state.products[sid].id: StockRead(int(stock.get(sid, 0)),
@@ -165,6 +155,7 @@ def apply_batch(rows: list[SmaregiInbox], notifications: dict[int, Notification]
                                                    _source_event(applied[sid])) for sid in applied}
         changed = apply_smaregi_reads(reads, read_at)
         channels = mark_listings_dirty(changed) if changed else set()
+        deltas = apply_history(history) if history else {}
         if any(deltas.values()):
             add_pending_deltas(deltas, delta_channels)
             channels |= delta_channels
@@ -198,19 +189,14 @@ def _cause(movements: list[StockMovement], sid: str) -> str:
     return "smaregi:notification"
 
 
-def _movement_delta(client, movement: StockMovement) -> int | None:
-    """The NextEngine delta of one movement (seed 001 §5). Legacy rows carry amount, stock
-    after and division; a Platform webhook carries only the 在庫変動履歴ID, so the movement
-    is read from Smaregi (``GET /stock/changes``)."""
-    amount, after, division = movement.amount, movement.stock_after, movement.division
-    if (amount is None or after is None) and movement.history_id:
-        change = client.get_stock_change(movement.product_id, movement.history_id, movement.store_id)
-        if change is None:
-            return None
-        amount, after, division = change.amount, change.stock_amount, change.stock_division
-    if amount is None or after is None:
-        return None
-    return nextengine_delta(amount, after, division or "")
+def _read_history(client, state, applied: dict[str, list[int]],
+                  movements: dict[int, list[StockMovement]]) -> HistoryRead:
+    """The 在庫変動履歴 after the cursors of the applied products that have a delta listing; the
+    notifications' own movements only place a product that has no cursor yet (stock_history)."""
+    ids = {sid: state.products[sid].id for sid in applied}
+    wanted = delta_product_ids(set(ids.values()))
+    named = [m for row_id, ms in movements.items() for m in ms if row_id in applied.get(m.product_id, ())]
+    return read_history(client, {sid: pid for sid, pid in ids.items() if pid in wanted}, named)
 
 
 def _drop_released(sid: str) -> None:

@@ -6,8 +6,11 @@ from hypothesis import strategies as st
 
 from stocklink.domain.delta import (
     STOCK_DIVISION_LABELS,
+    HistoryEntry,
     StockDivision,
     coalesce_deltas,
+    history_delta,
+    legacy_anchor,
     nextengine_delta,
 )
 
@@ -176,3 +179,63 @@ def test_coalesce_keeps_the_total_and_drops_only_zeros(rows):
         assert result.get(key, 0) == sum(delta for k, delta in rows if k == key and delta is not None)
     first_seen = list(dict.fromkeys(k for k, delta in rows if delta is not None))
     assert list(result) == [key for key in first_seen if key in result]
+
+
+def _entries(start_id, start_stock, movements, at="2026-12-01 10:00:00"):
+    """History entries with consecutive ids for (amount, division) movements from ``start_stock``."""
+    return [HistoryEntry(start_id + n, amount, after, division, at)
+            for n, (amount, after, division) in enumerate(_run(start_stock, movements))]
+
+
+SALE_RETURN_SALE = _entries(11, 10, [(-1, "02"), (1, "12"), (-1, "02")])
+
+
+@pytest.mark.parametrize(
+    ("entries", "after", "expected"),
+    [
+        pytest.param(SALE_RETURN_SALE, 10, (-1, 13), id="sale-return-sale-each-entry-once"),
+        pytest.param(SALE_RETURN_SALE + SALE_RETURN_SALE[::-1], 10, (-1, 13), id="an-id-listed-twice-counts-once"),
+        pytest.param(SALE_RETURN_SALE, 11, (0, 13), id="entries-up-to-the-cursor-are-not-applied-again"),
+        pytest.param(SALE_RETURN_SALE, 13, (0, 13), id="nothing-after-the-cursor"),
+        pytest.param([], 42, (0, 42), id="no-entries-keeps-the-cursor"),
+        pytest.param(_entries(5, 3, [(-1, "10"), (-2, "02")]), 4, (-2, 6), id="a-shipment-moves-the-cursor-only"),
+        pytest.param(_entries(5, -5, [(3, "01"), (5, "12")]), 4, (3, 6), id="negative-stock-rules-per-entry"),
+        pytest.param(_entries(5, -5, [(3, "08")]), 4, (3, 5), id="stocktake-as-is"),
+    ],
+)
+def test_history_delta(entries, after, expected):
+    """History entries past the cursor become one summed delta by the seed 001 rules, and the cursor
+    moves to the newest entry seen."""
+    assert history_delta(entries, after) == expected
+
+
+@FAST
+@given(start=st.integers(-30, 30), movements=st.lists(MOVEMENT, max_size=20), cut=st.integers(0, 20),
+       repeat=st.integers(1, 3))
+def test_history_read_in_pieces_and_again_forwards_each_movement_once(start, movements, cut, repeat):
+    """However the history is read (in two pieces, re-read whole, entries repeated), carrying the
+    cursor forward gives the same total as applying every movement once."""
+    entries = _entries(1, start, movements)
+    once = sum(nextengine_delta(e.amount, e.stock_after, e.division) or 0 for e in entries)
+    first, cursor = history_delta(entries[:cut] * repeat, 0)
+    second, cursor = history_delta(entries * repeat, cursor)
+    third, cursor = history_delta(entries, cursor)
+    assert first + second + third == once
+    assert third == 0 and cursor == len(entries)
+
+
+def test_legacy_anchor_finds_the_earliest_identical_entry_of_the_second():
+    """A legacy notification (no id) starts at the earliest entry with its fields in its second,
+    so sale → return → sale notified in identical bodies is applied from the first sale on."""
+    sale = HistoryEntry(0, -1, 9, "02", "2026-12-01 10:00:00")
+    older = HistoryEntry(3, -1, 9, "02", "2026-12-01 09:59:59")  # same fields, an earlier second
+    assert legacy_anchor([older] + SALE_RETURN_SALE, [sale]) == 10
+    assert legacy_anchor(SALE_RETURN_SALE, [HistoryEntry(0, 1, 10, "12", "2026-12-01 10:00:00")]) == 11
+
+
+def test_legacy_anchor_without_a_match_starts_at_the_notified_second():
+    """No entry with the notified fields: the earliest entry of that second or later; none: None."""
+    other = HistoryEntry(0, -4, 1, "02", "2026-12-01 10:00:00")
+    assert legacy_anchor(SALE_RETURN_SALE, [other]) == 10
+    assert legacy_anchor(SALE_RETURN_SALE, [HistoryEntry(0, -1, 9, "02", "2026-12-01 10:00:01")]) is None
+    assert legacy_anchor([], [other]) is None

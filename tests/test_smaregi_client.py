@@ -192,6 +192,70 @@ def test_get_stock_change_reads_one_history_row(smaregi, sandbox):
     assert smaregi.get_stock_change(TSHIRT_WHITE_S, "999999") is None
 
 
+def test_stock_changes_after_reads_the_entries_past_each_cursor(smaregi, sandbox):
+    """stock_changes_after lists, oldest first, each product's 在庫変動履歴 entries with an id past
+    its cursor, of the configured store only; an unknown product has none."""
+    sandbox.add_store("2", "倉庫")
+    first = sandbox.sell([(TSHIRT_WHITE_S, 1), (NEGATIVE, 1)])
+    sandbox.sell([(TSHIRT_WHITE_S, 1)], store_id="2")
+    second = sandbox.refund([(TSHIRT_WHITE_S, 1)])
+    third = sandbox.sell([(TSHIRT_WHITE_S, 2)])
+    found = smaregi.stock_changes_after({TSHIRT_WHITE_S: first[0].id, NEGATIVE: first[1].id - 1, "9999999": 0})
+    assert [(int(c.change_id), c.amount, c.stock_amount, c.stock_division) for c in found[TSHIRT_WHITE_S]] == [
+        (second[0].id, 1, 3, "12"), (third[0].id, -2, 1, "02")]
+    assert [int(c.change_id) for c in found[NEGATIVE]] == [first[1].id]
+    assert found["9999999"] == []
+    assert smaregi.stock_changes_after({TSHIRT_WHITE_S: third[0].id}) == {TSHIRT_WHITE_S: []}
+
+
+def test_stock_changes_after_pages_to_the_cursor(smaregi, sandbox):
+    """More entries past the cursor than one page holds are all read, each once."""
+    start = sandbox.sell([(TSHIRT_WHITE_S, 1)])[0].id
+    for _ in range(130):
+        sandbox.refund([(TSHIRT_WHITE_S, 1)])
+    found = smaregi.stock_changes_after({TSHIRT_WHITE_S: start})[TSHIRT_WHITE_S]
+    assert len(found) == 130 == len({c.change_id for c in found})
+    assert [int(c.change_id) for c in found] == sorted(int(c.change_id) for c in found)
+
+
+def test_legacy_stock_changes_since_a_second_and_for_many_products(legacy, sandbox):
+    """Legacy: a product without a cursor is read from a notified second on (updDateTime >=);
+    many products are read in one scan of the store after the smallest cursor."""
+    ids = add_many(sandbox, 15)
+    moved = sandbox.sell([(pid, 1) for pid in ids])
+    cursors = {pid: change.id - 1 for pid, change in zip(ids, moved, strict=True)}
+    calls = len(sandbox.api_log)
+    found = legacy.stock_changes_after(cursors)
+    assert len(sandbox.api_log) == calls + 1
+    assert {pid: [int(c.change_id) for c in rows] for pid, rows in found.items()} == {
+        pid: [change.id] for pid, change in zip(ids, moved, strict=True)}
+    second = moved[0].legacy_row()["updDateTime"]
+    entries = legacy.stock_changes_after({}, {ids[0]: second})[ids[0]]
+    assert moved[0].id in [int(c.change_id) for c in entries]
+    assert all(c.upd_date_time >= second and c.product_id == ids[0] for c in entries)
+    assert legacy.stock_changes_after({}, {ids[0]: "2999-01-01 00:00:00"}) == {ids[0]: []}
+
+
+def test_platform_stock_changes_ask_newest_first(platform, sandbox):
+    """Platform: one GET /stock/changes per product, newest first, one page when the cursor is near."""
+    start = sandbox.sell([(TSHIRT_WHITE_S, 1)])[0].id
+    sandbox.refund([(TSHIRT_WHITE_S, 1)])
+    calls = len(sandbox.api_log)
+    [entry] = platform.stock_changes_after({TSHIRT_WHITE_S: start})[TSHIRT_WHITE_S]
+    [request] = sandbox.api_log[calls:]
+    assert request.startswith(f"GET /{CONTRACT}/pos/stock/changes/{TSHIRT_WHITE_S}/1?") and "sort=id%3Adesc" in request
+    assert entry.stock_division == "12"
+
+
+def test_platform_stock_changes_of_many_products_stay_within_the_rate_limit(platform, sandbox):
+    """Reading the history of more products than the GET rate allows per second spaces the calls:
+    the sandbox plan's 10 GET/s is never exceeded, so no 429."""
+    ids = add_many(sandbox, 14)
+    sandbox.configure(rate_limit=(10, 4))
+    found = platform.stock_changes_after({pid: 0 for pid in ids})
+    assert all(len(found[pid]) == 1 for pid in ids)  # each one's initial stock entry
+
+
 def test_test_connection_describes_the_contract(smaregi):
     """test_connection succeeds with a short description naming the product count and store."""
     text = smaregi.test_connection()

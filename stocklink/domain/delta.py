@@ -3,9 +3,15 @@
 Smaregi allows negative stock; NextEngine does not. Forwarding every Smaregi change as
 it is would leave NextEngine counting from the wrong floor once Smaregi has gone below
 zero, so increases are cut to the part that lands above zero.
+
+The movements are Smaregi's 在庫変動履歴 entries, each applied once by its id (a cursor per
+product: the last id applied), never a notification's body: two genuine movements can be
+notified in byte-identical bodies (sale, return, sale within one second), and a dropped
+notification must still be forwarded when the history is read later.
 """
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -109,3 +115,51 @@ def coalesce_deltas(rows: Iterable[tuple[str, int | None]]) -> dict[str, int]:
             continue
         totals[key] = totals.get(key, 0) + delta
     return {key: total for key, total in totals.items() if total != 0}
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One 在庫変動履歴 entry as the delta rules need it: its id, the signed change, the stock
+    after it, the 在庫区分 and Smaregi's timestamp text (legacy ``YYYY-MM-DD HH:MM:SS``)."""
+
+    id: int
+    amount: int
+    stock_after: int
+    division: str
+    at: str = ""
+
+
+def history_delta(entries: Iterable[HistoryEntry], after: int) -> tuple[int, int]:
+    """The NextEngine change of the entries not applied yet, and the cursor to store next.
+
+    An entry is applied when its id is greater than ``after`` (the last id applied); each id
+    counts once however often it is listed, in id order. The returned cursor is the largest
+    id seen (``after`` if none is newer), so a shipment, which forwards nothing, is still
+    passed. Relies on Smaregi's ids growing in the order the movements are recorded.
+    """
+    fresh = {entry.id: entry for entry in entries if entry.id > after}
+    total = 0
+    for entry_id in sorted(fresh):
+        entry = fresh[entry_id]
+        total += nextengine_delta(entry.amount, entry.stock_after, entry.division) or 0
+    return total, max(fresh, default=after)
+
+
+def legacy_anchor(entries: Iterable[HistoryEntry], notified: Iterable[HistoryEntry]) -> int | None:
+    """Where a product without a cursor starts: the id *after which* entries are applied.
+
+    A legacy 在庫情報送信 row carries the entry's fields but not its id, so the entry is found by
+    them: among the entries recorded in the notified second with the same change, stock after
+    and 在庫区分, the earliest (identical movements in one second are all applied from there).
+    When none matches, the earliest entry of that second or later. ``None``: nothing found
+    (the notification is older than anything listed), so nothing is applied.
+    """
+    entries = sorted(entries, key=lambda e: e.id)
+    starts = []
+    for row in notified:
+        key = (row.amount, row.stock_after, _division_code(row.division), row.at)
+        same = [e.id for e in entries if (e.amount, e.stock_after, _division_code(e.division), e.at) == key]
+        later = [e.id for e in entries if e.at >= row.at]
+        if same or later:
+            starts.append((same or later)[0])
+    return min(starts) - 1 if starts else None

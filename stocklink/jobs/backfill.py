@@ -1,6 +1,8 @@
 """Backfill from Smaregi (SPEC §11.2): Platform webhooks are not retried, and a legacy send
 can fail, so every few minutes stocklink reads the stock rows that changed since the last
-watermark. A dropped notification then costs minutes, not drift."""
+watermark. A dropped notification then costs minutes, not drift — on the delta channels too:
+their movements are read from the 在庫変動履歴 after each product's cursor, the same cursor the
+inbox drain moves, so an entry reaches NextEngine once whichever of the two finds it first."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -14,7 +16,8 @@ from stocklink.jobs.push import enqueue_push
 from stocklink.models import Exclusion, Listing, Product
 from stocklink.models._types import utcnow
 from stocklink.queues import get_redis
-from stocklink.stock import StockRead, apply_smaregi_reads, mark_listings_dirty
+from stocklink.stock import StockRead, add_pending_deltas, apply_smaregi_reads, mark_listings_dirty
+from stocklink.stock_history import apply_history, delta_channel_ids, delta_product_ids, read_history
 
 WATERMARK_KEY = "stocklink:backfill:watermark"
 OVERLAP = timedelta(minutes=2)       # clocks differ; re-reading a row is harmless (overwrite)
@@ -32,15 +35,17 @@ def _watermark(now: datetime) -> datetime:
 def backfill_stock() -> str:
     """Overwrite the stock of linked products changed in Smaregi since the watermark.
 
-    Deltas are not forwarded to NextEngine from here: a late notification for the same
-    movement would forward it again. The daily reconciliation corrects delta channels.
+    Products on a delta channel also get the 在庫変動履歴 entries after their cursor as deltas
+    (:mod:`stocklink.stock_history`); a late notification of the same movement then finds the
+    cursor past it. A product that never had a cursor is left to its next notification.
     """
     if not settings.smaregi_configured():
         return "smaregi not configured"
     from stocklink.sync import smaregi_client
 
     read_at = utcnow()
-    changed_rows = smaregi_client().stock_updated_since(_watermark(read_at))
+    client = smaregi_client()
+    changed_rows = client.stock_updated_since(_watermark(read_at))
     if not changed_rows:
         get_redis().set(WATERMARK_KEY, read_at.isoformat())
         return "nothing changed"
@@ -48,11 +53,28 @@ def backfill_stock() -> str:
     linked = db.session.scalars(select(Product).where(
         Product.smaregi_product_id.in_(list(changed_rows)), Product.stock_managed.is_(True),
         Product.id.in_(select(Listing.product_id).where(Listing.product_id.is_not(None))))).all()
+    linked = [p for p in linked if p.smaregi_product_id not in excluded]
+    history = _read_history(client, linked)
     changed = apply_smaregi_reads({p.id: StockRead(changed_rows[p.smaregi_product_id], "smaregi:backfill", "backfill")
-                                   for p in linked if p.smaregi_product_id not in excluded}, read_at)
+                                   for p in linked}, read_at)
     channels = mark_listings_dirty(changed) if changed else set()
+    deltas = apply_history(history) if history else {}
+    if deltas:
+        delta_channels = delta_channel_ids()
+        add_pending_deltas(deltas, delta_channels)
+        channels |= delta_channels
     db.session.commit()
     get_redis().set(WATERMARK_KEY, read_at.isoformat())
     for channel_id in sorted(channels):
         enqueue_push(channel_id)
-    return f"{len(changed)} product(s) corrected"
+    forwarded = f", {len(deltas)} delta(s) from the stock history" if deltas else ""
+    return f"{len(changed)} product(s) corrected{forwarded}"
+
+
+def _read_history(client, products: list[Product]):
+    """The 在庫変動履歴 after the cursors of those products that have a delta listing (HTTP, before
+    any write); ``None`` when none has."""
+    wanted = delta_product_ids({p.id for p in products})
+    if not wanted:
+        return None
+    return read_history(client, {p.smaregi_product_id: p.id for p in products if p.id in wanted})

@@ -1,5 +1,5 @@
 """The database model, split by aggregate. Importing this package registers every table."""
-from stocklink.models.catalogue import Product, SetComponent
+from stocklink.models.catalogue import Product, SetComponent, StockHistoryCursor
 from stocklink.models.channels import Channel, Listing
 from stocklink.models.errors import ErrorRecord
 from stocklink.models.inbox import SmaregiInbox
@@ -15,5 +15,5 @@ from stocklink.models.users import User
 __all__ = [
     "Channel", "ConfirmationItem", "ErrorRecord", "Exclusion", "JobRun", "Listing", "Order",
     "OrderLine", "OutboxMessage", "Product", "Registration", "SetComponent", "Setting",
-    "SmaregiInbox", "StockLedger", "User", "WriteIntent",
+    "SmaregiInbox", "StockHistoryCursor", "StockLedger", "User", "WriteIntent",
 ]

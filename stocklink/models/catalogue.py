@@ -52,3 +52,16 @@ class SetComponent(db.Model):
 
     set_product = db.relationship("Product", foreign_keys=[set_product_id], back_populates="components")
     component = db.relationship("Product", foreign_keys=[component_id])
+
+
+class StockHistoryCursor(db.Model):
+    """The last Smaregi 在庫変動履歴 id whose movement reached the delta channels (NextEngine), per
+    product and store: entries after it are forwarded once, entries up to it never again. It
+    moves in the transaction that adds the deltas (see :mod:`stocklink.stock_history`)."""
+
+    __tablename__ = "stock_history_cursors"
+
+    product_id = db.Column(db.Integer, db.ForeignKey("products.id", ondelete="CASCADE"), primary_key=True)
+    store_id = db.Column(db.String(20), primary_key=True)
+    last_change_id = db.Column(db.BigInteger, nullable=False)
+    updated_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow)

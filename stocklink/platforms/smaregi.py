@@ -1,7 +1,8 @@
 """Smaregi clients: the legacy スマレジAPI and the Platform API behind one interface.
 
 Both clients offer the same methods (``fetch_stock``, ``iter_products``, ``get_products``,
-``set_stock``, ``add_stock``, ``get_stock_change``, ``test_connection``) and differ only in
+``set_stock``, ``add_stock``, ``get_stock_change``, ``stock_changes_after``, ``test_connection``)
+and differ only in
 wire format; :func:`make_smaregi_client` picks one from the merchant's settings. The
 sandbox differs from production by base URLs alone (platform-apis-smaregi.md Part A).
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -49,6 +50,14 @@ PAGE_LIMIT = 1000  # maximum page size of both generations (doc §1.5, §3.5)
 # whole stock (or catalogue) page by page, which is cheaper than thousands of requests.
 # Neither API offers an "id IN (…)" filter (doc §1.5: OR is not supported).
 SCAN_THRESHOLD = 10
+
+# 在庫変動履歴 reads (``stock_changes_after``): a Platform call covers one product × store (doc §3.9),
+# so the calls of one read are spaced to stay within the sandbox plan's GET rate (doc §3.7: 10/s;
+# production allows 50/s for the whole app) and a 429 is rarely met; a page of newest-first
+# entries usually holds everything after a product's cursor.
+HISTORY_READS_PER_SECOND = 10
+HISTORY_PAGE = 100
+_HISTORY_FIELDS = ["id", "productId", "storeId", "amount", "stockAmount", "stockDivision", "updDateTime"]
 
 # Legacy error codes the merchant must fix (doc §1.7): 1x authentication, 2x settings.
 _LEGACY_AUTH_CODES = {13, 14, 21, 22, 23, 24}
@@ -354,6 +363,36 @@ class LegacySmaregiClient(_Closable):
             return _change(row)
         return None
 
+    def stock_changes_after(self, after: Mapping[str, int],
+                            since: Mapping[str, str] | None = None) -> dict[str, list[SmaregiStockChange]]:
+        """The configured store's 在庫変動履歴 entries (table StockHistory), oldest first, per product:
+        those with an id greater than ``after[product]``, or for a product only in ``since``,
+        those recorded at or after ``since[product]`` (legacy ``YYYY-MM-DD HH:MM:SS``, JST).
+
+        Few products: one query each (``productId`` and ``id >`` / ``updDateTime >=``
+        conditions, doc §1.5). More: one scan of the store's entries after the smallest
+        cursor (OR is not supported), filtered here.
+        """
+        after = {str(k): int(v) for k, v in after.items()}
+        since = {str(k): str(v) for k, v in (since or {}).items() if str(k) not in after}
+        wanted = set(after) | set(since)
+        base = {"storeId": self.store_id}
+        if len(wanted) <= SCAN_THRESHOLD:
+            queries = [[{**base, "productId": pid, "id >": str(last)}] for pid, last in after.items()]
+            queries += [[{**base, "productId": pid, "updDateTime >=": moment}] for pid, moment in since.items()]
+        else:
+            queries = [[{**base, "id >": str(min(after.values()))}]] if after else []
+            queries += [[{**base, "updDateTime >=": min(since.values())}]] if since else []
+        found: dict[str, dict[str, SmaregiStockChange]] = {pid: {} for pid in wanted}
+        for conditions in queries:
+            for row in self._ref("stock_ref", "StockHistory", _HISTORY_FIELDS, conditions, ["id"]):
+                change = _change(row)
+                pid = change.product_id
+                if pid in after and int(change.change_id) > after[pid] or \
+                        pid in since and change.upd_date_time >= since[pid]:
+                    found[pid][change.change_id] = change
+        return {pid: sorted(rows.values(), key=lambda c: int(c.change_id)) for pid, rows in found.items()}
+
     def test_connection(self) -> str:
         """Check credentials, the enabled functions and the store; describe what was found."""
         body = self._call("product_ref", {"table_name": "Product", "fields": ["productId"], "limit": 1})
@@ -590,6 +629,58 @@ class PlatformSmaregiClient(_Closable):
                 return None
             raise
         return _change(rows[0]) if rows else None
+
+    def stock_changes_after(self, after: Mapping[str, int],
+                            since: Mapping[str, str] | None = None) -> dict[str, list[SmaregiStockChange]]:
+        """The configured store's 在庫変動履歴 entries, oldest first, per product: those with an id
+        greater than ``after[product]`` (or, for a product only in ``since``, recorded at or
+        after that JST ``YYYY-MM-DD HH:MM:SS``).
+
+        ``GET /stock/changes/{product}/{store}`` one product per call (doc §3.9), newest first
+        (``sort=id:desc``, doc §3.5) and paged until the cursor is reached. Should Smaregi
+        answer in another order, every page is read, so nothing after the cursor is missed.
+        An unknown product has no entries.
+        """
+        after = {str(k): int(v) for k, v in after.items()}
+        since = {str(k): datetime.strptime(str(v), "%Y-%m-%d %H:%M:%S").replace(tzinfo=JST)
+                 for k, v in (since or {}).items() if str(k) not in after}
+        wanted = list(after) + list(since)
+        spacing = 1.0 / HISTORY_READS_PER_SECOND if len(wanted) > HISTORY_READS_PER_SECOND else 0.0
+        found = {}
+        for index, pid in enumerate(wanted):
+            if index and spacing:
+                time.sleep(spacing)
+
+            def fresh(change: SmaregiStockChange, pid=pid) -> bool:
+                if pid in after:
+                    return int(change.change_id) > after[pid]
+                return datetime.fromisoformat(change.upd_date_time) >= since[pid]
+
+            found[pid] = self._changes_of(pid, fresh)
+        return found
+
+    def _changes_of(self, product_id: str, fresh) -> list[SmaregiStockChange]:
+        path = f"/stock/changes/{quote(product_id, safe='')}/{quote(self.store_id, safe='')}"
+        kept: dict[str, SmaregiStockChange] = {}
+        page = 1
+        while True:
+            try:
+                items = self._request("GET", path, params={"sort": "id:desc", "limit": HISTORY_PAGE,
+                                                           "page": page, "fields": ",".join(_HISTORY_FIELDS)})
+            except PlatformError as exc:
+                if exc.code == "not_found":
+                    return []
+                raise
+            if not isinstance(items, list):
+                raise PlatformError(f"Smaregi GET {path}: expected a list", code="bad_response")
+            changes = [_change(item) for item in items]
+            kept.update((c.change_id, c) for c in changes if fresh(c))
+            ids = [int(c.change_id) for c in changes]
+            newest_first = ids == sorted(ids, reverse=True)
+            if len(items) < HISTORY_PAGE or (newest_first and not fresh(changes[-1])):
+                break
+            page += 1
+        return sorted(kept.values(), key=lambda c: int(c.change_id))
 
     def test_connection(self) -> str:
         """Obtain a token, count the products and check the store; describe what was found."""

@@ -37,7 +37,7 @@ APP_SCOPES = ("pos.products:read", "pos.products:write", "pos.stock:read", "pos.
               "pos.stock-changes:read", "pos.stores:read")
 
 # 在庫区分 (doc §4.1)
-CORRECTION, SALE, STOCKTAKE, SHIPMENT, LOSS, API_WRITE = "01", "02", "08", "10", "14", "15"
+CORRECTION, SALE, STOCKTAKE, SHIPMENT, RETURN, LOSS, API_WRITE = "01", "02", "08", "10", "12", "14", "15"
 STOCK_DIVISIONS = {f"{n:02d}" for n in range(1, 19)}
 
 FAILURE_KINDS = ("500", "maintenance", "expired_token", "slow", "429")
@@ -263,6 +263,9 @@ class SmaregiSandbox:
         self._failures: list[Failure] = []
         self._rate_window: tuple[int, int, int] = (0, 0, 0)
         self._threads: list[threading.Thread] = []
+        # Smaregi's timestamps have whole seconds; a test may hold the clock still so that
+        # movements land in one second (their legacy notifications are then byte-identical).
+        self.clock = now_jst
 
     def configure(self, **values) -> None:
         """Set any of :data:`CONFIG_KEYS` (notify_url, notify_mode, credentials, knobs)."""
@@ -346,7 +349,7 @@ class SmaregiSandbox:
                                        f"更新後の在庫数は[{STOCK_MIN}]以上である必要があります")
                 planned[key] = new
             changes = []
-            at = now_jst()
+            at = self.clock()
             for product_id, store_id, value, relative, division, memo in moves:
                 if skip_unmanaged and self.products[product_id].stock_control_division == "1":
                     continue  # POS movements skip 在庫管理対象外 products
@@ -372,6 +375,10 @@ class SmaregiSandbox:
     def sell(self, lines: Iterable[tuple[str, int]], store_id: str | None = None) -> list[StockChange]:
         """A POS sale (在庫区分 02) of several lines: one notification carrying every row."""
         return self._pos(lines, store_id, SALE, "POS売上")
+
+    def refund(self, lines: Iterable[tuple[str, int]], store_id: str | None = None) -> list[StockChange]:
+        """A POS return (在庫区分 12 返品) of several lines: the pieces come back, one notification."""
+        return self._pos(lines, store_id, RETURN, "POS返品", sign=1)
 
     def ship(self, lines: Iterable[tuple[str, int]], store_id: str | None = None) -> list[StockChange]:
         """A 出荷 (在庫区分 10) of several lines: one notification."""

@@ -93,6 +93,12 @@ def sale():
     return _movement(lambda sb, d: sb.sell(_lines(d), d.get("store_id")))
 
 
+@bp.post("/return")
+def pos_return():
+    """POS 返品 (12): same body as ``/sale``; the pieces come back into stock."""
+    return _movement(lambda sb, d: sb.refund(_lines(d), d.get("store_id")))
+
+
 @bp.post("/shipment")
 def shipment():
     """出荷 (10): same body as ``/sale``."""
