@@ -12,7 +12,8 @@ with the values of this run filled in.
 
 Around the recipe, standing in for the merchant's world: the sandboxes (Smaregi, ColorMe Shop,
 Shopify, NextEngine) on loopback in this process, a TOML configuration pointing stocklink at
-them (only base URLs differ from production), and three products linked on each channel. The
+them (``deploy/shop1.toml.example`` with the sandboxes' addresses and credentials: only base
+URLs differ from production), and three products linked on each channel. The
 links are written into the database here, as the demo does: the console has no import command.
 
 Then: ``/healthz`` must answer 200 with two workers registered, the operator created by the
@@ -47,6 +48,7 @@ if str(ROOT) not in sys.path:
 
 UNIT_DIR = ROOT / "deploy" / "systemd"
 ENV_EXAMPLE = ROOT / "deploy" / "stocklink.env.example"
+TOML_EXAMPLE = ROOT / "deploy" / "shop1.toml.example"
 PROCFILE = ROOT / "Procfile"
 README = ROOT / "README.md"
 
@@ -71,8 +73,7 @@ WORKERS = 2
 PRODUCTS = [("9000001", "SMOKE-A", "スモーク Tシャツ", 10), ("9000002", "SMOKE-B", "スモーク マグカップ", 20),
             ("9000003", "SMOKE-C", "スモーク 手ぬぐい", 5)]
 SALE = [("9000001", 3), ("9000002", 1)]  # SMOKE-C is not sold: it must stay as it was
-CHANNEL_NAMES = {"colorme": "スモーク カラーミーショップ", "shopify": "スモーク Shopify",
-                 "nextengine": "スモーク ネクストエンジン"}
+CHANNEL_KINDS = ("colorme", "shopify", "nextengine")
 
 
 class SmokeFailure(Exception):
@@ -338,27 +339,43 @@ def toml_value(value) -> str:
 
 
 def merchant_toml(world: World) -> str:
-    """The merchant's settings file, as a hosting provider writes it (stocklink/provisioning.py)."""
+    """``deploy/shop1.toml.example`` with this run's values: the Smaregi contract and every
+    channel's base URL and credentials are the sandboxes'; every other key of the example is
+    kept (so ``config load`` must accept them)."""
+    import tomllib
+
+    data = tomllib.loads(TOML_EXAMPLE.read_text(encoding="utf-8"))
     url, sm = world.url, world.smaregi
+    data["smaregi"].update({
+        "api_generation": "legacy", "contract_id": sm.contract_id, "access_token": sm.access_token,
+        "store_id": "1", "customer_code": world.customer_code, "legacy_base_url": f"{url}/smaregi/access/",
+        "platform_id_base_url": f"{url}/smaregi", "platform_api_base_url": f"{url}/smaregi",
+        "client_id": sm.client_id, "client_secret": sm.client_secret})
     ne_tokens = world.nextengine.login()
-    smaregi = {"api_generation": "legacy", "contract_id": sm.contract_id, "access_token": sm.access_token,
-               "store_id": "1", "customer_code": world.customer_code,
-               "legacy_base_url": f"{url}/smaregi/access/", "platform_id_base_url": f"{url}/smaregi",
-               "platform_api_base_url": f"{url}/smaregi", "client_id": sm.client_id,
-               "client_secret": sm.client_secret}
-    channels = [
-        {"kind": "colorme", "name": CHANNEL_NAMES["colorme"], "base_url": f"{url}/colorme",
-         "credentials": {"access_token": world.colorme.issue_token()}},
-        {"kind": "shopify", "name": CHANNEL_NAMES["shopify"], "base_url": f"{url}/shopify",
-         "credentials": {"access_token": world.shopify.issue_token()},
-         "settings": {"location_id": str(world.shopify.default_location)}},
-        {"kind": "nextengine", "name": CHANNEL_NAMES["nextengine"], "base_url": f"{url}/nextengine",
-         "credentials": {"access_token": ne_tokens["access_token"], "refresh_token": ne_tokens["refresh_token"]}},
-    ]
-    lines = ["[smaregi]"] + [f"{k} = {toml_value(v)}" for k, v in smaregi.items()]
-    for channel in channels:
-        lines += ["", "[[channels]]"] + [f"{k} = {toml_value(v)}" for k, v in channel.items()]
-    return "\n".join(lines) + "\n"
+    credentials = {"colorme": {"access_token": world.colorme.issue_token()},
+                   "shopify": {"access_token": world.shopify.issue_token()},
+                   "nextengine": {"access_token": ne_tokens["access_token"],
+                                  "refresh_token": ne_tokens["refresh_token"]}}
+    kinds = sorted(c["kind"] for c in data.get("channels", []))
+    if kinds != sorted(CHANNEL_KINDS):
+        raise SmokeFailure(f"the example TOML has channels {kinds}, the smoke links {sorted(CHANNEL_KINDS)}")
+    for channel in data["channels"]:
+        kind = channel["kind"]
+        channel["base_url"] = f"{url}/{kind}"
+        channel["credentials"] = credentials[kind]
+        if kind == "shopify":
+            channel["settings"] = {**channel.get("settings", {}), "location_id": str(world.shopify.default_location)}
+    lines = []
+    for section, values in data.items():
+        if section == "channels":
+            continue
+        lines += [f"[{section}]"] + [f"{k} = {toml_value(v)}" for k, v in values.items()] + [""]
+    for channel in data["channels"]:
+        lines += ["[[channels]]"] + [f"{k} = {toml_value(v)}" for k, v in channel.items()] + [""]
+    text = "\n".join(lines)
+    if "CHANGE-ME" in text:
+        raise SmokeFailure("the example TOML has a CHANGE-ME the smoke does not fill")
+    return text
 
 
 def env_file_text(database_url: str, redis_url: str, instance: Path, port: int) -> str:
@@ -399,7 +416,7 @@ def link_products(world: World, env: dict[str, str]) -> None:
     app = create_app()
     with app.app_context():
         channels = {c.kind: c for c in db.session.scalars(select(Channel))}
-        if set(channels) != set(CHANNEL_NAMES):
+        if set(channels) != set(CHANNEL_KINDS):
             raise SmokeFailure(f"config load made channels {sorted(channels)}")
         for product_id, code, name, stock in PRODUCTS:
             product = Product(smaregi_product_id=product_id, product_code=code, name=name, stock_managed=True,
@@ -625,7 +642,7 @@ def smoke(args) -> str:
         processes.run(recipe.config_load)
         processes.run(recipe.user_create)
         link_products(world, env_vars)
-        log(f"linked {len(PRODUCTS)} products on {len(CHANNEL_NAMES)} channels")
+        log(f"linked {len(PRODUCTS)} products on {len(CHANNEL_KINDS)} channels")
         services_at = time.monotonic()
         for command in [recipe.web, *recipe.workers, recipe.cron]:
             log(f"start {command.name}: {shlex.join(command.argv)}")
