@@ -1,4 +1,10 @@
-"""Operators who log in to the console."""
+"""Operators who log in to the console.
+
+The session cookie is signed but kept by the browser, so ending a session has to happen
+here: the id a cookie carries is ``"<user id>:<session generation>"``
+and only the current generation opens a page. Logout and a new password move the generation
+on, which ends every session of that operator (every browser), not only the one that asked.
+"""
 from __future__ import annotations
 
 from flask_login import UserMixin
@@ -16,9 +22,36 @@ class User(UserMixin, db.Model):
     password_hash = db.Column(db.String(255), nullable=False)
     created_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
     last_login_at = db.Column(db.DateTime(timezone=True))
+    session_generation = db.Column(db.Integer, nullable=False, default=0, server_default="0")
 
     def set_password(self, password: str) -> None:
+        """A new password also ends the sessions opened with the old one."""
         self.password_hash = generate_password_hash(password)
+        self.session_generation = (self.session_generation or 0) + 1
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
+
+    def get_id(self) -> str:
+        """What Flask-Login keeps in the session cookie (see the module docstring)."""
+        return f"{self.id}:{self.session_generation}"
+
+
+def load_session_user(session_id: str) -> User | None:
+    """The operator a session cookie names, or None when that session has ended: the user is
+    gone, logged out or has a new password since, or the cookie predates generations."""
+    user_id, _, generation = session_id.partition(":")
+    if not (user_id.isascii() and user_id.isdigit() and len(user_id) <= 10
+            and generation.isascii() and generation.isdigit()):
+        return None
+    user = db.session.get(User, int(user_id))
+    if user is None or user.session_generation != int(generation):
+        return None
+    return user
+
+
+def end_sessions(user_id: int) -> None:
+    """Move the generation on in one statement (two logouts at once both end the sessions)."""
+    db.session.execute(db.update(User).where(User.id == user_id)
+                       .values(session_generation=User.session_generation + 1))
+    db.session.commit()

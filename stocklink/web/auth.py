@@ -5,11 +5,11 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_login import login_user, logout_user
+from flask_login import current_user, login_user, logout_user
 
 from stocklink.extensions import db
 from stocklink.models._types import utcnow
-from stocklink.models.users import User
+from stocklink.models.users import User, end_sessions
 from stocklink.queues import get_redis
 
 bp = Blueprint("auth", __name__)
@@ -68,6 +68,9 @@ def current_limit() -> int:
 
 @bp.post("/logout")
 def logout():
+    """Ends this operator's sessions on the server, so a copy of the cookie is worthless."""
+    if current_user.is_authenticated:
+        end_sessions(current_user.id)
     logout_user()
     flash(_("You have logged out."), "info")
     return redirect(url_for("auth.login"))
