@@ -115,3 +115,160 @@ def test_migration_0004_gives_existing_operators_generation_zero(tmp_path, redis
                                            "csrf_token": csrf_token(client)})
     assert response.status_code == 302
     assert client.get("/").status_code == 200
+
+
+# --- the throttle counts per (user name, client address) ----------------------------------------------
+
+PASSWORD = "correct horse battery"
+
+
+class Browser:
+    """One operator's browser: its own cookies, its own address (and headers, behind a proxy)."""
+
+    def __init__(self, app, remote_addr: str = "127.0.0.1", forwarded_for: str | None = None):
+        self.client = app.test_client()
+        self.environ = {"REMOTE_ADDR": remote_addr}
+        self.headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
+
+    def login(self, username: str = "operator", password: str = PASSWORD) -> int:
+        html = self.client.get("/login", environ_base=self.environ, headers=self.headers).get_data(as_text=True)
+        token = html.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+        return self.client.post("/login", data={"username": username, "password": password, "csrf_token": token},
+                                environ_base=self.environ, headers=self.headers).status_code
+
+
+@pytest.fixture
+def behind_nginx(app, auth):
+    """The same database and Redis, started with TRUSTED_PROXIES=1; every request arrives from
+    nginx on 127.0.0.1 with the browser's address appended to X-Forwarded-For."""
+    from stocklink import create_app
+
+    keys = ("TESTING", "SECRET_KEY", "SQLALCHEMY_DATABASE_URI", "REDIS_URL", "MAIL_SERVER", "MAIL_PORT")
+    proxied = create_app({**{k: app.config[k] for k in keys}, "TRUSTED_PROXIES": 1})
+    auth.create(username="kana", password=PASSWORD)
+    yield proxied
+    with proxied.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_behind_nginx_ten_bad_logins_lock_out_only_that_name_at_that_address(behind_nginx):
+    """The fault probe's case: ten typos by one operator used to lock out everyone behind nginx."""
+    typist = Browser(behind_nginx, forwarded_for="198.51.100.7")
+    for _ in range(10):
+        assert typist.login(password="wrong password") == 401
+    assert typist.login() == 429  # that name from that address waits, even with the right password
+    assert Browser(behind_nginx, forwarded_for="198.51.100.8").login() == 302  # the same name elsewhere
+    assert Browser(behind_nginx, forwarded_for="198.51.100.7").login("kana") == 302  # a colleague there
+
+
+def test_behind_nginx_a_forged_address_on_the_left_changes_nothing(behind_nginx):
+    """nginx appends the real address; what the client wrote before it is not believed."""
+    for n in range(10):
+        browser = Browser(behind_nginx, forwarded_for=f"10.9.9.{n}, 198.51.100.7")
+        assert browser.login(password="wrong password") == 401
+    assert Browser(behind_nginx, forwarded_for="10.1.1.1, 198.51.100.7").login() == 429
+
+
+def test_without_trusted_proxies_x_forwarded_for_is_ignored(app, auth):
+    """TRUSTED_PROXIES=0 (the default): a header naming a new address each time does not dodge
+    the count, which is kept for the address the connection comes from."""
+    for n in range(10):
+        assert Browser(app, remote_addr="203.0.113.9", forwarded_for=f"10.0.0.{n}").login(
+            password="wrong password") == 401
+    assert Browser(app, remote_addr="203.0.113.9", forwarded_for="10.0.0.99").login() == 429
+    assert Browser(app, remote_addr="203.0.113.10").login() == 302
+
+
+def test_one_name_failing_does_not_lock_out_another_at_the_same_address(app, auth):
+    """Without a proxy setting everyone may share one address: the count is per user name there."""
+    auth.create(username="kana", password=PASSWORD)
+    app.config["LOGIN_ATTEMPTS_PER_15_MIN"] = 3
+    for _ in range(3):
+        assert Browser(app).login(password="wrong password") == 401
+    assert Browser(app).login() == 429
+    assert Browser(app).login("kana") == 302
+
+
+def test_many_names_from_one_address_meet_the_address_limit(app, auth):
+    """Spraying user names from one address is stopped by the looser per-address limit, for
+    every name from there (the right password too), and only there."""
+    app.config["LOGIN_ATTEMPTS_PER_15_MIN"] = 3
+    app.config["LOGIN_ATTEMPTS_PER_ADDRESS_15_MIN"] = 8
+    sprayer = Browser(app, remote_addr="192.0.2.66")
+    for n in range(8):
+        assert sprayer.login(username=f"guess{n}", password="wrong password") == 401
+    assert sprayer.login(username="guess99", password="wrong password") == 429
+    assert sprayer.login() == 429
+    assert Browser(app, remote_addr="192.0.2.67").login() == 302
+
+
+def test_success_clears_that_names_count_but_not_the_addresses(app, auth):
+    """A login starts the name's count again; the address's stays (a known account cannot reset a spray)."""
+    app.config["LOGIN_ATTEMPTS_PER_15_MIN"] = 3
+    app.config["LOGIN_ATTEMPTS_PER_ADDRESS_15_MIN"] = 4
+    browser = Browser(app, remote_addr="192.0.2.70")
+    for _ in range(2):
+        assert browser.login(password="wrong password") == 401
+    assert browser.login() == 302
+    for _ in range(2):  # the name's count started again: two more are still only 401
+        assert Browser(app, remote_addr="192.0.2.70").login(password="wrong password") == 401
+    # 2 + 2 failures there: the address's limit of 4 holds although the login came between.
+    assert Browser(app, remote_addr="192.0.2.70").login(username="kana") == 429
+
+
+def test_counts_expire_after_fifteen_minutes(app, auth):
+    """Both counts are kept 15 minutes after the latest failure (Redis TTL), then forgotten."""
+    from stocklink.queues import get_redis
+
+    Browser(app, remote_addr="192.0.2.80").login(password="wrong password")
+    with app.app_context():
+        keys = get_redis().keys("stocklink:login-attempts:*")
+        assert len(keys) == 2
+        assert all(840 < get_redis().ttl(key) <= 900 for key in keys)
+
+
+# --- an unknown user name costs the same as a wrong password ------------------------------------------
+
+@pytest.fixture
+def hash_checks(monkeypatch):
+    """Every password hash the login checks, in order (the real check still runs)."""
+    import stocklink.models.users as users
+
+    seen = []
+    real = users.check_password_hash
+
+    def check(pwhash, password):
+        seen.append(pwhash)
+        return real(pwhash, password)
+
+    monkeypatch.setattr(users, "check_password_hash", check)
+    return seen
+
+
+def test_unknown_user_and_wrong_password_each_check_one_hash_of_the_same_cost(app, auth, hash_checks):
+    """Both refusals do the same work: one check against a hash with the same method and cost
+    (scrypt's parameters are in the hash), so their time does not tell which names exist."""
+    assert Browser(app).login(password="wrong password") == 401
+    assert Browser(app).login(username="nobody-here", password="wrong password") == 401
+    with app.app_context():
+        real_hash = db.session.scalars(select(User.password_hash).where(User.username == "operator")).one()
+    assert hash_checks == [real_hash, hash_checks[1]]
+    assert hash_checks[1] != real_hash
+    assert hash_checks[1].split("$")[0] == real_hash.split("$")[0]
+
+
+def test_dummy_hash_has_the_cost_new_passwords_get():
+    """If Werkzeug's default method or cost changes, the dummy hash must follow (this fails)."""
+    from werkzeug.security import generate_password_hash
+
+    from stocklink.models.users import DUMMY_PASSWORD_HASH
+    assert DUMMY_PASSWORD_HASH.split("$")[0] == generate_password_hash("x").split("$")[0]
+
+
+def test_unknown_and_known_names_get_the_same_answer(app, auth):
+    """Same status and the same message for both."""
+    known = Browser(app)
+    unknown = Browser(app)
+    assert known.login(password="wrong password") == unknown.login(username="nobody-here",
+                                                                    password="wrong password") == 401

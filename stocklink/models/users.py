@@ -4,6 +4,9 @@ The session cookie is signed but kept by the browser, so ending a session has to
 here: the id a cookie carries is ``"<user id>:<session generation>"``
 and only the current generation opens a page. Logout and a new password move the generation
 on, which ends every session of that operator (every browser), not only the one that asked.
+
+:func:`authenticate` checks one password hash whether or not the user name exists, so the
+time of a refusal does not tell an attacker which names are operators.
 """
 from __future__ import annotations
 
@@ -12,6 +15,12 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from stocklink.extensions import db
 from stocklink.models._types import utcnow
+
+# The hash of a random password nobody kept, in generate_password_hash's own format and cost:
+# checking a password against it takes as long as checking one against an operator's hash.
+# A constant, so no process pays (and no first request shows) the cost of making one.
+DUMMY_PASSWORD_HASH = ("scrypt:32768:8:1$UBx25AcICwTrb8wL$a83caee94ea5a1ba86b29787f68c54b00e0c0fd175b7018f9ff2dbc"
+                       "92495810f5e0e065c512e6f17d95caf41591ae6620a0709a7bc905f3856567afa8b2b1160")
 
 
 class User(UserMixin, db.Model):
@@ -35,6 +44,15 @@ class User(UserMixin, db.Model):
     def get_id(self) -> str:
         """What Flask-Login keeps in the session cookie (see the module docstring)."""
         return f"{self.id}:{self.session_generation}"
+
+
+def authenticate(username: str, password: str) -> User | None:
+    """The operator, if ``password`` is theirs; one hash check either way (see the docstring)."""
+    user = db.session.scalars(db.select(User).where(User.username == username)).first()
+    if user is None:
+        check_password_hash(DUMMY_PASSWORD_HASH, password)
+        return None
+    return user if user.check_password(password) else None
 
 
 def load_session_user(session_id: str) -> User | None:
