@@ -17,6 +17,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.from_mapping(config.from_environment(app.instance_path))
     if test_config:
         app.config.update(test_config)
+    trust_proxies(app)
 
     from stocklink import auth, cli, i18n, security
     from stocklink.extensions import csrf, db, htmx, mail, migrate
@@ -36,3 +37,14 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_blueprints(app)
     cli.init_app(app)
     return app
+
+
+def trust_proxies(app: Flask) -> None:
+    """Behind ``TRUSTED_PROXIES`` proxies, ``request.remote_addr`` is the browser's address (what
+    the login throttle counts by) and ``request.scheme`` the browser's, read from the headers
+    those proxies set. Only X-Forwarded-For and -Proto: the host comes from the Host header, or
+    ``STOCKLINK_PUBLIC_URL``, so a forged X-Forwarded-Host changes nothing."""
+    count = app.config.get("TRUSTED_PROXIES") or 0
+    if count:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=0, x_port=0, x_prefix=0)

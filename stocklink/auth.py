@@ -2,22 +2,24 @@
 
 Login is the default: :func:`require_login` runs before every request and lets through only
 the endpoints in :data:`PUBLIC_ENDPOINTS`, so a new page cannot be left open by mistake.
+Logout ends the session on the server too: a cookie copied before it opens nothing after.
 """
 from __future__ import annotations
 
 from flask import redirect, request, url_for
 from flask_login import current_user
 
-from stocklink.extensions import db, login_manager
-from stocklink.models.users import User
+from stocklink.extensions import login_manager
+from stocklink.models.users import load_session_user
 
 PUBLIC_ENDPOINTS = {"auth.login", "health.healthz", "static", "i18n.switch"}
 PUBLIC_BLUEPRINTS = {"webhooks"}
 
 
 @login_manager.user_loader
-def load_user(user_id: str):
-    return db.session.get(User, int(user_id))
+def load_user(session_id: str):
+    """None (log in again) once that session has ended: see :mod:`stocklink.models.users`."""
+    return load_session_user(session_id)
 
 
 def init_app(app) -> None:

@@ -32,6 +32,14 @@ def _database_url(instance_path: Path) -> str:
     return url or f"sqlite:///{instance_path / 'stocklink.db'}"
 
 
+def _count(name: str, default: int, minimum: int) -> int:
+    """A whole-number setting; a bad value stops the start naming the variable."""
+    raw = os.environ.get(name, "").strip() or str(default)
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < minimum:
+        raise ValueError(f"{name} must be a whole number of at least {minimum}, not {raw!r}")
+    return int(raw)
+
+
 def from_environment(instance_path: str) -> dict:
     """Every infrastructure setting with its default, as a Flask config mapping."""
     path = Path(instance_path)
@@ -57,5 +65,9 @@ def from_environment(instance_path: str) -> dict:
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": env("SESSION_COOKIE_SECURE", "0") in ("1", "true", "yes"),
         "WTF_CSRF_TIME_LIMIT": None,
-        "LOGIN_ATTEMPTS_PER_15_MIN": int(env("LOGIN_ATTEMPTS_PER_15_MIN", "10")),
+        "LOGIN_ATTEMPTS_PER_15_MIN": _count("LOGIN_ATTEMPTS_PER_15_MIN", 10, 1),
+        "LOGIN_ATTEMPTS_PER_ADDRESS_15_MIN": _count("LOGIN_ATTEMPTS_PER_ADDRESS_15_MIN", 50, 1),
+        # How many reverse proxies (nginx: 1) stand before gunicorn and append X-Forwarded-For /
+        # set X-Forwarded-Proto. 0 trusts no such header: a client could write any address there.
+        "TRUSTED_PROXIES": _count("TRUSTED_PROXIES", 0, 0),
     }

@@ -196,3 +196,47 @@ def test_the_embedded_redis_snapshots_by_redis_defaults_not_every_15_seconds(tmp
         assert server.ping()
     finally:
         server.shutdown(nosave=True)
+
+
+def test_login_and_proxy_settings_default(tmp_path, monkeypatch):
+    """10 failures per user name and address, 50 per address, no proxy trusted."""
+    from stocklink.config import from_environment
+    for name in ("LOGIN_ATTEMPTS_PER_15_MIN", "LOGIN_ATTEMPTS_PER_ADDRESS_15_MIN", "TRUSTED_PROXIES"):
+        monkeypatch.delenv(name, raising=False)
+    config = from_environment(str(tmp_path))
+    assert (config["LOGIN_ATTEMPTS_PER_15_MIN"], config["LOGIN_ATTEMPTS_PER_ADDRESS_15_MIN"],
+            config["TRUSTED_PROXIES"]) == (10, 50, 0)
+
+
+@pytest.mark.parametrize("name, value", [("TRUSTED_PROXIES", "one"), ("TRUSTED_PROXIES", "-1"),
+                                         ("TRUSTED_PROXIES", "１"), ("LOGIN_ATTEMPTS_PER_15_MIN", "0"),
+                                         ("LOGIN_ATTEMPTS_PER_ADDRESS_15_MIN", "many")])
+def test_bad_count_setting_stops_the_start_by_name(tmp_path, monkeypatch, name, value):
+    """A mistyped number names its variable instead of a bare int() traceback."""
+    from stocklink.config import from_environment
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=name):
+        from_environment(str(tmp_path))
+
+
+def test_trusted_proxies_from_the_environment_reads_the_browsers_address(tmp_path, monkeypatch, redis_server):
+    """TRUSTED_PROXIES=1 in the environment: the address nginx appended is request.remote_addr;
+    unset, the connection's address is (whatever X-Forwarded-For says)."""
+    from flask import request
+
+    from stocklink import create_app
+
+    seen = {}
+    for setting in ("1", None):
+        if setting:
+            monkeypatch.setenv("TRUSTED_PROXIES", setting)
+        else:
+            monkeypatch.delenv("TRUSTED_PROXIES", raising=False)
+        monkeypatch.setenv("STOCKLINK_INSTANCE_PATH", str(tmp_path / "instance"))
+        app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'p.db'}", "REDIS_URL": redis_server,
+                          "SECRET_KEY": "test"})
+        with app.test_client() as client:
+            client.get("/login", environ_base={"REMOTE_ADDR": "127.0.0.1"},
+                       headers={"X-Forwarded-For": "10.0.0.1, 198.51.100.7", "X-Forwarded-Proto": "https"})
+            seen[setting] = (request.remote_addr, request.scheme)
+    assert seen == {"1": ("198.51.100.7", "https"), None: ("127.0.0.1", "http")}

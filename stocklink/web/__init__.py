@@ -16,11 +16,14 @@ def register_blueprints(app) -> None:
         settings,
         webhooks,
     )
+    from stocklink.web.params import install
 
+    install(app)  # before the routes: <int:…> ids are bounded to the database's range
     for module in (auth, confirmations, dashboard, errors, exclusions, health, i18n, outbox, products,
                    settings, webhooks):
         app.register_blueprint(module.bp)
     stopped_channels_banner(app)
+    error_pages(app)
 
 
 def stopped_channels_banner(app) -> None:
@@ -39,3 +42,23 @@ def stopped_channels_banner(app) -> None:
             return {"stopped_channels": []}
         return {"stopped_channels": db.session.scalars(
             select(Channel).where(Channel.state == "stopped").order_by(Channel.id)).all()}
+
+
+def error_pages(app) -> None:
+    """400 and 404 as console pages in the operator's language (Werkzeug's own are English only).
+    The webhook and /healthz keep their plain answers: Smaregi and monitors read those."""
+    from flask import render_template, request
+    from flask_babel import gettext as _
+
+    def render(exc):
+        if request.blueprint in ("webhooks", "health"):
+            return exc
+        titles = {400: _("Bad request"), 404: _("Page not found")}
+        reasons = {400: _("The request could not be understood."),
+                   404: _("There is no such page, or what it showed has been deleted.")}
+        reason = exc.description if exc.code == 400 and exc.description != type(exc).description else None
+        return render_template("errors/http.html", title=titles[exc.code], reason=reason or reasons[exc.code]), \
+            exc.code
+
+    app.register_error_handler(400, render)
+    app.register_error_handler(404, render)

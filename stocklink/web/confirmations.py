@@ -15,6 +15,7 @@ from sqlalchemy import select
 from stocklink.extensions import db
 from stocklink.models import ConfirmationItem
 from stocklink.review import exclude_items, release_items
+from stocklink.web.params import form_ids
 
 bp = Blueprint("confirmations", __name__, url_prefix="/confirmations")
 
@@ -34,7 +35,7 @@ def _render(message: str | None = None, level: str = "info"):
 
 
 def _selected() -> list[ConfirmationItem]:
-    ids = [int(x) for x in request.form.getlist("ids") if x.isdigit()]
+    ids = form_ids()
     if not ids:
         return []
     return db.session.scalars(select(ConfirmationItem).where(ConfirmationItem.id.in_(ids))).all()

@@ -1,13 +1,14 @@
 """在庫連携対象外アイテム: excluded products are skipped silently; remove to sync again."""
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_babel import ngettext
 from sqlalchemy import select
 
 from stocklink.extensions import db
 from stocklink.models import Exclusion
 from stocklink.review import remove_exclusions
+from stocklink.web.params import form_ids
 
 bp = Blueprint("exclusions", __name__, url_prefix="/exclusions")
 
@@ -20,7 +21,7 @@ def index():
 
 @bp.post("/remove")
 def remove():
-    ids = [int(x) for x in request.form.getlist("ids") if x.isdigit()]
+    ids = form_ids()
     rows = db.session.scalars(select(Exclusion).where(Exclusion.id.in_(ids))).all() if ids else []
     count = remove_exclusions(rows)
     flash(ngettext("%(num)d product removed from the exclusion list.",

@@ -6,6 +6,7 @@ from sqlalchemy import func, or_, select
 
 from stocklink.extensions import db
 from stocklink.models import Listing, Product, StockLedger
+from stocklink.web.params import page_arg
 
 bp = Blueprint("products", __name__, url_prefix="/products")
 PAGE_SIZE = 100
@@ -13,9 +14,12 @@ PAGE_SIZE = 100
 
 @bp.get("/")
 def index():
-    """One URL for the page and, for htmx, its ``_rows.html`` fragment."""
+    """One URL for the page and, for htmx, its ``_rows.html`` fragment.
+
+    :raise 400: ``?page=`` is not a page number.
+    """
     keyword = request.args.get("q", "").strip()
-    page = max(request.args.get("page", 1, type=int), 1)
+    page = page_arg()
     stmt = select(Product)
     for word in [w.strip() for w in keyword.replace("、", ",").split(",") if w.strip()]:
         like = f"%{word}%"

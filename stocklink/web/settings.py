@@ -104,6 +104,15 @@ def test_smaregi():
     return redirect(url_for("settings.index"), 303)
 
 
+def _as_int(value: str) -> int | str:
+    """A typed number as an int (full-width digits too); anything else is left for validation to
+    refuse by name (``str.isdigit`` is true for "²", which ``int`` refuses: that was a 500)."""
+    try:
+        return int(value)
+    except ValueError:
+        return value
+
+
 def _channel_form(channel: Channel | None) -> dict:
     kind = channel.kind if channel else request.form.get("kind", "")
     raw = {
@@ -117,7 +126,7 @@ def _channel_form(channel: Channel | None) -> dict:
     for key in ("range_min", "range_max", "poll_interval_s"):
         value = request.form.get(key, "").strip()
         if value:
-            raw[key] = int(value) if value.lstrip("-").isdigit() else value
+            raw[key] = _as_int(value)
     if kind in KINDS:
         raw["credentials"] = {k: request.form[f"cred_{k}"] for k in KINDS[kind].credential_keys
                               if request.form.get(f"cred_{k}", "").strip()}
