@@ -74,6 +74,16 @@ def listing_state(app, channel_id: int) -> tuple:
         return listing.last_confirmed_quantity, listing.dirty, listing.difference
 
 
+def crashed_before_the_answer(app, channel_id: int, *, before: int, after: int) -> None:
+    """Leave the open intent a push killed after committing it (and before booking its answer) leaves."""
+    with app.app_context():
+        listing = db.session.scalars(select(Listing).where(Listing.channel_id == channel_id)).one()
+        db.session.add(WriteIntent(channel_id=channel_id, listing_id=listing.id, batch="crashed", mode="relative",
+                                   identifier=listing.identifier, before=before, after=after, delta=after - before,
+                                   fact_at=listing.fact_at))
+        db.session.commit()
+
+
 def test_a_colorme_increment_whose_worker_died_after_colorme_applied_it_is_not_applied_twice(app, world,
                                                                                               jobs_runner):
     """The fault probe: a -10 applied twice (ColorMe 978 for Smaregi 988). Now the intent is found
@@ -106,12 +116,7 @@ def test_a_write_recorded_but_never_sent_is_sent_once(app, world, jobs_runner):
     colorme_item = world.items[A]["colorme"]
     world.smaregi.sell([(A, 3)])
     jobs_runner(queues=(WEBHOOKS,))
-    with app.app_context():
-        listing = db.session.scalars(select(Listing).where(Listing.channel_id == world.colorme_id)).one()
-        db.session.add(WriteIntent(channel_id=world.colorme_id, listing_id=listing.id, batch="crashed",
-                                   mode="relative", identifier=listing.identifier, before=20, after=17, delta=-3,
-                                   fact_at=listing.fact_at))
-        db.session.commit()
+    crashed_before_the_answer(app, world.colorme_id, before=20, after=17)
     jobs_runner()
     assert world.channel_stock(A) == (17, 17)
     assert colorme_writes(world.colorme, colorme_item) == [{"product": {"stocks": {"increment": -3}}}]
@@ -126,12 +131,7 @@ def test_an_ambiguous_relative_write_is_shown_as_a_difference_not_resent(app, wo
     world.smaregi.sell([(A, 3)])
     jobs_runner(queues=(WEBHOOKS,))
     world.colorme.set_stock(colorme_item, 16)
-    with app.app_context():
-        listing = db.session.scalars(select(Listing).where(Listing.channel_id == world.colorme_id)).one()
-        db.session.add(WriteIntent(channel_id=world.colorme_id, listing_id=listing.id, batch="crashed",
-                                   mode="relative", identifier=listing.identifier, before=20, after=17, delta=-3,
-                                   fact_at=listing.fact_at))
-        db.session.commit()
+    crashed_before_the_answer(app, world.colorme_id, before=20, after=17)
     jobs_runner()
     assert colorme_writes(world.colorme, colorme_item) == []
     assert world.colorme.stock(colorme_item) == 16

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from stocklink.extensions import db
 from stocklink.jobs.backfill import backfill_stock
 from stocklink.jobs.inbox import process_inbox
-from stocklink.models import Channel, Listing, Product, SmaregiInbox, StockHistoryCursor
+from stocklink.models import Listing, Product, SmaregiInbox, StockHistoryCursor
 from stocklink.sandbox.smaregi import now_jst
 from stocklink.stock_history import apply_history, read_history
 from stocklink.sync import smaregi_client
@@ -23,23 +23,9 @@ WEBHOOK = f"/webhooks/smaregi/{CUSTOMER_CODE}"
 
 
 @pytest.fixture
-def nextengine(app, world):
+def nextengine(nextengine_world):
     """A NextEngine channel (uploads processed at once) beside the world's ColorMe and Shopify."""
-    from stocklink.channel_clients import save_credentials
-    from stocklink.sandbox.nextengine import NextEngineSandbox, create_app
-    from stocklink.sandbox.server import serve_in_thread
-
-    sandbox = NextEngineSandbox(auto_process=True)
-    server = serve_in_thread(create_app(sandbox))
-    sandbox.url = server.url
-    with app.app_context():
-        channel = Channel(kind="nextengine", name="ネクストエンジン", base_url=sandbox.url, settings={})
-        db.session.add(channel)
-        save_credentials(channel, sandbox.login(), by_merchant=True)
-        db.session.commit()
-        channel_id = channel.id
-    yield sandbox, channel_id
-    server.stop()
+    return nextengine_world
 
 
 def link_nextengine(app, ne, ne_id, smaregi_id: str, code: str, stock: int) -> None:
