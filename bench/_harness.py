@@ -159,6 +159,10 @@ class Stack:
         self.url = f"http://127.0.0.1:{self.port}"
         self.env: dict[str, str] = {}
         self.database = "sqlite"
+        # What start() sets in os.environ, as it was: restored by close(), so that a second
+        # Stack in the same process starts from the caller's environment, not this one's.
+        self._outer_env = {name: os.environ.get(name) for name in
+                           ("STOCKLINK_INSTANCE_PATH", "DATABASE_URL", "REDIS_URL", "SECRET_KEY", *self.extra_env)}
 
     # -- start -------------------------------------------------------------------------
     def __enter__(self) -> Stack:
@@ -341,7 +345,7 @@ class Stack:
     def _close(self) -> None:
         """Each step runs even if an earlier one failed: nothing may be left running."""
         for step in (self._stop_children, self._stop_demo, self._release_app, self._stop_redis,
-                     self._stop_postgres):
+                     self._stop_postgres, self._restore_environment):
             try:
                 step()
             except Exception as exc:  # noqa: BLE001 - report and carry on cleaning up
@@ -384,6 +388,13 @@ class Stack:
             conn = self.app.extensions.pop("stocklink_redis", None)
             if conn is not None:
                 conn.close()
+
+    def _restore_environment(self) -> None:
+        for name, value in self._outer_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
     def _stop_postgres(self) -> None:
         if self.postgres is not None:
