@@ -606,7 +606,7 @@ def sale_return_sale(args) -> dict:
                 time.sleep(0.01)
             world.sm.sell([(pid, 1)])
             first = world.sm.sends[-1]
-            world.sm.return_goods([(pid, 1)])
+            world.sm.refund([(pid, 1)])
             world.sm.sell([(pid, 1)])
             third = world.sm.sends[-1]
             for send in world.sm.sends[-3:]:
