@@ -382,7 +382,7 @@ class Stack:
 
     def _release_app(self) -> None:
         if self.app is not None:
-            from stocklink.extensions import db
+            from stocklink.infra.extensions import db
             with self.app.app_context():
                 db.engine.dispose()
             conn = self.app.extensions.pop("stocklink_redis", None)

@@ -64,6 +64,7 @@ more figures, every scenario's result, and ``goals_met``. Goals: 0, 0, ≤ 60, 0
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import random
@@ -136,7 +137,7 @@ class World:
     def _channel_ids() -> dict[str, int]:
         from sqlalchemy import select
 
-        from stocklink.extensions import db
+        from stocklink.infra.extensions import db
         from stocklink.models import Channel
         return {kind: cid for cid, kind in db.session.execute(select(Channel.id, Channel.kind))}
 
@@ -180,7 +181,7 @@ class World:
         applied; ``inbox`` also counts failed ones waiting for a retry) and dirty listings."""
         from sqlalchemy import func, select
 
-        from stocklink.extensions import db
+        from stocklink.infra.extensions import db
         from stocklink.models import Listing, SmaregiInbox
 
         def count():
@@ -195,7 +196,7 @@ class World:
         """(product, kind) → what stocklink will still do for that listing."""
         from sqlalchemy import select
 
-        from stocklink.extensions import db
+        from stocklink.infra.extensions import db
         from stocklink.models import Channel, Listing, Product
 
         def read():
@@ -458,7 +459,7 @@ class SalesLoad:
         """Sales answered 200 whose notification is not in the inbox."""
         from sqlalchemy import select
 
-        from stocklink.extensions import db
+        from stocklink.infra.extensions import db
         from stocklink.models import SmaregiInbox
 
         keys = [r["key"] for r in self.results if r.get("status") == 200 and r.get("key")]
@@ -781,7 +782,8 @@ def fuzz(args) -> dict:
     with new_stack(args) as stack:
         world = World(stack)
         pids = world.baseline(min_stock=2)
-        code = in_app(stack, lambda: __import__("stocklink.settings", fromlist=["get"]).get("smaregi.customer_code"))
+        settings = importlib.import_module("stocklink.services.merchant_settings")
+        code = in_app(stack, lambda: settings.get("smaregi.customer_code"))
         url = f"{stack.url}/webhooks/smaregi/{code}"
         before = world.values(pids)
         rows_before = _inbox_total(stack)
@@ -859,7 +861,7 @@ def fuzz(args) -> dict:
 def _inbox_total(stack: Stack) -> int:
     from sqlalchemy import func, select
 
-    from stocklink.extensions import db
+    from stocklink.infra.extensions import db
     from stocklink.models import SmaregiInbox
     return in_app(stack, lambda: db.session.scalar(select(func.count()).select_from(SmaregiInbox)) or 0)
 
@@ -867,7 +869,7 @@ def _inbox_total(stack: Stack) -> int:
 def _inbox_statuses(stack: Stack) -> dict[str, int]:
     from sqlalchemy import func, select
 
-    from stocklink.extensions import db
+    from stocklink.infra.extensions import db
     from stocklink.models import SmaregiInbox
     return in_app(stack, lambda: {s: n for s, n in db.session.execute(
         select(SmaregiInbox.status, func.count()).group_by(SmaregiInbox.status))})

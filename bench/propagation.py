@@ -104,7 +104,7 @@ def in_app(stack: Stack, func):
 def dirty_listings(stack: Stack) -> int:
     from sqlalchemy import func, select
 
-    from stocklink.extensions import db
+    from stocklink.infra.extensions import db
     from stocklink.models import Listing
     return in_app(stack, lambda: db.session.scalar(select(func.count()).select_from(Listing)
                                                    .where(Listing.dirty.is_(True))))
@@ -117,7 +117,7 @@ def channel_readers(stack: Stack) -> dict[str, dict[str, Reader]]:
     """For each Smaregi product id with a listing on all three channels: kind → read the sandbox stock."""
     from sqlalchemy import select
 
-    from stocklink.extensions import db
+    from stocklink.infra.extensions import db
     from stocklink.models import Channel, Listing, Product
 
     demo = stack.demo
@@ -168,7 +168,7 @@ def inbox_rows(stack: Stack, keys: list[str]) -> dict[str, tuple]:
     """dedupe key → (id, status, received_at, processed_at) for the rows that exist."""
     from sqlalchemy import select
 
-    from stocklink.extensions import db
+    from stocklink.infra.extensions import db
     from stocklink.models import SmaregiInbox
 
     found = {}
@@ -265,9 +265,9 @@ def run_sales(stack: Stack, chosen: list[str], readers, count: int) -> dict:
 
 # -- phase 2: webhook acknowledgement under load ---------------------------------------------------
 def run_ack_load(stack: Stack, chosen: list[str], rate: float, seconds: float, threads: int) -> dict:
-    from stocklink import settings
+    from stocklink.services import merchant_settings
 
-    code = in_app(stack, lambda: settings.get("smaregi.customer_code"))
+    code = in_app(stack, lambda: merchant_settings.get("smaregi.customer_code"))
     out = stack.tmp / "ackload.json"
     child = stack.run("ackload", [sys.executable, str(ROOT / "bench" / "_ackload.py"),
                                   "--url", f"{stack.url}/webhooks/smaregi/{code}", "--rate", str(rate),
@@ -292,7 +292,7 @@ def run_ack_load(stack: Stack, chosen: list[str], rate: float, seconds: float, t
     def not_done() -> int:
         from sqlalchemy import func, select
 
-        from stocklink.extensions import db
+        from stocklink.infra.extensions import db
         from stocklink.models import SmaregiInbox
         if not ids:
             return 0
@@ -334,9 +334,9 @@ def failures(stack: Stack) -> dict[str, int]:
     from rq.registry import FailedJobRegistry
     from sqlalchemy import func, select
 
-    from stocklink.extensions import db
+    from stocklink.infra.extensions import db
+    from stocklink.infra.queues import ALL_QUEUES, get_queue
     from stocklink.models import SmaregiInbox
-    from stocklink.queues import ALL_QUEUES, get_queue
 
     found: Counter = Counter()
 

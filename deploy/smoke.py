@@ -410,7 +410,7 @@ def link_products(world: World, env: dict[str, str]) -> None:
     from sqlalchemy import select
 
     from stocklink import create_app
-    from stocklink.extensions import db
+    from stocklink.infra.extensions import db
     from stocklink.models import Channel, Listing, Product
 
     app = create_app()
@@ -550,7 +550,7 @@ def recorded_errors() -> list[str]:
     from sqlalchemy import select
 
     from stocklink import create_app
-    from stocklink.extensions import db
+    from stocklink.infra.extensions import db
     from stocklink.models import ErrorRecord
 
     app = create_app()

@@ -5,6 +5,7 @@ import os
 
 from dotenv import load_dotenv
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -19,23 +20,28 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config.update(test_config)
     trust_proxies(app)
 
-    from stocklink import auth, cli, i18n, security
-    from stocklink.extensions import csrf, db, htmx, mail, migrate
-    from stocklink.web import register_blueprints
+    # Imported here, not at the top: importing any stocklink module runs this file first, and the
+    # domain, a platform client or the sandbox must load without pulling in the whole app.
+    from stocklink import cli
+    from stocklink.infra import i18n, security
+    from stocklink.infra.extensions import csrf, db, htmx, mail, migrate
+    from stocklink.jobs import mail as mail_jobs
+    from stocklink.web import access, register_blueprints
 
     db.init_app(app)
     with app.app_context():
-        from stocklink.extensions import sqlite_pragmas
+        from stocklink.infra.extensions import sqlite_pragmas
         sqlite_pragmas(db.engine)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "..", "migrations"))
     mail.init_app(app)
     csrf.init_app(app)
     htmx.init_app(app)
     i18n.init_app(app)
-    auth.init_app(app)
+    access.init_app(app)
     security.init_app(app)
     register_blueprints(app)
     cli.init_app(app)
+    mail_jobs.init_app(app)
     return app
 
 
@@ -46,5 +52,4 @@ def trust_proxies(app: Flask) -> None:
     ``STOCKLINK_PUBLIC_URL``, so a forged X-Forwarded-Host changes nothing."""
     count = app.config.get("TRUSTED_PROXIES") or 0
     if count:
-        from werkzeug.middleware.proxy_fix import ProxyFix
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=0, x_port=0, x_prefix=0)

@@ -8,7 +8,17 @@ import click
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
-from stocklink.extensions import db
+from stocklink import jobs
+from stocklink.infra.extensions import db
+from stocklink.infra.queues import ALL_QUEUES, worker_redis
+from stocklink.infra.worker import run_cron, run_worker
+
+# Every job module and platform client is loaded before a worker takes its first job (worker).
+from stocklink.jobs import backfill, catalogue, inbox, mail, push, report  # noqa: F401
+from stocklink.models import User
+from stocklink.services.channel_clients import CLIENT_CLASSES
+from stocklink.services.merchant_settings import SettingsError
+from stocklink.services.provisioning import load_file
 
 user_cli = AppGroup("user", help="Manage operators who log in to the console.")
 config_cli = AppGroup("config", help="Load merchant settings from a TOML file.")
@@ -20,8 +30,6 @@ config_cli = AppGroup("config", help="Load merchant settings from a TOML file.")
 @click.option("--generate", is_flag=True, help="Generate a password and print it once.")
 def create_user(username: str, password: str | None, generate: bool):
     """Create an operator, or reset the password of an existing one."""
-    from stocklink.models import User
-
     if generate:
         password = secrets.token_urlsafe(12)
     elif not password:
@@ -39,9 +47,6 @@ def create_user(username: str, password: str | None, generate: bool):
 @click.argument("path", type=click.Path(dir_okay=False))
 def load_config(path: str):
     """Validate and apply a TOML settings file; nothing is saved if any key is wrong."""
-    from stocklink.provisioning import load_file
-    from stocklink.settings import SettingsError
-
     try:
         result = load_file(path)
     except SettingsError as exc:
@@ -60,24 +65,13 @@ def worker(queues, burst, fork):
     By default jobs run in the worker process itself (RQ's SimpleWorker): the job modules are
     imported once, here, so a job never runs code newer than the worker started with, and a
     notification is not slowed by a fork and fresh imports (bench/propagation.py).
-    A lost Redis does not end it: it reconnects with backoff and goes on (stocklink/worker.py).
+    A lost Redis does not end it: it reconnects with backoff and goes on (stocklink/infra/worker.py).
     """
-    import stocklink.jobs.backfill  # noqa: F401  (loaded before any job runs)
-    import stocklink.jobs.catalogue  # noqa: F401
-    import stocklink.jobs.inbox  # noqa: F401
-    import stocklink.jobs.mail  # noqa: F401
-    import stocklink.jobs.push  # noqa: F401
-    import stocklink.jobs.report  # noqa: F401
-    import stocklink.sync  # noqa: F401
-    from stocklink import jobs
-    from stocklink.channel_clients import CLIENT_CLASSES
-    from stocklink.queues import ALL_QUEUES, worker_redis
-    from stocklink.worker import run_worker
-
     for module_name, _class in CLIENT_CLASSES.values():
         __import__(module_name)
     jobs.set_app(current_app._get_current_object())
-    run_worker(worker_redis(), list(queues or ALL_QUEUES), fork=fork, burst=burst)
+    with worker_redis() as connection:
+        run_worker(connection, list(queues or ALL_QUEUES), fork=fork, burst=burst)
 
 
 @click.command("cron")
@@ -85,10 +79,8 @@ def worker(queues, burst, fork):
 def cron():
     """Run RQ's cron scheduler with stocklink's periodic jobs (stocklink/jobs/cron_config.py);
     it keeps running through a Redis outage."""
-    from stocklink.queues import worker_redis
-    from stocklink.worker import run_cron
-
-    run_cron(worker_redis())
+    with worker_redis() as connection:
+        run_cron(connection)
     sys.exit(0)
 
 

@@ -1,7 +1,7 @@
 """Infrastructure settings, read once from the environment (or ``.env``).
 
 Merchant settings (Smaregi, channels, notifications) live in the database instead;
-see :mod:`stocklink.settings`.
+see :mod:`stocklink.services.merchant_settings`.
 """
 from __future__ import annotations
 

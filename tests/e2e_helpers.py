@@ -9,13 +9,13 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
-from stocklink import settings
-from stocklink.channel_clients import save_credentials
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
 from stocklink.models import Channel, Listing, Product, SmaregiInbox, StockLedger
 from stocklink.sandbox.colorme import ColorMeSandbox
 from stocklink.sandbox.shopify import ShopifySandbox
 from stocklink.sandbox.smaregi import SmaregiSandbox
+from stocklink.services import merchant_settings
+from stocklink.services.channel_clients import save_credentials
 
 CONTRACT, TOKEN, CLIENT_ID, CLIENT_SECRET = "sb_e2e001", "legacy-token-e2e", "client-e2e", "secret-e2e"
 CUSTOMER_CODE = "cust-e2e-0123456789"
@@ -27,7 +27,7 @@ def use_generation(app, sandbox: SmaregiSandbox, generation: str) -> None:
     """Talk to Smaregi and be notified by it in one API generation (legacy | platform)."""
     sandbox.configure(notify_mode=generation)
     with app.app_context():
-        settings.save({"smaregi.api_generation": generation})
+        merchant_settings.save({"smaregi.api_generation": generation})
 
 
 def add_channel(app, sandbox, kind: str, name: str | None = None, **columns) -> int:

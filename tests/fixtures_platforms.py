@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import pytest
 
-from stocklink import settings
 from stocklink.sandbox.colorme import ColorMeSandbox
 from stocklink.sandbox.colorme import create_app as colorme_app
 from stocklink.sandbox.server import serve_in_thread
@@ -17,6 +16,7 @@ from stocklink.sandbox.shopify import ShopifySandbox
 from stocklink.sandbox.shopify import create_app as shopify_app
 from stocklink.sandbox.smaregi import SmaregiSandbox, serve_smaregi
 from stocklink.sandbox.smaregi import create_app as smaregi_app
+from stocklink.services import merchant_settings
 from tests.e2e_helpers import (
     CLIENT_ID,
     CLIENT_SECRET,
@@ -48,7 +48,7 @@ def smaregi(app, stocklink_server):
     sandbox.url = server.url
     sandbox.configure(notify_url=f"{stocklink_server.url}/webhooks/smaregi/{CUSTOMER_CODE}")
     with app.app_context():
-        settings.save({
+        merchant_settings.save({
             "smaregi.api_generation": "legacy", "smaregi.contract_id": CONTRACT,
             "smaregi.access_token": TOKEN, "smaregi.client_id": CLIENT_ID,
             "smaregi.client_secret": CLIENT_SECRET, "smaregi.store_id": "1",
@@ -92,11 +92,11 @@ def world(app, smaregi, colorme, shopify):
 @pytest.fixture
 def nextengine_world(app, world):
     """The world plus a NextEngine channel that processes uploads at once."""
-    from stocklink.channel_clients import save_credentials
-    from stocklink.extensions import db
+    from stocklink.infra.extensions import db
     from stocklink.models import Channel
     from stocklink.sandbox.nextengine import NextEngineSandbox
     from stocklink.sandbox.nextengine import create_app as nextengine_app
+    from stocklink.services.channel_clients import save_credentials
 
     sandbox = NextEngineSandbox(auto_process=True)
     server = serve_in_thread(nextengine_app(sandbox))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
 from stocklink.models import User
 from tests.conftest import csrf_token
 

@@ -3,17 +3,17 @@ from __future__ import annotations
 
 import pytest
 
-from stocklink import settings
-from stocklink.channel_clients import save_credentials
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
+from stocklink.infra.queues import get_redis
 from stocklink.jobs.backfill import WATERMARK_KEY, backfill_stock
 from stocklink.models import Channel, Listing, Product, StockLedger
-from stocklink.queues import get_redis
 from stocklink.sandbox.colorme import ColorMeSandbox
 from stocklink.sandbox.colorme import create_app as colorme_app
 from stocklink.sandbox.server import serve_in_thread
 from stocklink.sandbox.smaregi import SmaregiSandbox, serve_smaregi
 from stocklink.sandbox.smaregi import create_app as smaregi_app
+from stocklink.services import merchant_settings
+from stocklink.services.channel_clients import save_credentials
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def setup(app):
     cm_server = serve_in_thread(colorme_app(colorme))
     item = colorme.add_product("Tシャツ", stocks=10, model_number="TS-1")
     with app.app_context():
-        settings.save({"smaregi.api_generation": "legacy", "smaregi.contract_id": "sb_backfill",
+        merchant_settings.save({"smaregi.api_generation": "legacy", "smaregi.contract_id": "sb_backfill",
                        "smaregi.access_token": smaregi.access_token, "smaregi.store_id": "1",
                        "smaregi.legacy_base_url": f"{sm_server.url}/access/",
                        "smaregi.platform_id_base_url": sm_server.url, "smaregi.platform_api_base_url": sm_server.url,
@@ -52,7 +52,7 @@ def test_backfill_applies_a_change_whose_notification_was_lost(app, setup, jobs_
     """A sale Smaregi never notified reaches the channel through the backfill, on both API generations."""
     smaregi, colorme, item = setup
     with app.app_context():
-        settings.save({"smaregi.api_generation": generation})
+        merchant_settings.save({"smaregi.api_generation": generation})
     smaregi.sell([("8000001", 3), ("8000002", 1)])
     assert smaregi.sends == []
     with app.app_context():

@@ -7,13 +7,13 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from sqlalchemy import func, select
 
-from stocklink.channel_clients import credentials_of
-from stocklink.errors import record_error
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
+from stocklink.infra.queues import PUSH, get_queue, get_redis
 from stocklink.jobs.push import push_channel
 from stocklink.models import Channel, ErrorRecord, Listing, WriteIntent
 from stocklink.platforms.colorme import ColorMeClient
-from stocklink.queues import PUSH, get_queue, get_redis
+from stocklink.services.channel_clients import credentials_of
+from stocklink.services.incidents import record_error
 from tests.conftest import wait_for
 from tests.e2e_helpers import ERROR_MAIL, colorme_writes, stock_of
 
@@ -311,7 +311,7 @@ def push_job_status(app, channel_id: int) -> str | None:
 
 def test_blank_platform_settings_keep_the_stored_ones(app, client, logged_in):
     """Saving a channel with the JSON field left blank keeps its settings (Shopify location_id)."""
-    from stocklink.extensions import db as _db
+    from stocklink.infra.extensions import db as _db
     from stocklink.models import Channel
 
     with app.app_context():

@@ -6,12 +6,12 @@ import textwrap
 import pytest
 from sqlalchemy import select, text
 
-from stocklink import settings
-from stocklink.channel_clients import credentials_of
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
 from stocklink.models import Channel, Setting
-from stocklink.provisioning import load_file
-from stocklink.settings import SettingsError
+from stocklink.services import merchant_settings
+from stocklink.services.channel_clients import credentials_of
+from stocklink.services.merchant_settings import SettingsError
+from stocklink.services.provisioning import load_file
 
 GOOD = textwrap.dedent("""
     [smaregi]
@@ -54,9 +54,9 @@ def test_good_toml_is_applied(app, tmp_path):
     with app.app_context():
         result = load_file(_write(tmp_path, GOOD))
         assert result == {"settings": 9, "channels": 2}
-        assert settings.get("smaregi.access_token") == "tok-123456"
-        assert settings.get("sync.unlinkable_mode") == "auto_exclude"
-        assert settings.get("notify.low_stock_threshold") == 3
+        assert merchant_settings.get("smaregi.access_token") == "tok-123456"
+        assert merchant_settings.get("sync.unlinkable_mode") == "auto_exclude"
+        assert merchant_settings.get("notify.low_stock_threshold") == 3
         colorme = db.session.query(Channel).filter_by(name="カラーミー本店").one()
         assert credentials_of(colorme) == {"access_token": "colorme-secret-token"}
         rakuten = db.session.query(Channel).filter_by(kind="rakuten").one()
@@ -133,9 +133,9 @@ def test_settings_form_saves_and_keeps_blank_secrets(app, client, logged_in):
                            follow_redirects=True)
     assert "smaregi.legacy_base_url" in response.get_data(as_text=True)
     with app.app_context():
-        assert settings.get("smaregi.access_token") == "new-token"
-        assert settings.get("smaregi.contract_id") == "abc2"
-        assert settings.get("smaregi.legacy_base_url").startswith("https://webapi.smaregi.jp")
+        assert merchant_settings.get("smaregi.access_token") == "new-token"
+        assert merchant_settings.get("smaregi.contract_id") == "abc2"
+        assert merchant_settings.get("smaregi.legacy_base_url").startswith("https://webapi.smaregi.jp")
 
 
 def test_cached_settings_see_their_own_saves_and_others_within_a_second(app, monkeypatch):
@@ -143,19 +143,19 @@ def test_cached_settings_see_their_own_saves_and_others_within_a_second(app, mon
     another process (here: written to the table directly) applies once the cache is older than
     CACHE_SECONDS; an unreadable secret is None instead of an exception."""
     with app.app_context():
-        settings.save({"smaregi.customer_code": "code-1", "sync.unlinkable_mode": "skip"})
-        assert settings.cached("smaregi.customer_code") == "code-1"
-        settings.save({"smaregi.customer_code": "code-2"})
-        assert settings.cached("smaregi.customer_code") == "code-2"
+        merchant_settings.save({"smaregi.customer_code": "code-1", "sync.unlinkable_mode": "skip"})
+        assert merchant_settings.cached("smaregi.customer_code") == "code-1"
+        merchant_settings.save({"smaregi.customer_code": "code-2"})
+        assert merchant_settings.cached("smaregi.customer_code") == "code-2"
         db.session.execute(text("UPDATE settings SET value = :v WHERE key = 'sync.unlinkable_mode'"),
                            {"v": '"abort"'})
         db.session.commit()
-        assert settings.cached("sync.unlinkable_mode") == "skip"  # this process read it a moment ago
-        monkeypatch.setattr(settings, "CACHE_SECONDS", 0.0)
-        assert settings.cached("sync.unlinkable_mode") == "abort"
+        assert merchant_settings.cached("sync.unlinkable_mode") == "skip"  # this process read it a moment ago
+        monkeypatch.setattr(merchant_settings, "CACHE_SECONDS", 0.0)
+        assert merchant_settings.cached("sync.unlinkable_mode") == "abort"
         db.session.execute(text("UPDATE settings SET value = 'garbage' WHERE key = 'smaregi.customer_code'"))
         db.session.commit()
-        assert settings.cached("smaregi.customer_code") is None
+        assert merchant_settings.cached("smaregi.customer_code") is None
 
 
 def test_saving_smaregi_settings_retries_failed_notifications_at_once(app, client, logged_in):
@@ -163,10 +163,10 @@ def test_saving_smaregi_settings_retries_failed_notifications_at_once(app, clien
     and a drain is queued (the merchant need not wait up to an hour)."""
     from datetime import timedelta
 
+    from stocklink.infra.queues import WEBHOOKS, get_queue, get_redis
     from stocklink.jobs.inbox import BACKOFF_KEY
     from stocklink.models import SmaregiInbox
     from stocklink.models._types import utcnow
-    from stocklink.queues import WEBHOOKS, get_queue, get_redis
 
     with app.app_context():
         db.session.add(SmaregiInbox(dedupe_key="legacy:x", generation="legacy", event="stock_upd", payload={},

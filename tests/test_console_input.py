@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
 from stocklink.models import Channel, ConfirmationItem, Exclusion, Product
 
 BAD_IDS = ["99999999999999999999", "9223372036854775808", "2147483648", "0", "-1", "abc", "1.5",

@@ -18,13 +18,13 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
+from stocklink.infra.leases import LEASE_TTL, Heartbeat
+from stocklink.infra.queues import PUSH, WEBHOOKS, get_queue, get_redis
 from stocklink.jobs.inbox import process_inbox
 from stocklink.jobs.push import LATER_KEY, LOCK_KEY, push_channel
-from stocklink.leases import LEASE_TTL, Heartbeat
 from stocklink.models import Listing, Product, SmaregiInbox, StockLedger, WriteIntent
 from stocklink.models._types import utcnow
-from stocklink.queues import PUSH, WEBHOOKS, get_queue, get_redis
 from tests.conftest import wait_for
 from tests.e2e_helpers import colorme_writes, ledger_count, stock_of
 

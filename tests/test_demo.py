@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
 from stocklink.models import Channel, Listing, Product
 from stocklink.sandbox.demo import start_demo
 

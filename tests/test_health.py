@@ -4,7 +4,7 @@ from __future__ import annotations
 from rq import Worker
 from rq.cron import CronScheduler
 
-from stocklink.queues import get_redis
+from stocklink.infra.queues import get_redis
 
 
 def test_healthz_is_503_without_worker_and_scheduler(client):

@@ -7,13 +7,13 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, update
 
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
 from stocklink.jobs.backfill import backfill_stock
 from stocklink.jobs.inbox import process_inbox
 from stocklink.models import Listing, Product, SmaregiInbox, StockHistoryCursor
 from stocklink.sandbox.smaregi import now_jst
-from stocklink.stock_history import apply_history, read_history
-from stocklink.sync import smaregi_client
+from stocklink.services.smaregi_stock import smaregi_client
+from stocklink.services.stock_history import apply_history, read_history
 from tests.e2e_helpers import CUSTOMER_CODE, inbox_rows, stock_of, use_generation
 
 pytest_plugins = ["tests.fixtures_platforms"]

@@ -6,7 +6,7 @@ import pytest
 from flask_migrate import upgrade
 from sqlalchemy import select, text
 
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
 from stocklink.models import ErrorRecord, User
 from tests.conftest import AuthActions, csrf_token
 from tests.test_auth import CONSOLE_GET
@@ -219,7 +219,7 @@ def test_success_clears_that_names_count_but_not_the_addresses(app, auth):
 
 def test_counts_expire_after_fifteen_minutes(app, auth):
     """Both counts are kept 15 minutes after the latest failure (Redis TTL), then forgotten."""
-    from stocklink.queues import get_redis
+    from stocklink.infra.queues import get_redis
 
     Browser(app, remote_addr="192.0.2.80").login(password="wrong password")
     with app.app_context():

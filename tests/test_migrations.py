@@ -7,7 +7,7 @@ from alembic.script import ScriptDirectory
 from flask_migrate import upgrade
 from sqlalchemy import delete, func, inspect, select, text
 
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
 
 
 def test_one_head(app):

@@ -20,10 +20,10 @@ from rq import Queue, cron_scheduler_registry, worker_registration
 from rq.cron import CronScheduler
 from rq.job import Job
 
+from stocklink.infra.queues import WEBHOOKS, get_queue, get_redis, quick_redis
+from stocklink.infra.worker import StocklinkSimpleWorker
 from stocklink.jobs.inbox import WAKE_KEY, sweep_inbox
-from stocklink.queues import WEBHOOKS, get_queue, get_redis, quick_redis
 from stocklink.web import wake
-from stocklink.worker import StocklinkSimpleWorker
 from tests.conftest import wait_for
 from tests.redis_process import RedisProcess
 from tests.test_webhook import URL, legacy_form, sale_row, stored

@@ -5,10 +5,10 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
 from stocklink.models import Channel, Listing, Product, StockLedger
 from stocklink.models._types import utcnow
-from stocklink.stock import StockRead, add_pending_deltas, apply_smaregi_reads
+from stocklink.services.stock_ledger import StockRead, add_pending_deltas, apply_smaregi_reads
 
 
 def _products(*stocks: int) -> list[int]:

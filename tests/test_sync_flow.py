@@ -6,8 +6,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from stocklink import settings as stocklink_settings
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
+from stocklink.infra.queues import WEBHOOKS, get_queue, get_redis
 from stocklink.jobs.inbox import (
     ALERT_AFTER,
     BACKOFF,
@@ -31,9 +31,9 @@ from stocklink.models import (
     StockLedger,
 )
 from stocklink.models._types import utcnow
-from stocklink.queues import WEBHOOKS, get_queue, get_redis
-from stocklink.stock import mark_listings_dirty
-from stocklink.sync import smaregi_client
+from stocklink.services import merchant_settings as stocklink_settings
+from stocklink.services.smaregi_stock import smaregi_client
+from stocklink.services.stock_ledger import mark_listings_dirty
 from tests.e2e_helpers import (
     ERROR_MAIL,
     TOKEN,

@@ -12,11 +12,11 @@ import re
 import pytest
 from sqlalchemy import func, select
 
-from stocklink import settings
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
+from stocklink.infra.queues import WEBHOOKS, get_queue
 from stocklink.models import ConfirmationItem, Exclusion, Listing, OutboxMessage, Product, StockLedger
-from stocklink.queues import WEBHOOKS, get_queue
-from stocklink.sync import ABORT_SUBJECT
+from stocklink.services import merchant_settings
+from stocklink.services.smaregi_stock import ABORT_SUBJECT
 from tests.e2e_helpers import MERCHANT_MAIL, add_product, inbox_rows, ledger_count, stock_of
 
 pytest_plugins = ["tests.fixtures_platforms"]
@@ -39,7 +39,7 @@ def shop(app, world):
 
 def set_mode(app, mode: str) -> None:
     with app.app_context():
-        settings.save({"sync.unlinkable_mode": mode})
+        merchant_settings.save({"sync.unlinkable_mode": mode})
 
 
 def sell_620_yen(world):
@@ -379,7 +379,7 @@ def test_a_product_smaregi_does_not_know_is_logged_not_mailed(app, client, shop,
     use_generation(app, shop.smaregi, generation)
     shop.smaregi.sell([(A, 1)])  # Smaregi's stock of A is 9 now
     assert _post(client, generation, A, NOBODY).status_code == 200
-    with caplog.at_level("WARNING", logger="stocklink.sync"):
+    with caplog.at_level("WARNING", logger="stocklink.services.smaregi_stock"):
         jobs_runner()
     assert [status for _id, _g, status in inbox_rows(app)] == ["done", "done"]
     assert stock_of(app, A) == 9 and shop.channel_stock(A) == (9, 9)

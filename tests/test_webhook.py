@@ -7,11 +7,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, text, update
 
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
+from stocklink.infra.queues import WEBHOOKS, get_queue, get_redis
 from stocklink.jobs.inbox import sweep_inbox
 from stocklink.models import SmaregiInbox
 from stocklink.models._types import utcnow
-from stocklink.queues import WEBHOOKS, get_queue, get_redis
 from tests.e2e_helpers import CONTRACT, CUSTOMER_CODE, inbox_rows, ledger_count, stock_of, use_generation
 
 pytest_plugins = ["tests.fixtures_platforms"]

@@ -2,7 +2,7 @@
 
 Per product and store, the last 在庫変動履歴 id forwarded to the delta channels. No rows are
 created here: a product without one starts at the movements its next notification names
-(stocklink.stock_history), so nothing from before the upgrade is forwarded again.
+(stocklink.services.stock_history), so nothing from before the upgrade is forwarded again.
 
 Revision ID: 0005
 Revises: 0004

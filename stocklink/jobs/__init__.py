@@ -22,6 +22,8 @@ def set_app(app: Flask) -> None:
 def get_app() -> Flask:
     global _app
     if _app is None:
+        # Here, not at the top: the jobs sit below the app factory (pyproject.toml's layers
+        # contract ignores this one import). Only a worker started without `flask worker` gets here.
         from stocklink import create_app
         _app = create_app()
     return _app

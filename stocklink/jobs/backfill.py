@@ -9,15 +9,16 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from stocklink import settings
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
+from stocklink.infra.queues import get_redis
 from stocklink.jobs import job
 from stocklink.jobs.push import enqueue_push
 from stocklink.models import Exclusion, Listing, Product
 from stocklink.models._types import utcnow
-from stocklink.queues import get_redis
-from stocklink.stock import StockRead, add_pending_deltas, apply_smaregi_reads, mark_listings_dirty
-from stocklink.stock_history import apply_history, delta_channel_ids, delta_product_ids, read_history
+from stocklink.services import merchant_settings
+from stocklink.services.smaregi_stock import smaregi_client
+from stocklink.services.stock_history import apply_history, delta_channel_ids, delta_product_ids, read_history
+from stocklink.services.stock_ledger import StockRead, add_pending_deltas, apply_smaregi_reads, mark_listings_dirty
 
 WATERMARK_KEY = "stocklink:backfill:watermark"
 OVERLAP = timedelta(minutes=2)       # clocks differ; re-reading a row is harmless (overwrite)
@@ -36,12 +37,11 @@ def backfill_stock() -> str:
     """Overwrite the stock of linked products changed in Smaregi since the watermark.
 
     Products on a delta channel also get the 在庫変動履歴 entries after their cursor as deltas
-    (:mod:`stocklink.stock_history`); a late notification of the same movement then finds the
+    (:mod:`stocklink.services.stock_history`); a late notification of the same movement then finds the
     cursor past it. A product that never had a cursor is left to its next notification.
     """
-    if not settings.smaregi_configured():
+    if not merchant_settings.smaregi_configured():
         return "smaregi not configured"
-    from stocklink.sync import smaregi_client
 
     read_at = utcnow()
     client = smaregi_client()

@@ -7,19 +7,19 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from stocklink import settings
 from stocklink.domain.text import variation_label
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
 from stocklink.jobs import job
 from stocklink.models import Product
+from stocklink.services import merchant_settings
+from stocklink.services.smaregi_stock import smaregi_client
 
 
 @job
 def refresh_catalogue() -> str:
     """Update the products stocklink already has from Smaregi's product list."""
-    if not settings.smaregi_configured():
+    if not merchant_settings.smaregi_configured():
         return "smaregi not configured"
-    from stocklink.sync import smaregi_client
 
     known = {p.smaregi_product_id: p for p in db.session.scalars(
         select(Product).where(Product.smaregi_product_id.is_not(None)))}

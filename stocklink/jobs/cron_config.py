@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from rq import cron
 
+from stocklink.infra.queues import MAINTENANCE
 from stocklink.jobs.backfill import backfill_stock
 from stocklink.jobs.catalogue import refresh_catalogue
 from stocklink.jobs.inbox import sweep_inbox
 from stocklink.jobs.push import sweep_dirty
-from stocklink.queues import MAINTENANCE
 
-# Every 15 s: a worker killed mid-drain or mid-push lets go within 30 s (stocklink/leases.py),
+# Every 15 s: a worker killed mid-drain or mid-push lets go within 30 s (stocklink/infra/leases.py),
 # and these sweeps are what notice it when no new notification comes to.
 cron.register(sweep_inbox, MAINTENANCE, interval=15, job_timeout=120, name="sweep_inbox")
 cron.register(sweep_dirty, MAINTENANCE, interval=15, job_timeout=120, name="sweep_dirty")

@@ -33,17 +33,18 @@ from datetime import timedelta
 from rq import Retry
 from sqlalchemy import and_, func, or_, select, update
 
-from stocklink.errors import record_error, resolve_temporary_errors
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
+from stocklink.infra.leases import LEASE_TTL, Heartbeat
+from stocklink.infra.queues import WEBHOOKS, get_queue, get_redis
 from stocklink.jobs import job
 from stocklink.jobs.push import enqueue_push
-from stocklink.leases import LEASE_TTL, Heartbeat
 from stocklink.models import SmaregiInbox
 from stocklink.models._types import utcnow
-from stocklink.notify import queue_mail
 from stocklink.platforms.base import AuthError, PlatformError
 from stocklink.platforms.smaregi_webhook import parse_legacy, parse_platform
-from stocklink.queues import WEBHOOKS, get_queue, get_redis
+from stocklink.services.incidents import record_error, resolve_temporary_errors
+from stocklink.services.outbox import queue_mail
+from stocklink.services.smaregi_stock import apply_batch, refresh_products
 
 log = logging.getLogger(__name__)
 
@@ -225,8 +226,6 @@ def _still_held(batch: list[int], token: str | None) -> None:
 def _apply(batch: list[int], token: str | None = None) -> set[int] | None:
     """Apply the claimed rows in one transaction; returns the channels to push, or None when
     Smaregi failed. A row that fails for another reason is set aside alone to retry."""
-    from stocklink.sync import apply_batch
-
     rows = db.session.scalars(select(SmaregiInbox).where(SmaregiInbox.id.in_(batch))
                               .order_by(SmaregiInbox.id)).all()
     try:
@@ -350,8 +349,6 @@ def enqueue_refresh(smaregi_ids: list[str]) -> None:
 @job
 def refresh_stock(smaregi_ids: list[str]) -> str:
     """Re-read these products from Smaregi and push them (confirmation queue "adjust")."""
-    from stocklink.sync import refresh_products
-
     channels = refresh_products(smaregi_ids, cause="merchant:release_adjust")
     db.session.commit()
     for channel_id in sorted(channels):

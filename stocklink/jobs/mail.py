@@ -4,12 +4,27 @@ from __future__ import annotations
 from flask import current_app
 from flask_mail import Message
 from rq import Retry
+from sqlalchemy import event
 
-from stocklink.extensions import db, mail
+from stocklink.infra.after_commit import after_commit
+from stocklink.infra.extensions import db, mail
+from stocklink.infra.queues import MAIL, get_queue
 from stocklink.jobs import job
 from stocklink.models import OutboxMessage
 from stocklink.models._types import utcnow
-from stocklink.queues import MAIL, get_queue
+
+
+def init_app(app) -> None:
+    """Every pending message stored in the outbox is sent once its transaction commits (a
+    rollback sends nothing): the services that store mail need not know about queues."""
+    if not event.contains(OutboxMessage, "after_insert", _send_when_committed):
+        event.listen(OutboxMessage, "after_insert", _send_when_committed)
+
+
+def _send_when_committed(_mapper, _connection, message: OutboxMessage) -> None:
+    if message.status == "pending":
+        message_id = message.id
+        after_commit(lambda: enqueue_send(message_id))
 
 
 def enqueue_send(message_id: int) -> None:

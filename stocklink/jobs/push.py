@@ -16,20 +16,21 @@ from rq.exceptions import DuplicateJobError, InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 from sqlalchemy import or_, select
 
-from stocklink import write_intents
-from stocklink.channel_clients import make_channel_client
-from stocklink.channel_kinds import KINDS
 from stocklink.domain.stock import ChannelRange, QuantityPolicy, compute_push_quantity, set_availability
-from stocklink.errors import final_attempt, record_error, resolve_temporary_errors
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
+from stocklink.infra.leases import LEASE_TTL, Heartbeat
+from stocklink.infra.queues import PUSH, get_queue, get_redis
 from stocklink.jobs import job
-from stocklink.leases import LEASE_TTL, Heartbeat
+from stocklink.jobs.report import push_deltas_with_report
 from stocklink.models import Channel, Listing, Product, SetComponent, WriteIntent
 from stocklink.models._types import as_utc, utcnow
-from stocklink.notify import queue_mail
 from stocklink.platforms.base import AuthError, PlatformError, StockWrite, TemporaryError
-from stocklink.queues import PUSH, get_queue, get_redis
-from stocklink.stock import clear_dirty
+from stocklink.platforms.registry import KINDS
+from stocklink.services import write_intents
+from stocklink.services.channel_clients import make_channel_client
+from stocklink.services.incidents import final_attempt, record_error, resolve_temporary_errors
+from stocklink.services.outbox import queue_mail
+from stocklink.services.stock_ledger import clear_dirty
 
 log = logging.getLogger(__name__)
 RETRY = Retry(max=6, interval=[5, 15, 60, 180, 600, 1800])
@@ -206,7 +207,6 @@ def _push_absolute(channel: Channel, client) -> int:
 
 def _push_deltas(channel: Channel, client) -> int:
     """NextEngine: upload the accumulated increase/decrease counts (seed 001), once each."""
-    from stocklink.jobs.report import push_deltas_with_report
     return push_deltas_with_report(channel, client)
 
 
@@ -215,7 +215,7 @@ def push_channel(channel_id: int) -> str:
     """Push every dirty listing of one channel. Safe to run twice: a listing whose channel
     stock already equals the computed value is not written again.
 
-    One push per channel at a time, under a lease (:mod:`stocklink.leases`): a push killed
+    One push per channel at a time, under a lease (:mod:`stocklink.infra.leases`): a push killed
     mid-write frees the channel within 30 s. A push that finds the channel busy does not
     wait for it; it schedules itself for when the lease runs out, and frees the worker."""
     redis = get_redis()

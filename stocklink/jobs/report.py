@@ -12,15 +12,15 @@ from datetime import timedelta
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from stocklink import write_intents
-from stocklink.errors import record_error
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
 from stocklink.models import Channel, Listing, WriteIntent
 from stocklink.models._types import as_utc, utcnow
-from stocklink.notify import queue_mail
 from stocklink.platforms.base import PlatformError
 from stocklink.platforms.nextengine import build_delta_csv
-from stocklink.stock import clear_dirty
+from stocklink.services import write_intents
+from stocklink.services.incidents import record_error
+from stocklink.services.outbox import queue_mail
+from stocklink.services.stock_ledger import clear_dirty
 
 log = logging.getLogger(__name__)
 CLOCK_MARGIN = timedelta(minutes=10)  # between stocklink's clock and NextEngine's

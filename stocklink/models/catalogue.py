@@ -1,14 +1,14 @@
 """Products (Smaregi SKUs and set products) and set components."""
 from __future__ import annotations
 
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
 from stocklink.models._types import utcnow
 
 
 class Product(db.Model):
     """One stock-keeping unit. ``smaregi_stock`` is the last value read from Smaregi for the
     configured store (SPEC §3); ``reserved`` counts web-order quantities not yet registered in
-    Smaregi. Both change only through :func:`stocklink.stock.apply_stock_change`."""
+    Smaregi. Both change only through :func:`stocklink.services.stock_ledger.apply_stock_change`."""
 
     __tablename__ = "products"
 
@@ -57,7 +57,7 @@ class SetComponent(db.Model):
 class StockHistoryCursor(db.Model):
     """The last Smaregi 在庫変動履歴 id whose movement reached the delta channels (NextEngine), per
     product and store: entries after it are forwarded once, entries up to it never again. It
-    moves in the transaction that adds the deltas (see :mod:`stocklink.stock_history`)."""
+    moves in the transaction that adds the deltas (see :mod:`stocklink.services.stock_history`)."""
 
     __tablename__ = "stock_history_cursors"
 

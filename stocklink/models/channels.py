@@ -1,7 +1,7 @@
 """Channels (one online store or marketplace account) and their listings."""
 from __future__ import annotations
 
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
 from stocklink.models._types import utcnow
 
 CHANNEL_KINDS = ("colorme", "nextengine", "shopify", "rakuten", "yahoo", "amazon", "aupay")
@@ -9,7 +9,7 @@ CHANNEL_KINDS = ("colorme", "nextengine", "shopify", "rakuten", "yahoo", "amazon
 
 class Channel(db.Model):
     """``state`` is ``active`` or ``stopped`` (level 9, SPEC §6). Credentials are a Fernet token
-    (see :mod:`stocklink.crypto`); everything else the channel needs is in ``settings``."""
+    (see :mod:`stocklink.infra.crypto`); everything else the channel needs is in ``settings``."""
 
     __tablename__ = "channels"
 

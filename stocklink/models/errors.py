@@ -1,7 +1,7 @@
 """Errors shown to the merchant (SPEC §6): level 9 stops a channel, level 8 is retried."""
 from __future__ import annotations
 
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
 from stocklink.models._types import utcnow
 
 

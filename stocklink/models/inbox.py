@@ -1,7 +1,7 @@
 """Durable inbox of Smaregi notifications (SPEC §11.1: inbox first)."""
 from __future__ import annotations
 
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
 from stocklink.models._types import utcnow
 
 

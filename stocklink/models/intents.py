@@ -3,11 +3,11 @@
 A row is ``open`` from just before the request leaves until the bookkeeping of its answer
 commits; an ``open`` row found later means the outcome is unknown (a timeout, a reset, a
 worker killed mid-call) and is settled by reading the channel back, never by sending the
-write again blind (:mod:`stocklink.write_intents`).
+write again blind (:mod:`stocklink.services.write_intents`).
 """
 from __future__ import annotations
 
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
 from stocklink.models._types import utcnow
 
 

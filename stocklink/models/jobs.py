@@ -1,7 +1,7 @@
 """A row per background job keyed by its RQ job id, so its status outlives Redis."""
 from __future__ import annotations
 
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
 from stocklink.models._types import utcnow
 
 

@@ -1,7 +1,7 @@
 """The stock ledger: every change of a product's stock, with before, after and why (SPEC §3)."""
 from __future__ import annotations
 
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
 from stocklink.models._types import utcnow
 
 

@@ -1,7 +1,7 @@
 """Every notification e-mail, stored before it is sent and shown on the outbox page (SPEC §7)."""
 from __future__ import annotations
 
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
 from stocklink.models._types import utcnow
 
 

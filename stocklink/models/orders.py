@@ -1,7 +1,7 @@
 """Web orders, their lines, and their registration in Smaregi (SPEC §5, §11.3)."""
 from __future__ import annotations
 
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
 from stocklink.models._types import utcnow
 
 

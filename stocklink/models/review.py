@@ -1,7 +1,7 @@
 """Unlinkable products waiting for the merchant, and the exclusion list (SPEC §4, seed 000)."""
 from __future__ import annotations
 
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
 from stocklink.models._types import utcnow
 
 

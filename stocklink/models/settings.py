@@ -1,7 +1,7 @@
-"""Merchant settings: one row per key, secrets encrypted (see :mod:`stocklink.settings`)."""
+"""Merchant settings: one row per key, secrets encrypted (see :mod:`stocklink.services.merchant_settings`)."""
 from __future__ import annotations
 
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
 from stocklink.models._types import utcnow
 
 

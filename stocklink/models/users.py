@@ -13,7 +13,7 @@ from __future__ import annotations
 from flask_login import UserMixin
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
 from stocklink.models._types import utcnow
 
 # The hash of a random password nobody kept, in generate_password_hash's own format and cost:

@@ -139,5 +139,5 @@ class ChannelClient:
     def write_mode(self, write: StockWrite) -> str:
         """How the channel applies ``write``: ``absolute`` (sending it twice is harmless),
         ``compare_and_set``, ``relative`` (sending it twice applies it twice) or ``delta``.
-        Recorded with each write intent (:mod:`stocklink.write_intents`)."""
+        Recorded with each write intent (:mod:`stocklink.services.write_intents`)."""
         return "absolute"

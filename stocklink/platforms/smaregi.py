@@ -702,7 +702,7 @@ def make_smaregi_client(settings: dict, session: requests.Session | None = None,
                         timeout: float = DEFAULT_TIMEOUT) -> SmaregiClient:
     """The client the settings ask for; incomplete settings raise :class:`AuthError` (code ``config``).
 
-    Keys (``stocklink.settings`` ``smaregi.*`` without the prefix): ``api_generation``,
+    Keys (``stocklink.services.merchant_settings`` ``smaregi.*`` without the prefix): ``api_generation``,
     ``contract_id``, ``access_token``, ``client_id``, ``client_secret``, ``store_id``, and the
     base URLs ``legacy_base_url``, ``platform_id_base_url``, ``platform_api_base_url``.
     """

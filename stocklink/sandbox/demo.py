@@ -12,15 +12,15 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
-from stocklink import settings
-from stocklink.channel_clients import save_credentials
 from stocklink.domain.text import variation_label
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
 from stocklink.models import Channel, Listing, Product, SetComponent, User
 from stocklink.sandbox import colorme, nextengine, shopify
 from stocklink.sandbox import smaregi as smaregi_sandbox
 from stocklink.sandbox.catalogue import load_sample
-from stocklink.stock import mark_listings_dirty
+from stocklink.services import merchant_settings
+from stocklink.services.channel_clients import save_credentials
+from stocklink.services.stock_ledger import mark_listings_dirty
 
 DEMO_CHANNELS = ("デモ カラーミーショップ", "デモ Shopify", "デモ ネクストエンジン")
 SET_CODE = "SET-GIFT01"
@@ -61,7 +61,7 @@ def start_demo(app, stocklink_url: str) -> Demo:
     sm.configure(notify_url=f"{stocklink_url}/webhooks/smaregi/{customer_code}", notify_mode="legacy")
     password = secrets.token_urlsafe(10)
     with app.app_context():
-        settings.save({
+        merchant_settings.save({
             "smaregi.api_generation": "legacy", "smaregi.contract_id": "demo",
             "smaregi.access_token": sm.access_token, "smaregi.store_id": "1",
             "smaregi.customer_code": customer_code, "smaregi.legacy_base_url": f"{url}/smaregi/access/",

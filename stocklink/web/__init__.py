@@ -1,8 +1,18 @@
 """The web layer: one blueprint per screen, thin (parse, call, render)."""
 from __future__ import annotations
 
+from flask import render_template, request
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import select
+
+from stocklink.infra.extensions import db
+from stocklink.models import Channel
+
 
 def register_blueprints(app) -> None:
+    # Here, not at the top: each blueprint imports stocklink.web.params, and this package must
+    # not import every screen whenever one of its modules is imported.
     from stocklink.web import (
         auth,
         confirmations,
@@ -10,7 +20,7 @@ def register_blueprints(app) -> None:
         errors,
         exclusions,
         health,
-        i18n,
+        language,
         outbox,
         products,
         settings,
@@ -19,7 +29,7 @@ def register_blueprints(app) -> None:
     from stocklink.web.params import install
 
     install(app)  # before the routes: <int:…> ids are bounded to the database's range
-    for module in (auth, confirmations, dashboard, errors, exclusions, health, i18n, outbox, products,
+    for module in (auth, confirmations, dashboard, errors, exclusions, health, language, outbox, products,
                    settings, webhooks):
         app.register_blueprint(module.bp)
     stopped_channels_banner(app)
@@ -28,14 +38,9 @@ def register_blueprints(app) -> None:
 
 def stopped_channels_banner(app) -> None:
     """Every console page shows a red banner while a channel is stopped (level 9, SPEC §6)."""
-
     @app.context_processor
     def inject_stopped():
-        from flask_login import current_user
-        from sqlalchemy import select
 
-        from stocklink.extensions import db
-        from stocklink.models import Channel
 
         # Mails are rendered in jobs, outside any request: there is no current_user then.
         if not current_user or not current_user.is_authenticated:
@@ -47,9 +52,6 @@ def stopped_channels_banner(app) -> None:
 def error_pages(app) -> None:
     """400 and 404 as console pages in the operator's language (Werkzeug's own are English only).
     The webhook and /healthz keep their plain answers: Smaregi and monitors read those."""
-    from flask import render_template, request
-    from flask_babel import gettext as _
-
     def render(exc):
         if request.blueprint in ("webhooks", "health"):
             return exc

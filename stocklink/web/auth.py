@@ -1,5 +1,5 @@
 """Login and logout. Failed attempts are throttled per user name and client address
-(:mod:`stocklink.login_throttle`); logout ends the session on the server too."""
+(:mod:`stocklink.web.login_throttle`); logout ends the session on the server too."""
 from __future__ import annotations
 
 from urllib.parse import urlsplit
@@ -8,10 +8,10 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
-from stocklink import login_throttle
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
 from stocklink.models._types import utcnow
 from stocklink.models.users import authenticate, end_sessions
+from stocklink.web import login_throttle
 
 bp = Blueprint("auth", __name__)
 

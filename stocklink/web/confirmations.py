@@ -12,9 +12,10 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 from sqlalchemy import select
 
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
+from stocklink.jobs.inbox import enqueue_refresh
 from stocklink.models import ConfirmationItem
-from stocklink.review import exclude_items, release_items
+from stocklink.services.unlinkable import exclude_items, release_items
 from stocklink.web.params import form_ids
 
 bp = Blueprint("confirmations", __name__, url_prefix="/confirmations")
@@ -51,7 +52,10 @@ def release():
     items = _selected()
     if not items:
         return _render(_("Select at least one product."), "warning")
-    released, blocked = release_items(items, adjust=request.form.get("adjust") == "1")
+    adjust = request.form.get("adjust") == "1"
+    released, blocked = release_items(items, adjust=adjust)
+    if adjust and released:
+        enqueue_refresh(released)
     message = ngettext("%(num)d product released.", "%(num)d products released.", len(released))
     if blocked:
         message += " " + _("Still not linkable, kept in the queue: %(ids)s", ids=", ".join(blocked))

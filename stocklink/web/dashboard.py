@@ -4,8 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, render_template
 from sqlalchemy import func, select
 
-from stocklink.channel_kinds import KINDS
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
 from stocklink.models import (
     Channel,
     ConfirmationItem,
@@ -15,6 +14,7 @@ from stocklink.models import (
     Registration,
     SmaregiInbox,
 )
+from stocklink.platforms.registry import KINDS
 
 bp = Blueprint("dashboard", __name__)
 

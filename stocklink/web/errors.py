@@ -5,8 +5,10 @@ from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from sqlalchemy import delete, select
 
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
+from stocklink.jobs.push import enqueue_push
 from stocklink.models import ErrorRecord
+from stocklink.services.incidents import clear_error
 
 bp = Blueprint("errors", __name__, url_prefix="/errors")
 
@@ -22,18 +24,19 @@ def index():
 def delete_one(error_id: int):
     record = db.session.get(ErrorRecord, error_id)
     if record is not None:
-        from stocklink.errors import clear_error
-        clear_error(record)
+        resumed = clear_error(record)
+        if resumed is not None:
+            enqueue_push(resumed)
     flash(_("The error was deleted."), "info")
     return redirect(url_for("errors.index"), 303)
 
 
 @bp.post("/delete-all")
 def delete_all():
-    from stocklink.errors import clear_error
-    for record in db.session.scalars(select(ErrorRecord)).all():
-        clear_error(record, commit=False)
+    resumed = {clear_error(record, commit=False) for record in db.session.scalars(select(ErrorRecord)).all()}
     db.session.execute(delete(ErrorRecord))
     db.session.commit()
+    for channel_id in sorted(resumed - {None}):
+        enqueue_push(channel_id)
     flash(_("All errors were deleted."), "info")
     return redirect(url_for("errors.index"), 303)

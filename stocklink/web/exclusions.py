@@ -5,9 +5,9 @@ from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_babel import ngettext
 from sqlalchemy import select
 
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
 from stocklink.models import Exclusion
-from stocklink.review import remove_exclusions
+from stocklink.services.unlinkable import remove_exclusions
 from stocklink.web.params import form_ids
 
 bp = Blueprint("exclusions", __name__, url_prefix="/exclusions")

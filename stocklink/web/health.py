@@ -4,7 +4,7 @@ It answers within a second whatever Redis does: every Redis call goes through th
 client (~100 ms per command, no retry of a timeout), and once Redis has failed the checks
 that need it are reported down without asking again. A worker counts when its heartbeat
 is fresh; workers beat every few seconds, also while a job runs, and register again when
-a restarted Redis has forgotten them (stocklink/worker.py), so a restart shows as a short
+a restarted Redis has forgotten them (stocklink/infra/worker.py), so a restart shows as a short
 "down", not a long one.
 """
 from __future__ import annotations
@@ -19,11 +19,11 @@ from rq import worker_registration
 from rq.utils import utcparse
 from sqlalchemy import text
 
-from stocklink.extensions import db
-from stocklink.queues import quick_redis
+from stocklink.infra.extensions import db
+from stocklink.infra.queues import quick_redis
 
 bp = Blueprint("health", __name__)
-HEARTBEAT_STALE = timedelta(seconds=60)  # workers and cron beat every 5 s (stocklink/worker.py KEEP_ALIVE)
+HEARTBEAT_STALE = timedelta(seconds=60)  # workers and cron beat every 5 s (stocklink/infra/worker.py KEEP_ALIVE)
 
 
 def _check_database() -> str:

@@ -5,7 +5,7 @@ from flask import Blueprint, abort, render_template
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
 from stocklink.models import OutboxMessage
 
 bp = Blueprint("outbox", __name__, url_prefix="/outbox")

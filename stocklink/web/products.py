@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, render_template, request
 from sqlalchemy import func, or_, select
 
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
 from stocklink.models import Listing, Product, StockLedger
 from stocklink.web.params import page_arg
 

@@ -3,20 +3,23 @@ from __future__ import annotations
 
 import json
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from stocklink import settings
-from stocklink.channel_clients import UnsupportedChannel, credentials_of, make_channel_client
-from stocklink.channel_kinds import KINDS
-from stocklink.crypto import mask
-from stocklink.errors import maybe_resume
-from stocklink.extensions import db
+from stocklink.infra.crypto import mask
+from stocklink.infra.extensions import db
+from stocklink.jobs.inbox import retry_now
+from stocklink.jobs.push import enqueue_push
 from stocklink.models import Channel
 from stocklink.platforms.base import PlatformError
-from stocklink.provisioning import upsert_channel, validate_channel
-from stocklink.settings import SCHEMA, SettingsError
+from stocklink.platforms.registry import KINDS
+from stocklink.services import merchant_settings
+from stocklink.services.channel_clients import UnsupportedChannel, credentials_of, make_channel_client
+from stocklink.services.incidents import maybe_resume
+from stocklink.services.merchant_settings import SCHEMA, SettingsError
+from stocklink.services.provisioning import upsert_channel, validate_channel
+from stocklink.services.smaregi_stock import smaregi_client
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 
@@ -28,9 +31,8 @@ NOTIFY_FIELDS = [k for k in SCHEMA if k.startswith("notify.")]
 
 
 def webhook_url() -> str:
-    from flask import current_app
     base = current_app.config.get("PUBLIC_URL") or request.host_url
-    code = settings.get("smaregi.customer_code")
+    code = merchant_settings.get("smaregi.customer_code")
     # The customer code is a secret: shown masked, the merchant knows the value they saved.
     return f"{base.rstrip('/')}/webhooks/smaregi/{mask(code) if code else '<お客様専用コード>'}"
 
@@ -52,16 +54,16 @@ def _form_values(keys: list[str]) -> dict:
 
 @bp.get("/")
 def index():
-    smaregi = settings.get_all("smaregi.")
+    smaregi = merchant_settings.get_all("smaregi.")
     masked = {k: mask(smaregi[k]) for k in ("access_token", "client_secret", "customer_code", "webhook_secret")}
     channels = db.session.scalars(select(Channel).order_by(Channel.id)).all()
-    return render_template("settings/index.html", smaregi=smaregi, masked=masked, values=settings.get_all(),
+    return render_template("settings/index.html", smaregi=smaregi, masked=masked, values=merchant_settings.get_all(),
                            channels=channels, kinds=KINDS, webhook_url=webhook_url(), schema=SCHEMA)
 
 
 def _save(keys: list[str], message: str, *, then=None):
     try:
-        settings.save(_form_values(keys))
+        merchant_settings.save(_form_values(keys))
     except SettingsError as exc:
         db.session.rollback()
         flash(_("Not saved: %(key)s %(message)s", key=exc.key, message=exc.message), "error")
@@ -74,7 +76,6 @@ def _save(keys: list[str], message: str, *, then=None):
 
 @bp.post("/smaregi")
 def save_smaregi():
-    from stocklink.jobs.inbox import retry_now
 
     # New credentials: notifications that failed against Smaregi are retried at once.
     return _save([f"smaregi.{k}" for k in SMAREGI_FIELDS], _("Smaregi settings saved."), then=retry_now)
@@ -92,7 +93,6 @@ def save_notify():
 
 @bp.post("/smaregi/test")
 def test_smaregi():
-    from stocklink.sync import smaregi_client
     try:
         result = smaregi_client().test_connection()
     except PlatformError as exc:
@@ -161,6 +161,7 @@ def channel_form(channel_id: int | None = None):
             return render_template("settings/channel.html", channel=channel, kinds=KINDS, form=request.form,
                                    masked={}), 400
         if resumed:
+            enqueue_push(saved.id)
             flash(_("New credentials saved and no error left: the channel resumed."), "info")
         flash(_("Channel saved."), "info")
         return redirect(url_for("settings.index"), 303)

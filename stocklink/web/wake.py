@@ -20,8 +20,8 @@ import logging
 import threading
 import time
 
+from stocklink.infra.queues import quick_redis
 from stocklink.jobs.inbox import wake_inbox
-from stocklink.queues import quick_redis
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ import time
 
 from flask import current_app
 
-from stocklink.queues import get_redis
+from stocklink.infra.queues import get_redis
 
 log = logging.getLogger(__name__)
 

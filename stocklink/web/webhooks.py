@@ -16,12 +16,12 @@ from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from stocklink import settings
-from stocklink.extensions import csrf, db
-from stocklink.inbox import already_stored, store_notification
+from stocklink.infra.extensions import csrf, db
 from stocklink.platforms.base import PlatformError
 from stocklink.platforms.smaregi_webhook import MalformedNotification, parse_legacy, parse_platform
-from stocklink.sync import abort_check
+from stocklink.services import merchant_settings
+from stocklink.services.smaregi_inbox import already_stored, store_notification
+from stocklink.services.smaregi_stock import abort_check
 from stocklink.web import webhook_throttle
 from stocklink.web.wake import wake_after_store
 
@@ -79,7 +79,7 @@ def smaregi(code: str):
     if wait:
         return _too_many(wait)
     try:
-        expected = settings.cached("smaregi.customer_code")
+        expected = merchant_settings.cached("smaregi.customer_code")
     except SQLAlchemyError:
         db.session.rollback()
         return _text("unavailable", 503)
@@ -91,12 +91,12 @@ def smaregi(code: str):
     try:
         if request.headers.get("Smaregi-Event"):
             notification = parse_platform(request.headers, request.get_data())
-            contract = settings.cached("smaregi.contract_id")
+            contract = merchant_settings.cached("smaregi.contract_id")
             if notification.payload.get("contractId") != contract or \
                     request.headers.get("Smaregi-Contract-Id", contract) != contract:
                 return _text("contract_mismatch", 400)
-            secret = settings.cached("smaregi.webhook_secret")
-            header = settings.cached("smaregi.webhook_secret_header")
+            secret = merchant_settings.cached("smaregi.webhook_secret")
+            header = merchant_settings.cached("smaregi.webhook_secret_header")
             if secret and not _same(request.headers.get(header, ""), secret):
                 return _text("secret_mismatch", 400)
         else:
@@ -106,7 +106,7 @@ def smaregi(code: str):
     except RequestEntityTooLarge:
         return _text(f"too_large: at most {MAX_BODY} bytes", 413)
 
-    if settings.cached("sync.unlinkable_mode") == "abort" and notification.movements:
+    if merchant_settings.cached("sync.unlinkable_mode") == "abort" and notification.movements:
         try:
             # A resend of a notification already stored is answered as stored, before the
             # abort check: it was accepted once and will be (or was) processed once.

@@ -23,12 +23,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, delete, or_, select
 
 from stocklink.domain.settling import Outcome, may_resend, settle
-from stocklink.errors import record_error
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
 from stocklink.models import Channel, Listing, WriteIntent
 from stocklink.models._types import utcnow
 from stocklink.platforms.base import StockWrite
-from stocklink.stock import clear_dirty
+from stocklink.services.incidents import record_error
+from stocklink.services.stock_ledger import clear_dirty
 
 log = logging.getLogger(__name__)
 

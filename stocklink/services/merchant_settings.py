@@ -14,9 +14,9 @@ from typing import Any
 
 from flask import current_app
 
-from stocklink.crypto import SecretUnreadable, decrypt, encrypt
 from stocklink.domain.text import clean_pasted_secret
-from stocklink.extensions import db
+from stocklink.infra.crypto import SecretUnreadable, decrypt, encrypt
+from stocklink.infra.extensions import db
 from stocklink.models.settings import Setting
 
 

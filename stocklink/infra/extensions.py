@@ -8,7 +8,7 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from htmx_flask import Htmx
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, event
 
 # Named constraints so Alembic migrations are the same on SQLite and PostgreSQL.
 naming_convention = {
@@ -35,8 +35,6 @@ def sqlite_pragmas(engine) -> None:
     keys enforced as PostgreSQL enforces them (SQLite's default is off: deleting a channel left
     its listings behind, and the demo's second start failed on them). Migrations switch them
     off while they run (migrations/env.py), as SQLite's table rebuilds require."""
-    from sqlalchemy import event
-
     if engine.dialect.name != "sqlite":
         return
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
 from stocklink.models import SmaregiInbox
 from stocklink.models._types import utcnow
 from stocklink.platforms.smaregi_webhook import Notification
@@ -56,7 +56,7 @@ def _drain_again(notification: Notification) -> bool:
     resend: a sale, a return and a sale of one product in one second are notified in
     byte-identical bodies. Its row is drained once more; that is harmless (the stock is read
     again and overwritten, the delta channels get only 在庫変動履歴 entries after the cursor, see
-    :mod:`stocklink.stock_history`) and forwards the movement within seconds instead of at the
+    :mod:`stocklink.services.stock_history`) and forwards the movement within seconds instead of at the
     next backfill. A row still waiting or held by a drain is left as it is; so are Platform
     duplicates (one ``Smaregi-Event-Id``, the same entries)."""
     if notification.generation != "legacy" or not notification.movements:

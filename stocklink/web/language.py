@@ -5,7 +5,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, redirect, request, session, url_for
 
-from stocklink.i18n import LANGUAGES
+from stocklink.infra.i18n import LANGUAGES
 
 bp = Blueprint("i18n", __name__)
 

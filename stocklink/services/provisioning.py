@@ -1,7 +1,7 @@
 """Loading merchant settings from a TOML file, so a hosting provider provisions without clicks.
 
 Everything is validated before anything is saved: an unknown key or a bad value raises
-:class:`~stocklink.settings.SettingsError` naming it, and the database is left as it was.
+:class:`~stocklink.services.merchant_settings.SettingsError` naming it, and the database is left as it was.
 
     [smaregi]          # keys of SCHEMA under "smaregi."
     [sync]             # "sync."   [notify]  "notify."   [display]  [csv]
@@ -14,15 +14,15 @@ import tomllib
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 
-from stocklink import settings
-from stocklink.channel_clients import credentials_of, save_credentials
-from stocklink.channel_kinds import KINDS
 from stocklink.domain.text import clean_pasted_secret
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
 from stocklink.models import Channel
-from stocklink.settings import SettingsError
+from stocklink.platforms.registry import KINDS
+from stocklink.services import merchant_settings
+from stocklink.services.channel_clients import credentials_of, save_credentials
+from stocklink.services.merchant_settings import SettingsError
 
 SECTIONS = {"smaregi", "sync", "notify", "display", "csv"}
 CHANNEL_KEYS = {"kind", "name", "base_url", "enabled", "range_min", "range_max", "poll_interval_s",
@@ -106,7 +106,7 @@ def apply_config(data: dict) -> dict:
             raise SettingsError(section, "must be a table")
         for key, value in values.items():
             flat[f"{section}.{key}"] = value
-    clean = settings.validate(flat)
+    clean = merchant_settings.validate(flat)
     channels = data.get("channels", [])
     if not isinstance(channels, list):
         raise SettingsError("channels", "must be an array of tables ([[channels]])")
@@ -115,7 +115,7 @@ def apply_config(data: dict) -> dict:
     if len(set(names)) != len(names):
         raise SettingsError("channels", "channel names must be unique")
     try:
-        settings.save(clean, commit=False)
+        merchant_settings.save(clean, commit=False)
         for values in clean_channels:
             upsert_channel(values)
         db.session.commit()
@@ -139,8 +139,6 @@ def load_file(path: str) -> dict:
 
 def load_on_start(app) -> None:
     """``STOCKLINK_CONFIG=path``: apply the file when the app starts (skipped before migrations)."""
-    from sqlalchemy import inspect
-
     with app.app_context():
         if not inspect(db.engine).has_table("settings"):
             current_app.logger.warning("STOCKLINK_CONFIG not applied: run migrations first")

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from sqlalchemy import bindparam, insert, or_, select, update
 
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
 from stocklink.models import Listing, Product, SetComponent, StockLedger
 from stocklink.models._types import as_utc, utcnow
 

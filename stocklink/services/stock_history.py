@@ -34,11 +34,11 @@ from dataclasses import dataclass, field
 from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from stocklink.channel_kinds import KINDS
 from stocklink.domain.delta import HistoryEntry, history_delta, legacy_anchor
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
 from stocklink.models import Channel, Listing, StockHistoryCursor
 from stocklink.models._types import utcnow
+from stocklink.platforms.registry import KINDS
 from stocklink.platforms.smaregi_webhook import StockMovement
 
 log = logging.getLogger(__name__)

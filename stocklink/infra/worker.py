@@ -30,7 +30,7 @@ from rq import SimpleWorker, Worker, worker_registration
 from rq.cron import CronScheduler
 from rq.exceptions import StopRequested
 
-from stocklink.queues import WORKER_TTL
+from stocklink.infra.queues import WORKER_TTL
 
 log = logging.getLogger("rq.worker")
 

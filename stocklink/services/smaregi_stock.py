@@ -9,19 +9,25 @@ import logging
 
 from sqlalchemy import select, update
 
-from stocklink import settings
 from stocklink.domain.delta import StockDivision
 from stocklink.domain.linking import classify_notification_products, decide_unlinkable
 from stocklink.domain.text import variation_label
-from stocklink.extensions import db
-from stocklink.models import Product, SmaregiInbox
+from stocklink.infra.extensions import db
+from stocklink.models import ConfirmationItem, Product, SmaregiInbox
 from stocklink.models._types import utcnow
-from stocklink.notify import queue_mail
 from stocklink.platforms.smaregi import make_smaregi_client
 from stocklink.platforms.smaregi_webhook import Notification, StockMovement
-from stocklink.review import add_exclusion, describe, enqueue_confirmation, linkage
-from stocklink.stock import StockRead, add_pending_deltas, apply_smaregi_reads, mark_listings_dirty
-from stocklink.stock_history import HistoryRead, apply_history, delta_channel_ids, delta_product_ids, read_history
+from stocklink.services import merchant_settings
+from stocklink.services.outbox import queue_mail
+from stocklink.services.stock_history import (
+    HistoryRead,
+    apply_history,
+    delta_channel_ids,
+    delta_product_ids,
+    read_history,
+)
+from stocklink.services.stock_ledger import StockRead, add_pending_deltas, apply_smaregi_reads, mark_listings_dirty
+from stocklink.services.unlinkable import add_exclusion, describe, enqueue_confirmation, linkage
 
 ABORT_SUBJECT = "※ご確認ください※在庫情報送信処理中にエラーが発生しました。"
 SKIPPED_SUBJECT = "在庫連携できない商品をスキップしました"
@@ -31,12 +37,12 @@ log = logging.getLogger(__name__)
 
 
 def smaregi_client():
-    return make_smaregi_client(settings.get_all("smaregi."))
+    return make_smaregi_client(merchant_settings.get_all("smaregi."))
 
 
 def store_movements(movements: tuple[StockMovement, ...]) -> list[StockMovement]:
     """Only movements of the configured store count (stock is per store in Smaregi)."""
-    return _of_store(movements, str(settings.get("smaregi.store_id")))
+    return _of_store(movements, str(merchant_settings.get("smaregi.store_id")))
 
 
 def abort_check(notification: Notification) -> list[dict]:
@@ -45,7 +51,7 @@ def abort_check(notification: Notification) -> list[dict]:
     Decided inside the webhook request: nothing is applied, they go into the confirmation
     queue, the merchant is mailed, and Smaregi is answered with an error so it can resend.
     """
-    if settings.get("sync.unlinkable_mode") != "abort" or not notification.movements:
+    if merchant_settings.get("sync.unlinkable_mode") != "abort" or not notification.movements:
         return []
     ids = [m.product_id for m in store_movements(notification.movements)]
     state = linkage(ids)
@@ -113,13 +119,13 @@ def apply_batch(rows: list[SmaregiInbox], notifications: dict[int, Notification]
     One stock read from Smaregi for every product they name, one overwrite per product (so
     ten sales of one product write the ledger once, with the newest figure), one NextEngine
     delta per product: the sum of its 在庫変動履歴 entries after its cursor, not of the
-    notifications' bodies (:mod:`stocklink.stock_history`; the cursor moves in this transaction).
+    notifications' bodies (:mod:`stocklink.services.stock_history`; the cursor moves in this transaction).
     Everything read over HTTP is read before the first write, so a write transaction never
     waits on Smaregi.
     Unlinkable products are handled per notification, as the merchant's mode says.
     """
-    store_id = str(settings.get("smaregi.store_id"))
-    mode = settings.get("sync.unlinkable_mode")
+    store_id = str(merchant_settings.get("smaregi.store_id"))
+    mode = merchant_settings.get("sync.unlinkable_mode")
     movements = {row.id: _of_store(notifications[row.id].movements, store_id) for row in rows}
     ids = list(dict.fromkeys(m.product_id for ms in movements.values() for m in ms))
     channels: set[int] = set()
@@ -200,7 +206,6 @@ def _read_history(client, state, applied: dict[str, list[int]],
 
 
 def _drop_released(sid: str) -> None:
-    from stocklink.models import ConfirmationItem
     item = db.session.scalars(select(ConfirmationItem).where(ConfirmationItem.smaregi_product_id == sid)).first()
     if item is not None:
         db.session.delete(item)

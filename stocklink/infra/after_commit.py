@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from sqlalchemy import event
 
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
 
 
 def after_commit(action: Callable[[], None]) -> None:

@@ -9,10 +9,10 @@ from babel.messages.pofile import read_po
 from flask import has_request_context, request, session
 from flask_babel import get_locale
 
-from stocklink.extensions import babel
+from stocklink.infra.extensions import babel
 
 LANGUAGES = ("ja", "en")
-TRANSLATIONS = Path(__file__).parent / "translations"
+TRANSLATIONS = Path(__file__).parent.parent / "translations"
 
 
 def select_locale() -> str:

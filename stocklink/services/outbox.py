@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from flask import render_template
 
-from stocklink import settings
-from stocklink.after_commit import after_commit
-from stocklink.extensions import db
+from stocklink.infra.extensions import db
 from stocklink.models import OutboxMessage
+from stocklink.services import merchant_settings
 
 # kind → (on/off setting, recipients setting)
 KINDS = {
@@ -24,25 +23,17 @@ KINDS = {
 
 def queue_mail(kind: str, subject: str, template: str, *, attachments: list[dict] | None = None,
                **context) -> OutboxMessage:
-    """Store a message rendered from ``templates/mail/<template>.txt`` and, if its kind is on
-    and has recipients, enqueue its sending after the current transaction commits."""
+    """Store a message rendered from ``templates/mail/<template>.txt``: ``pending`` if its kind
+    is on and has recipients (``jobs/mail`` sends it once the transaction commits)."""
     on_key, to_key = KINDS[kind]
-    recipients = settings.get(to_key) or settings.get("notify.error_to")
+    recipients = merchant_settings.get(to_key) or merchant_settings.get("notify.error_to")
     body = render_template(f"mail/{template}.txt", **context)
     message = OutboxMessage(kind=kind, subject=subject, body=body, recipients=recipients or "",
                             attachments=attachments or [])
-    if not settings.get(on_key):
+    if not merchant_settings.get(on_key):
         message.status = "off"
     elif not recipients:
         message.status = "no_recipient"
     db.session.add(message)
     db.session.flush()
-    if message.status == "pending":
-        _after_commit_enqueue(message.id)
     return message
-
-
-def _after_commit_enqueue(message_id: int) -> None:
-    from stocklink.jobs.mail import enqueue_send
-
-    after_commit(lambda: enqueue_send(message_id))

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import importlib
 
-from stocklink.crypto import decrypt, encrypt
-from stocklink.extensions import db
+from stocklink.infra.crypto import decrypt, encrypt
+from stocklink.infra.extensions import db
 from stocklink.models import Channel
 from stocklink.models._types import utcnow
 
