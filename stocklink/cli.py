@@ -77,7 +77,8 @@ def worker(queues, burst, fork):
     for module_name, _class in CLIENT_CLASSES.values():
         __import__(module_name)
     jobs.set_app(current_app._get_current_object())
-    run_worker(worker_redis(), list(queues or ALL_QUEUES), fork=fork, burst=burst)
+    with worker_redis() as connection:
+        run_worker(connection, list(queues or ALL_QUEUES), fork=fork, burst=burst)
 
 
 @click.command("cron")
@@ -88,7 +89,8 @@ def cron():
     from stocklink.queues import worker_redis
     from stocklink.worker import run_cron
 
-    run_cron(worker_redis())
+    with worker_redis() as connection:
+        run_cron(connection)
     sys.exit(0)
 
 

@@ -90,6 +90,14 @@ def quick_redis() -> Redis:
     return _client("stocklink_redis_quick", timeout=QUICK_TIMEOUT, retries=1, backoff=NoBackoff())
 
 
+def close_clients() -> None:
+    """Close the app's cached clients (an app that is being thrown away, as in tests)."""
+    for name in ("stocklink_redis", "stocklink_redis_quick"):
+        conn = current_app.extensions.pop(name, None)
+        if conn is not None:
+            conn.close()
+
+
 def worker_redis() -> Redis:
     """A fresh client for an RQ worker or the cron scheduler (RQ raises its socket timeout)."""
     return connect(redis_url())

@@ -18,7 +18,7 @@ from sqlalchemy import text
 from stocklink import create_app, jobs
 from stocklink.extensions import db
 from stocklink.models import User
-from stocklink.queues import ALL_QUEUES, get_queue, get_redis
+from stocklink.queues import ALL_QUEUES, close_clients, get_queue, get_redis
 
 PG_URL = os.environ.get("DATABASE_URL", "")
 
@@ -97,6 +97,7 @@ def app(tmp_path, redis_server, smtp_server):
     yield app
     jobs.set_app(None)
     with app.app_context():
+        close_clients()
         db.session.remove()
         db.engine.dispose()
 
