@@ -158,7 +158,7 @@ def choose_products(stack: Stack, readers) -> list[str]:
 
 def dedupe_key(params) -> str:
     """The inbox key stocklink gives a legacy notification (its own parser computes it)."""
-    from stocklink.platforms.smaregi_webhook import parse_legacy
+    from stocklink.platforms.smaregi.webhook import parse_legacy
     if not isinstance(params, str):
         params = json.dumps(params, ensure_ascii=False)
     return parse_legacy({"params": params}).dedupe_key

@@ -13,10 +13,10 @@ from stocklink.infra.extensions import db
 from stocklink.infra.queues import ALL_QUEUES, worker_redis
 from stocklink.infra.worker import run_cron, run_worker
 
-# Every job module and platform client is loaded before a worker takes its first job (worker).
+# Every job module, and through them every registered platform client, is loaded before a
+# worker takes its first job (see worker).
 from stocklink.jobs import backfill, catalogue, inbox, mail, push, report  # noqa: F401
 from stocklink.models import User
-from stocklink.services.channel_clients import CLIENT_CLASSES
 from stocklink.services.merchant_settings import SettingsError
 from stocklink.services.provisioning import load_file
 
@@ -67,8 +67,6 @@ def worker(queues, burst, fork):
     notification is not slowed by a fork and fresh imports (bench/propagation.py).
     A lost Redis does not end it: it reconnects with backoff and goes on (stocklink/infra/worker.py).
     """
-    for module_name, _class in CLIENT_CLASSES.values():
-        __import__(module_name)
     jobs.set_app(current_app._get_current_object())
     with worker_redis() as connection:
         run_worker(connection, list(queues or ALL_QUEUES), fork=fork, burst=burst)

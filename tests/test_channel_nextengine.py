@@ -97,13 +97,13 @@ def test_write_stock_uploads_deltas_and_stays_pending(ne, make_client):
 
 
 def test_queue_status_processed(ne, make_client):
-    """upload_status reports waiting, then processed once NextEngine ran the queue."""
+    """pending_status reports waiting, then processed once NextEngine ran the queue."""
     ne.add_goods("A-001", 10)
     client = make_client(ne)
     que_id = client.upload_deltas([("A-001", -3)], key="run-1")
-    assert client.upload_status([que_id])[que_id]["status"] == "waiting"
+    assert client.pending_status([que_id])[que_id]["status"] == "waiting"
     assert ne.process_queue() == [que_id]
-    status = client.upload_status([que_id])[que_id]
+    status = client.pending_status([que_id])[que_id]
     assert (status["status"], status["status_id"], status["errors"]) == ("processed", "2", [])
     assert ne.stock("A-001") == 7
 
@@ -115,7 +115,7 @@ def test_queue_reports_unknown_goods_per_row(ne, make_client):
     results = client.write_stock([StockWrite("A-001", 12, expected=10, key="a"),
                                   StockWrite("NEW-1", 4, expected=0, key="b")])
     ne.process_queue()
-    status = client.upload_status([results[0].ref])[results[0].ref]
+    status = client.pending_status([results[0].ref])[results[0].ref]
     assert status["status"] == "error"
     [error] = status["errors"]
     assert error["line"] == results[1].extra["line"] == 3
@@ -129,14 +129,14 @@ def test_stock_never_goes_negative(ne, make_client):
     client = make_client(ne)
     que_id = client.upload_deltas([("A-001", -5)], key="neg")
     ne.process_queue()
-    status = client.upload_status([que_id])[que_id]
+    status = client.pending_status([que_id])[que_id]
     assert status["status"] == "error" and status["errors"][0]["line"] == 2
     assert ne.stock("A-001") == 2
 
 
 def test_unknown_queue_id(ne, make_client):
     """A que_id NextEngine does not know is reported as unknown."""
-    assert make_client(ne).upload_status(["424242"])["424242"]["status"] == "unknown"
+    assert make_client(ne).pending_status(["424242"])["424242"]["status"] == "unknown"
 
 
 def test_auto_process_applies_on_upload(make_client):
@@ -147,7 +147,7 @@ def test_auto_process_applies_on_upload(make_client):
         sandbox.add_goods("A-001", 1)
         client = make_client(sandbox)
         que_id = client.upload_deltas([("A-001", 4)], key="x")
-        assert client.upload_status([que_id])[que_id]["status"] == "processed"
+        assert client.pending_status([que_id])[que_id]["status"] == "processed"
         assert sandbox.stock("A-001") == 5
     finally:
         server.stop()

@@ -36,10 +36,10 @@ GOOD = textwrap.dedent("""
     credentials = { access_token = "colorme-secret-token" }
 
     [[channels]]
-    kind = "rakuten"
-    name = "楽天"
+    kind = "nextengine"
+    name = "ネクストエンジン"
     range_max = 99999
-    credentials = { service_secret = "svc", license_key = "lic-secret" }
+    credentials = { access_token = "ne-access", refresh_token = "lic-secret" }
 """)
 
 
@@ -59,8 +59,9 @@ def test_good_toml_is_applied(app, tmp_path):
         assert merchant_settings.get("notify.low_stock_threshold") == 3
         colorme = db.session.query(Channel).filter_by(name="カラーミー本店").one()
         assert credentials_of(colorme) == {"access_token": "colorme-secret-token"}
-        rakuten = db.session.query(Channel).filter_by(kind="rakuten").one()
-        assert rakuten.range_max == 99_999 and rakuten.base_url == "https://api.rms.rakuten.co.jp"
+        nextengine = db.session.query(Channel).filter_by(kind="nextengine").one()
+        assert nextengine.range_max == 99_999 and nextengine.base_url == "https://api.next-engine.org"
+        assert nextengine.settings == {}  # left out: the client's defaults apply
 
 
 @pytest.mark.parametrize("body, key", [

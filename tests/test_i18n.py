@@ -46,6 +46,7 @@ def test_catalog_covers_the_source(tmp_path):
     found = set()
     method_map = [("stocklink/**.py", "python"), ("templates/**.html", "jinja2")]
     for _file, _line, message, _comments, _ctx in extract_from_dir(
-            str(root), method_map, keywords={"_": None, "gettext": None, "ngettext": (1, 2)}):
+            str(root), method_map,
+            keywords={"_": None, "gettext": None, "ngettext": (1, 2), "_l": None, "lazy_gettext": None}):
         found.add(message if isinstance(message, str) else message[0])
     assert found - known == set()

@@ -41,7 +41,7 @@ from stocklink.jobs.push import enqueue_push
 from stocklink.models import SmaregiInbox
 from stocklink.models._types import utcnow
 from stocklink.platforms.base import AuthError, PlatformError
-from stocklink.platforms.smaregi_webhook import parse_legacy, parse_platform
+from stocklink.platforms.smaregi.webhook import parse_legacy, parse_platform
 from stocklink.services.incidents import record_error, resolve_temporary_errors
 from stocklink.services.outbox import queue_mail
 from stocklink.services.smaregi_stock import apply_batch, refresh_products

@@ -25,7 +25,7 @@ from stocklink.jobs.report import push_deltas_with_report
 from stocklink.models import Channel, Listing, Product, SetComponent, WriteIntent
 from stocklink.models._types import as_utc, utcnow
 from stocklink.platforms.base import AuthError, PlatformError, StockWrite, TemporaryError
-from stocklink.platforms.registry import KINDS
+from stocklink.platforms.registry import PLATFORMS
 from stocklink.services import write_intents
 from stocklink.services.channel_clients import make_channel_client
 from stocklink.services.incidents import final_attempt, record_error, resolve_temporary_errors
@@ -142,6 +142,7 @@ def _write_batch(client, writes: list[StockWrite]) -> list:
 
 def _push_absolute(channel: Channel, client) -> int:
     write_intents.settle_by_reading_back(channel, client)  # what a crash left unknown, first
+    write_intents.settle_pending(channel, client)  # accepted earlier, not yet applied (SPEC §11.9)
     listings = db.session.scalars(select(Listing).where(
         Listing.channel_id == channel.id, Listing.dirty.is_(True), Listing.sync_enabled.is_(True))
         .order_by(Listing.id)).all()
@@ -253,7 +254,7 @@ def _push_locked(channel_id: int) -> str:
         client = make_channel_client(channel)
         total = 0
         for _ in range(MAX_ROUNDS):
-            pushed = _push_deltas(channel, client) if KINDS[channel.kind].delta else \
+            pushed = _push_deltas(channel, client) if PLATFORMS[channel.kind].delta else \
                 _push_absolute(channel, client)
             total += pushed
             remaining = db.session.scalar(select(Listing.id).where(

@@ -18,42 +18,11 @@ from stocklink.models._types import as_utc, utcnow
 from stocklink.platforms.base import PlatformError
 from stocklink.platforms.nextengine import build_delta_csv
 from stocklink.services import write_intents
-from stocklink.services.incidents import record_error
 from stocklink.services.outbox import queue_mail
 from stocklink.services.stock_ledger import clear_dirty
 
 log = logging.getLogger(__name__)
 CLOCK_MARGIN = timedelta(minutes=10)  # between stocklink's clock and NextEngine's
-
-
-def _previous_results(channel: Channel, client) -> list[dict]:
-    """Check uploads still pending; confirmed ones clear, rejected rows become errors.
-
-    Both reads from NextEngine happen before the first write, so no write transaction
-    (SQLite: the database's one write lock) waits on the network.
-    """
-    que_ids = sorted(set(db.session.scalars(select(Listing.pending_ref).where(
-        Listing.channel_id == channel.id, Listing.pending_ref.is_not(None)))))
-    if not que_ids:
-        return []
-    results = [{"que_id": que_id, **status} for que_id, status in client.upload_status(que_ids).items()
-               if status["status"] not in ("waiting", "processing")]
-    finished = [r["que_id"] for r in results]
-    listings = db.session.scalars(select(Listing).where(
-        Listing.channel_id == channel.id, Listing.pending_ref.in_(finished))).all() if finished else []
-    # SPEC §11.9: an asynchronous write stays pending until a read-back confirms it.
-    stock = client.read_stock([listing.identifier for listing in listings]) if listings else {}
-    for result in results:
-        if result["status"] == "error":
-            record_error(source="channel", level=8, kind="upload_rejected", channel=channel, code=result["que_id"],
-                         message=f"{channel.name}: キューID {result['que_id']} の処理に失敗しました: "
-                                 f"{result['message'][:300]}")
-    now = utcnow()
-    for listing in listings:
-        listing.pending_ref = None
-        listing.last_confirmed_quantity = stock.get(listing.identifier)
-        listing.last_confirmed_at = now
-    return results
 
 
 def push_deltas_with_report(channel: Channel, client) -> int:
@@ -64,7 +33,7 @@ def push_deltas_with_report(channel: Channel, client) -> int:
     worker killed mid-call) is looked for in NextEngine's queue before anything is uploaded
     again (:func:`_settle_lost_upload`): a delta sent twice would count a sale twice."""
     _settle_lost_upload(channel, client)
-    previous = _previous_results(channel, client)
+    previous = write_intents.settle_pending(channel, client)
     listings = db.session.scalars(select(Listing).where(
         Listing.channel_id == channel.id, Listing.dirty.is_(True), Listing.sync_enabled.is_(True))
         .order_by(Listing.id)).all()
@@ -137,7 +106,7 @@ def _settle_lost_upload(channel: Channel, client) -> None:
         WriteIntent.channel_id == channel.id, WriteIntent.ref.is_not(None))))
     known |= set(db.session.scalars(select(Listing.pending_ref).where(
         Listing.channel_id == channel.id, Listing.pending_ref.is_not(None))))
-    strangers = [entry["que_id"] for entry in found if entry["que_id"] not in known]
+    strangers = [entry["ref"] for entry in found if entry["ref"] not in known]
     for batch in dict.fromkeys(i.batch for i in intents):
         rows = [i for i in intents if i.batch == batch]
         if strangers:

@@ -19,6 +19,7 @@ retrying.
 from __future__ import annotations
 
 import requests
+from flask_babel import lazy_gettext as _l
 
 from stocklink.platforms.base import (
     AuthError,
@@ -30,6 +31,7 @@ from stocklink.platforms.base import (
     retry_after_seconds,
     send,
 )
+from stocklink.platforms.declaration import Field, Platform
 
 DEFAULT_BASE_URL = "https://api.shop-pro.jp"
 
@@ -211,3 +213,9 @@ def _first_error(response: requests.Response) -> tuple[int | None, str]:
         return first.get("code"), str(first.get("message", ""))[:200]
     except (ValueError, AttributeError, IndexError, TypeError):
         return None, response.reason or ""
+
+
+PLATFORM = Platform(
+    kind="colorme", label=_l("ColorMe Shop"), base_url=DEFAULT_BASE_URL, range_max=999_999, client=ColorMeClient,
+    credentials=(Field("access_token", _l("Access token"), kind="secret"),),
+)

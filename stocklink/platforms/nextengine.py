@@ -15,7 +15,7 @@ Settings: ``wait_flag`` (default ``True``: wait out overload instead of ``003002
 moves; ``"stock_free_quantity"`` for フリー在庫数).
 
 Writes are deltas only (§2.6): :meth:`NextEngineClient.upload_deltas` uploads a
-``syohin_code,zaiko_su`` CSV and returns the queue id; :meth:`upload_status` polls the
+``syohin_code,zaiko_su`` CSV and returns the queue id; :meth:`pending_status` polls the
 queue; :meth:`write_stock` turns absolute targets into deltas and answers ``pending``.
 
 Errors (§2.4; NextEngine answers HTTP 200 with ``result: "error"``): ``002xxx`` token
@@ -32,6 +32,7 @@ import threading
 from datetime import datetime, timedelta, timezone
 
 import requests
+from flask_babel import lazy_gettext as _l
 
 from stocklink.platforms.base import (
     DEFAULT_TIMEOUT,
@@ -44,6 +45,7 @@ from stocklink.platforms.base import (
     retry_after_seconds,
     send,
 )
+from stocklink.platforms.declaration import Field, Platform
 
 DEFAULT_BASE_URL = "https://api.next-engine.org"
 
@@ -161,7 +163,7 @@ class NextEngineClient(ChannelClient):
             self._uploaded[key] = que_id
         return que_id
 
-    def upload_status(self, que_ids: list[str]) -> dict[str, dict]:
+    def pending_status(self, que_ids: list[str]) -> dict[str, dict]:
         """Queue state per ``que_id`` (§2.6).
 
         Each value: ``status`` (``waiting`` / ``processing`` / ``processed`` / ``error`` /
@@ -193,17 +195,17 @@ class NextEngineClient(ChannelClient):
 
     def uploads_since(self, moment: datetime) -> list[dict]:
         """The upload queue's entries created at or after ``moment`` (§2.6), oldest first:
-        ``{"que_id", "status", "created", "method"}`` each.
+        ``{"ref", "status", "created", "method"}`` each (``ref`` is the ``que_id``).
 
         NextEngine takes no name or key for an upload that its queue would show again, so this
         is how stocklink finds an upload whose answer it never received: by its time.
         """
         since = moment.astimezone(JST).strftime("%Y-%m-%d %H:%M:%S")
         body = self._call("/api_v1_system_que/search", {"fields": QUEUE_FIELDS, "que_creation_date-gte": since})
-        rows = [{"que_id": str(r.get("que_id")), "status": QUEUE_STATUS.get(str(r.get("que_status_id", "")), "unknown"),
+        rows = [{"ref": str(r.get("que_id")), "status": QUEUE_STATUS.get(str(r.get("que_status_id", "")), "unknown"),
                  "created": r.get("que_creation_date"), "method": r.get("que_method_name")}
                 for r in body.get("data", [])]
-        return sorted(rows, key=lambda r: (len(r["que_id"]), r["que_id"]))
+        return sorted(rows, key=lambda r: (len(r["ref"]), r["ref"]))
 
     def write_stock(self, writes: list[StockWrite]) -> list[WriteResult]:
         """Upload ``quantity - expected`` per write and answer ``pending`` (SPEC §11.9).
@@ -276,3 +278,15 @@ def _row_errors(message: str) -> list[dict]:
         match = _LINE.search(text)
         errors.append({"line": int(match.group(1)) if match else None, "message": text})
     return errors
+
+
+PLATFORM = Platform(
+    kind="nextengine", label=_l("NextEngine"), base_url=DEFAULT_BASE_URL, range_max=999_999, client=NextEngineClient,
+    writes="delta",
+    credentials=(Field("access_token", _l("Access token"), kind="secret"),
+                 Field("refresh_token", _l("Refresh token"), kind="secret")),
+    settings=(Field("wait_flag", _l("Wait when NextEngine is busy (wait_flag)"), kind="bool", default=True),
+              Field("stock_field", _l("Stock figure read back"), kind="choice", default="stock_quantity",
+                    choices=(("stock_quantity", _l("Stock quantity (stock_quantity)")),
+                             ("stock_free_quantity", _l("Free stock quantity (stock_free_quantity)"))))),
+)

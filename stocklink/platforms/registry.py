@@ -1,33 +1,29 @@
-"""What stocklink knows of each channel kind: label, production base URL, stock range.
+"""The channel kinds stocklink can sync, each registered on one line.
 
-Base URLs are settings that default to the real production hosts; the sandbox differs only
-by base URL. Ranges follow SPEC §3 (seed 003's cart 0..999,999; Rakuten 0..99,999).
+A platform module declares itself once (:class:`~stocklink.platforms.declaration.Platform`:
+label, production base URL, stock range, credentials and settings, client class); the
+Settings screen, TOML provisioning, the push and the worker read it from here. Adding a
+channel means one client module (with its ``PLATFORM``), one sandbox module and one line below.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from stocklink.platforms import colorme, nextengine, shopify
+from stocklink.platforms.declaration import Platform
+
+PLATFORMS: dict[str, Platform] = {}
 
 
-@dataclass(frozen=True)
-class ChannelKind:
-    kind: str
-    label: str
-    default_base_url: str
-    range_max: int
-    delta: bool = False  # receives increase/decrease counts instead of absolute values
-    credential_keys: tuple[str, ...] = ()
+def register(platform: Platform) -> Platform:
+    PLATFORMS[platform.kind] = platform
+    return platform
 
 
-KINDS: dict[str, ChannelKind] = {k.kind: k for k in (
-    ChannelKind("colorme", "カラーミーショップ", "https://api.shop-pro.jp", 999_999, False, ("access_token",)),
-    ChannelKind("nextengine", "ネクストエンジン", "https://api.next-engine.org", 999_999, True,
-                ("access_token", "refresh_token")),
-    ChannelKind("shopify", "Shopify", "https://example.myshopify.com", 999_999, False, ("access_token",)),
-    ChannelKind("rakuten", "楽天市場", "https://api.rms.rakuten.co.jp", 99_999, False,
-                ("service_secret", "license_key")),
-    ChannelKind("yahoo", "Yahoo!ショッピング", "https://circus.shopping.yahooapis.jp", 999_999, False,
-                ("access_token", "refresh_token")),
-    ChannelKind("amazon", "Amazon", "https://sellingpartnerapi-fe.amazon.com", 999_999, False,
-                ("refresh_token", "client_id", "client_secret")),
-    ChannelKind("aupay", "au PAY マーケット", "https://api.manager.wowma.jp", 999_999, False, ("api_key",)),
-)}
+def label_of(kind: str) -> str:
+    """The kind's name for the merchant; a kind no longer registered shows as itself."""
+    platform = PLATFORMS.get(kind)
+    return str(platform.label) if platform else kind
+
+
+register(colorme.PLATFORM)
+register(nextengine.PLATFORM)
+register(shopify.PLATFORM)

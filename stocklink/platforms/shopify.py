@@ -22,6 +22,7 @@ import re
 import uuid
 
 import requests
+from flask_babel import lazy_gettext as _l
 
 from stocklink.platforms.base import (
     DEFAULT_TIMEOUT,
@@ -34,6 +35,7 @@ from stocklink.platforms.base import (
     retry_after_seconds,
     send,
 )
+from stocklink.platforms.declaration import Field, Platform
 
 DEFAULT_BASE_URL = "https://{shop}.myshopify.com"
 DEFAULT_API_VERSION = "2026-04"  # changeFromQuantity + @idempotent are mandatory from here (§7.3)
@@ -243,3 +245,26 @@ def _graphql_error(errors: list, extensions: dict) -> PlatformError:
     if code in ("INTERNAL_SERVER_ERROR", "SERVICE_UNAVAILABLE"):
         return TemporaryError(f"Shopify: {message}", code=code)
     return PlatformError(f"Shopify GraphQL error: {message}", code=code)
+
+
+def _location_id(value: str) -> str:
+    try:
+        _gid("Location", value)
+    except ValueError:
+        raise ValueError("must be a location id (digits) or gid://shopify/Location/…") from None
+    return value
+
+
+def _api_version(value: str) -> str:
+    if not re.fullmatch(r"\d{4}-\d{2}", value):
+        raise ValueError("must look like 2026-04")
+    return value
+
+
+PLATFORM = Platform(
+    kind="shopify", label=_l("Shopify"), base_url=DEFAULT_BASE_URL, range_max=999_999, client=ShopifyClient,
+    credentials=(Field("access_token", _l("Admin API access token"), kind="secret"),),
+    settings=(Field("location_id", _l("Location ID"), required=True, check=_location_id,
+                    help=_l("The location whose available stock stocklink sets")),
+              Field("api_version", _l("API version"), default=DEFAULT_API_VERSION, check=_api_version)),
+)

@@ -1,22 +1,24 @@
 """Building a platform client for a channel row, and persisting rotated credentials."""
 from __future__ import annotations
 
-import importlib
-
 from stocklink.infra.crypto import decrypt, encrypt
 from stocklink.infra.extensions import db
 from stocklink.models import Channel
 from stocklink.models._types import utcnow
-
-CLIENT_CLASSES = {
-    "colorme": ("stocklink.platforms.colorme", "ColorMeClient"),
-    "nextengine": ("stocklink.platforms.nextengine", "NextEngineClient"),
-    "shopify": ("stocklink.platforms.shopify", "ShopifyClient"),
-}
+from stocklink.platforms.base import AuthError
+from stocklink.platforms.declaration import InvalidSetting, Platform
+from stocklink.platforms.registry import PLATFORMS
 
 
 class UnsupportedChannel(Exception):
-    """No client for this channel kind yet."""
+    """No platform is registered for this channel's kind."""
+
+
+def platform_of(channel: Channel) -> Platform:
+    try:
+        return PLATFORMS[channel.kind]
+    except KeyError:
+        raise UnsupportedChannel(channel.kind) from None
 
 
 def credentials_of(channel: Channel) -> dict:
@@ -34,12 +36,17 @@ def save_credentials(channel: Channel, credentials: dict, *, by_merchant: bool) 
 
 def make_channel_client(channel: Channel, session=None):
     """The client for ``channel``; rotated tokens (NextEngine) are committed at once in a
-    separate transaction, so a crash after a call cannot lose the only valid token."""
+    separate transaction, so a crash after a call cannot lose the only valid token.
+
+    :raise AuthError: (code ``config``) the channel's settings are not what its platform
+        needs, named by the field: like a refused credential, the channel stops until the
+        merchant fixes them (SPEC §6), instead of a push failing and retrying unseen.
+    """
+    platform = platform_of(channel)
     try:
-        module_name, class_name = CLIENT_CLASSES[channel.kind]
-    except KeyError:
-        raise UnsupportedChannel(channel.kind) from None
-    cls = getattr(importlib.import_module(module_name), class_name)
+        settings = platform.clean_settings(dict(channel.settings or {}))
+    except InvalidSetting as exc:
+        raise AuthError(f"settings.{exc.key} {exc.message}", code="config") from None
     channel_id = channel.id
 
     def persist(new_credentials: dict) -> None:
@@ -47,5 +54,5 @@ def make_channel_client(channel: Channel, session=None):
             conn.execute(Channel.__table__.update().where(Channel.__table__.c.id == channel_id)
                          .values(credentials_encrypted=encrypt(new_credentials)))
 
-    return cls(channel.base_url, credentials_of(channel), dict(channel.settings or {}), session=session,
-               on_credentials=persist)
+    return platform.client(channel.base_url, credentials_of(channel), settings, session=session,
+                           on_credentials=persist)

@@ -19,7 +19,9 @@ from sqlalchemy import inspect, select
 from stocklink.domain.text import clean_pasted_secret
 from stocklink.infra.extensions import db
 from stocklink.models import Channel
-from stocklink.platforms.registry import KINDS
+from stocklink.models._types import utcnow
+from stocklink.platforms.declaration import InvalidSetting
+from stocklink.platforms.registry import PLATFORMS
 from stocklink.services import merchant_settings
 from stocklink.services.channel_clients import credentials_of, save_credentials
 from stocklink.services.merchant_settings import SettingsError
@@ -38,14 +40,17 @@ def validate_channel(index: int, raw: dict) -> dict:
         if key not in CHANNEL_KEYS:
             raise SettingsError(f"{where}.{key}", "unknown setting")
     kind = raw.get("kind")
-    if kind not in KINDS:
-        raise SettingsError(f"{where}.kind", f"must be one of {', '.join(KINDS)}")
+    if kind not in PLATFORMS:
+        raise SettingsError(f"{where}.kind", f"must be one of {', '.join(PLATFORMS)}")
     name = raw.get("name")
     if not isinstance(name, str) or not name.strip() or len(name) > 100:
         raise SettingsError(f"{where}.name", "is required (at most 100 characters)")
-    base_url = raw.get("base_url", KINDS[kind].default_base_url)
+    platform = PLATFORMS[kind]
+    base_url = raw.get("base_url", platform.base_url)
     if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
         raise SettingsError(f"{where}.base_url", "must be an http(s) URL")
+    if "{" in base_url:  # Shopify's is the shop's own: https://{shop}.myshopify.com
+        raise SettingsError(f"{where}.base_url", f"is required for this kind ({platform.base_url})")
     clean: dict[str, Any] = {"kind": kind, "name": name.strip(), "base_url": base_url.strip().rstrip("/")}
     for key, default in (("enabled", True), ("speed_up", False)):
         value = raw.get(key, default)
@@ -53,7 +58,7 @@ def validate_channel(index: int, raw: dict) -> dict:
             raise SettingsError(f"{where}.{key}", "must be true or false")
         clean[key] = value
     for key, default, low, high in (("range_min", 0, 0, 999_999_999),
-                                    ("range_max", KINDS[kind].range_max, 0, 999_999_999),
+                                    ("range_max", PLATFORMS[kind].range_max, 0, 999_999_999),
                                     ("poll_interval_s", 180, 60, 86_400)):
         value = raw.get(key, default)
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
@@ -65,13 +70,14 @@ def validate_channel(index: int, raw: dict) -> dict:
     if not isinstance(creds, dict) or not all(isinstance(v, str) for v in creds.values()):
         raise SettingsError(f"{where}.credentials", "must be a table of strings")
     for key in creds:
-        if key not in KINDS[kind].credential_keys:
+        if key not in PLATFORMS[kind].credential_keys:
             raise SettingsError(f"{where}.credentials.{key}", "unknown credential for this kind")
     clean["credentials"] = {k: clean_pasted_secret(v) for k, v in creds.items()}
-    extra = raw.get("settings", {})
-    if not isinstance(extra, dict):
-        raise SettingsError(f"{where}.settings", "must be a table")
-    clean["settings"] = extra
+    try:
+        clean["settings"] = platform.clean_settings(raw.get("settings", {}))
+    except InvalidSetting as exc:
+        key = f"{where}.settings" if exc.key == "settings" else f"{where}.settings.{exc.key}"
+        raise SettingsError(key, exc.message) from None
     return clean
 
 
@@ -84,6 +90,8 @@ def upsert_channel(values: dict, channel: Channel | None = None) -> Channel:
         db.session.add(channel)
     for key in ("kind", "name", "base_url", "enabled", "range_min", "range_max", "poll_interval_s", "speed_up"):
         setattr(channel, key, values[key])
+    if channel.id and dict(channel.settings or {}) != values["settings"]:
+        channel.credentials_updated_at = utcnow()  # fixed settings may resume a stopped channel, like new credentials
     channel.settings = values["settings"]
     if values["credentials"]:
         current = credentials_of(channel) if channel.id else {}

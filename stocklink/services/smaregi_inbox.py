@@ -7,7 +7,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from stocklink.infra.extensions import db
 from stocklink.models import SmaregiInbox
 from stocklink.models._types import utcnow
-from stocklink.platforms.smaregi_webhook import Notification
+from stocklink.platforms.smaregi.webhook import Notification
 
 _COLUMNS = ("dedupe_key", "generation", "event", "payload", "status", "received_at", "attempts")
 _INSERTS: dict = {}

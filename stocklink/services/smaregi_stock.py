@@ -16,7 +16,7 @@ from stocklink.infra.extensions import db
 from stocklink.models import ConfirmationItem, Product, SmaregiInbox
 from stocklink.models._types import utcnow
 from stocklink.platforms.smaregi import make_smaregi_client
-from stocklink.platforms.smaregi_webhook import Notification, StockMovement
+from stocklink.platforms.smaregi.webhook import Notification, StockMovement
 from stocklink.services import merchant_settings
 from stocklink.services.outbox import queue_mail
 from stocklink.services.stock_history import (

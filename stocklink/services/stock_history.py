@@ -38,8 +38,8 @@ from stocklink.domain.delta import HistoryEntry, history_delta, legacy_anchor
 from stocklink.infra.extensions import db
 from stocklink.models import Channel, Listing, StockHistoryCursor
 from stocklink.models._types import utcnow
-from stocklink.platforms.registry import KINDS
-from stocklink.platforms.smaregi_webhook import StockMovement
+from stocklink.platforms.registry import PLATFORMS
+from stocklink.platforms.smaregi.webhook import StockMovement
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class HistoryRead:
 
 def delta_channel_ids() -> set[int]:
     """The channels that receive increase/decrease counts (NextEngine)."""
-    kinds = [k for k, v in KINDS.items() if v.delta]
+    kinds = [k for k, v in PLATFORMS.items() if v.delta]
     return set(db.session.scalars(select(Channel.id).where(Channel.kind.in_(kinds))))
 
 
@@ -64,7 +64,7 @@ def delta_product_ids(product_ids: set[int]) -> set[int]:
     """The products with a sync-enabled listing on a delta channel: only they need their history."""
     if not product_ids:
         return set()
-    kinds = [k for k, v in KINDS.items() if v.delta]
+    kinds = [k for k, v in PLATFORMS.items() if v.delta]
     return set(db.session.scalars(select(Listing.product_id).join(Channel, Channel.id == Listing.channel_id).where(
         Listing.product_id.in_(product_ids), Listing.sync_enabled.is_(True), Channel.kind.in_(kinds)).distinct()))
 

@@ -13,6 +13,10 @@ not applied (and sent once), or shown to the merchant as a difference.
 NextEngine uploads are settled by looking for the upload in NextEngine's queue instead
 (:mod:`stocklink.jobs.report`): they are applied asynchronously, so a read of the stock
 right after the crash could not tell.
+
+A write the channel accepted without applying it yet leaves its listing ``pending_ref``
+(a NextEngine ``que_id``); :func:`settle_pending` asks the channel about those, for any
+client with :class:`~stocklink.platforms.interfaces.PendingWrites`, and confirms by reading back.
 """
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ from stocklink.infra.extensions import db
 from stocklink.models import Channel, Listing, WriteIntent
 from stocklink.models._types import utcnow
 from stocklink.platforms.base import StockWrite
+from stocklink.platforms.interfaces import PendingWrites
 from stocklink.services.incidents import record_error
 from stocklink.services.stock_ledger import clear_dirty
 
@@ -124,6 +129,38 @@ def settle_by_reading_back(channel: Channel, client) -> int:
                              f"二重反映を避けるため再送していません。在庫数を確認してください")
     db.session.commit()
     return len(intents)
+
+
+def settle_pending(channel: Channel, client) -> list[dict]:
+    """Ask the channel about its accepted-but-unapplied writes; finished ones are confirmed by a
+    read of the stock (SPEC §11.9: pending until read back), refused ones become errors for
+    the merchant. Returns the finished ones (``ref``, ``status``, ``message``, ``errors``).
+
+    Both reads happen before the first write, so no write transaction (SQLite: the database's
+    one write lock) waits on the network. The caller commits."""
+    if not isinstance(client, PendingWrites):
+        return []
+    refs = sorted(set(db.session.scalars(select(Listing.pending_ref).where(
+        Listing.channel_id == channel.id, Listing.pending_ref.is_not(None)))))
+    if not refs:
+        return []
+    results = [{"ref": ref, **status} for ref, status in client.pending_status(refs).items()
+               if status["status"] not in ("waiting", "processing")]
+    finished = [r["ref"] for r in results]
+    listings = db.session.scalars(select(Listing).where(
+        Listing.channel_id == channel.id, Listing.pending_ref.in_(finished))).all() if finished else []
+    stock = client.read_stock([listing.identifier for listing in listings]) if listings else {}
+    for result in results:
+        if result["status"] == "error":
+            record_error(source="channel", level=8, kind="upload_rejected", channel=channel, code=result["ref"],
+                         message=f"{channel.name}: キューID {result['ref']} の処理に失敗しました: "
+                                 f"{result['message'][:300]}")
+    now = utcnow()
+    for listing in listings:
+        listing.pending_ref = None
+        listing.last_confirmed_quantity = stock.get(listing.identifier)
+        listing.last_confirmed_at = now
+    return results
 
 
 def prune_settled(now: datetime | None = None) -> int:

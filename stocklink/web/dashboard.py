@@ -14,7 +14,7 @@ from stocklink.models import (
     Registration,
     SmaregiInbox,
 )
-from stocklink.platforms.registry import KINDS
+from stocklink.platforms.registry import PLATFORMS
 
 bp = Blueprint("dashboard", __name__)
 
@@ -40,4 +40,4 @@ def index():
         "errors": _count(select(func.count(ErrorRecord.id)).where(ErrorRecord.resolved_at.is_(None))),
     }
     return render_template("dashboard/index.html", channels=channels, latest_error=latest_error,
-                           counts=counts, kinds=KINDS)
+                           counts=counts, kinds=PLATFORMS)

@@ -1,10 +1,9 @@
 """Settings: Smaregi, sync rules, notifications and channels, each with "test connection"."""
 from __future__ import annotations
 
-import json
-
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from stocklink.infra.crypto import mask
@@ -13,7 +12,7 @@ from stocklink.jobs.inbox import retry_now
 from stocklink.jobs.push import enqueue_push
 from stocklink.models import Channel
 from stocklink.platforms.base import PlatformError
-from stocklink.platforms.registry import KINDS
+from stocklink.platforms.registry import PLATFORMS
 from stocklink.services import merchant_settings
 from stocklink.services.channel_clients import UnsupportedChannel, credentials_of, make_channel_client
 from stocklink.services.incidents import maybe_resume
@@ -58,7 +57,7 @@ def index():
     masked = {k: mask(smaregi[k]) for k in ("access_token", "client_secret", "customer_code", "webhook_secret")}
     channels = db.session.scalars(select(Channel).order_by(Channel.id)).all()
     return render_template("settings/index.html", smaregi=smaregi, masked=masked, values=merchant_settings.get_all(),
-                           channels=channels, kinds=KINDS, webhook_url=webhook_url(), schema=SCHEMA)
+                           channels=channels, kinds=PLATFORMS, webhook_url=webhook_url(), schema=SCHEMA)
 
 
 def _save(keys: list[str], message: str, *, then=None):
@@ -76,7 +75,6 @@ def _save(keys: list[str], message: str, *, then=None):
 
 @bp.post("/smaregi")
 def save_smaregi():
-
     # New credentials: notifications that failed against Smaregi are retried at once.
     return _save([f"smaregi.{k}" for k in SMAREGI_FIELDS], _("Smaregi settings saved."), then=retry_now)
 
@@ -114,12 +112,15 @@ def _as_int(value: str) -> int | str:
 
 
 def _channel_form(channel: Channel | None) -> dict:
+    """The channel form as a ``[[channels]]`` entry; only the kind's own credentials and settings
+    are read. Blank secrets keep the stored value; a form without the settings fields (an
+    older page) keeps the stored settings."""
     kind = channel.kind if channel else request.form.get("kind", "")
+    platform = PLATFORMS.get(kind)
     raw = {
         "kind": kind,
         "name": request.form.get("name", ""),
-        "base_url": request.form.get("base_url", "").strip() or (KINDS[kind].default_base_url if kind in KINDS
-                                                                  else ""),
+        "base_url": request.form.get("base_url", "").strip() or (platform.base_url if platform else ""),
         "enabled": request.form.get("enabled") == "1",
         "speed_up": request.form.get("speed_up") == "1",
     }
@@ -127,27 +128,55 @@ def _channel_form(channel: Channel | None) -> dict:
         value = request.form.get(key, "").strip()
         if value:
             raw[key] = _as_int(value)
-    if kind in KINDS:
-        raw["credentials"] = {k: request.form[f"cred_{k}"] for k in KINDS[kind].credential_keys
-                              if request.form.get(f"cred_{k}", "").strip()}
-    extra = request.form.get("settings_json", "").strip()
-    if not extra and channel is not None:
-        raw["settings"] = dict(channel.settings or {})  # a blank field keeps what is stored
-    elif extra:
-        try:
-            raw["settings"] = json.loads(extra)
-        except ValueError:
-            raise SettingsError("settings", "is not valid JSON") from None
+    if platform is None:
+        return raw
+    raw["credentials"] = {k: request.form[f"cred_{k}"] for k in platform.credential_keys
+                          if request.form.get(f"cred_{k}", "").strip()}
+    if request.form.get("settings_shown") != "1":
+        raw["settings"] = dict(channel.settings or {}) if channel else {}
+        return raw
+    settings = {}
+    for spec in platform.settings:
+        name = f"set_{spec.key}"
+        if spec.kind == "bool":
+            settings[spec.key] = request.form.get(name) == "1"
+        elif request.form.get(name, "").strip():
+            settings[spec.key] = request.form[name].strip()
+    raw["settings"] = settings
     return raw
+
+
+CHANNEL_LABELS = {"kind": _l("Kind"), "name": _l("Name"), "base_url": _l("Base URL"),
+                  "range_min": _l("Stock range minimum"), "range_max": _l("Stock range maximum"),
+                  "poll_interval_s": _l("Order poll interval (seconds)")}
+
+
+def _field_label(platform, key: str) -> str:
+    """The form's label for the key a validation error names (``settings.location_id`` → ロケーションID)."""
+    group, _dot, name = key.partition(".")
+    fields = {"settings": platform.settings, "credentials": platform.credentials}.get(group, ()) if platform else ()
+    for spec in fields:
+        if spec.key == name:
+            return str(spec.label)
+    return str(CHANNEL_LABELS.get(key, key))
+
+
+def _render_channel_form(channel: Channel | None, kind: str | None, *, form=None, status: int = 200):
+    masked = {k: mask(v) for k, v in credentials_of(channel).items()} if channel else {}
+    return render_template("settings/channel.html", channel=channel, platform=PLATFORMS.get(kind or ""),
+                           platforms=PLATFORMS, form=form, masked=masked,
+                           stored=dict(channel.settings or {}) if channel else {}), status
 
 
 @bp.route("/channels/new", methods=["GET", "POST"])
 @bp.route("/channels/<int:channel_id>", methods=["GET", "POST"])
 def channel_form(channel_id: int | None = None):
-    """:raise 404: no such channel."""
+    """A new channel: first its kind (``?kind=``), then the form with that kind's credentials and
+    settings, each with its label. :raise 404: no such channel."""
     channel = db.session.get(Channel, channel_id) if channel_id else None
     if channel_id and channel is None:
         abort(404)
+    kind = channel.kind if channel else (request.form.get("kind") or request.args.get("kind"))
     if request.method == "POST":
         try:
             values = validate_channel(0, _channel_form(channel))
@@ -156,17 +185,15 @@ def channel_form(channel_id: int | None = None):
             db.session.commit()
         except SettingsError as exc:
             db.session.rollback()
-            key = exc.key.replace("channels[0].", "")
+            key = _field_label(PLATFORMS.get(kind or ""), exc.key.replace("channels[0].", ""))
             flash(_("Not saved: %(key)s %(message)s", key=key, message=exc.message), "error")
-            return render_template("settings/channel.html", channel=channel, kinds=KINDS, form=request.form,
-                                   masked={}), 400
+            return _render_channel_form(channel, kind, form=request.form, status=400)
         if resumed:
             enqueue_push(saved.id)
             flash(_("New credentials saved and no error left: the channel resumed."), "info")
         flash(_("Channel saved."), "info")
         return redirect(url_for("settings.index"), 303)
-    masked = {k: mask(v) for k, v in credentials_of(channel).items()} if channel else {}
-    return render_template("settings/channel.html", channel=channel, kinds=KINDS, form=None, masked=masked)
+    return _render_channel_form(channel, kind)
 
 
 @bp.post("/channels/<int:channel_id>/test")

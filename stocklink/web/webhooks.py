@@ -18,7 +18,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from stocklink.infra.extensions import csrf, db
 from stocklink.platforms.base import PlatformError
-from stocklink.platforms.smaregi_webhook import MalformedNotification, parse_legacy, parse_platform
+from stocklink.platforms.smaregi.webhook import MalformedNotification, parse_legacy, parse_platform
 from stocklink.services import merchant_settings
 from stocklink.services.smaregi_inbox import already_stored, store_notification
 from stocklink.services.smaregi_stock import abort_check
