@@ -1,13 +1,13 @@
 """確認が必要な商品: release (optionally adjusting the channel stock) or exclude (seed 000).
 
-One URL serves the page and, for htmx, the ``_rows.html`` fragment; actions answer with
+One URL serves the page and, for an htmx swap, the ``_rows.html`` fragment; actions answer with
 the fresh rows and an ``HX-Trigger`` so the counts elsewhere refresh.
 """
 from __future__ import annotations
 
 import json
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from sqlalchemy import select
@@ -15,6 +15,7 @@ from sqlalchemy import select
 from stocklink.extensions import db
 from stocklink.models import ConfirmationItem
 from stocklink.review import exclude_items, release_items
+from stocklink.web.fragments import page_or_fragment, wants_fragment
 from stocklink.web.params import form_ids
 
 bp = Blueprint("confirmations", __name__, url_prefix="/confirmations")
@@ -25,10 +26,14 @@ def _items():
 
 
 def _render(message: str | None = None, level: str = "info"):
-    if request.headers.get("HX-Request"):
-        html = render_template("confirmations/_rows.html", items=_items(), message=message, level=level)
+    """An htmx button press gets the fresh rows and ``review-changed``; a plain form post
+    (no JavaScript) is sent back to the page with the message flashed."""
+    if wants_fragment():
+        response = page_or_fragment("confirmations/index.html", "confirmations/_rows.html", items=_items(),
+                                    message=message, level=level)
         trigger = {"review-changed": {"message": message or ""}}
-        return html, 200, {"HX-Trigger": json.dumps(trigger, ensure_ascii=True), "Vary": "HX-Request"}
+        response.headers["HX-Trigger"] = json.dumps(trigger, ensure_ascii=True)
+        return response
     if message:
         flash(message, level)
     return redirect(url_for("confirmations.index"), 303)
@@ -43,7 +48,7 @@ def _selected() -> list[ConfirmationItem]:
 
 @bp.get("/")
 def index():
-    return render_template("confirmations/index.html", items=_items()), 200, {"Vary": "HX-Request"}
+    return page_or_fragment("confirmations/index.html", "confirmations/_rows.html", items=_items())
 
 
 @bp.post("/release")
