@@ -1,16 +1,17 @@
 """確認が必要な商品: release (optionally adjusting the channel stock) or exclude (seed 000).
 
-One URL serves the page and, for an htmx swap, the ``_rows.html`` fragment; actions answer with
-the fresh rows and an ``HX-Trigger`` so the counts elsewhere refresh.
+One URL serves the page and, for an htmx swap, the ``_rows.html`` fragment; actions answer
+with the fresh rows and ``HX-Trigger: review-changed``, on which the queue badge in the nav
+(:func:`badge`) and the dashboard's counts fetch themselves again.
 """
 from __future__ import annotations
 
 import json
 
-from flask import Blueprint, flash, redirect, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from stocklink.extensions import db
 from stocklink.models import ConfirmationItem
@@ -23,6 +24,17 @@ bp = Blueprint("confirmations", __name__, url_prefix="/confirmations")
 
 def _items():
     return db.session.scalars(select(ConfirmationItem).order_by(ConfirmationItem.last_seen_at.desc())).all()
+
+
+def queue_size() -> int:
+    """How many products wait in the queue: the nav badge and the dashboard show this number."""
+    return db.session.scalar(select(func.count(ConfirmationItem.id))) or 0
+
+
+@bp.app_context_processor
+def inject_queue_size():
+    # A callable, so only pages that show the badge (base.html, logged in) run the query.
+    return {"queue_size": queue_size}
 
 
 def _render(message: str | None = None, level: str = "info"):
@@ -49,6 +61,12 @@ def _selected() -> list[ConfirmationItem]:
 @bp.get("/")
 def index():
     return page_or_fragment("confirmations/index.html", "confirmations/_rows.html", items=_items())
+
+
+@bp.get("/badge")
+def badge():
+    """The nav badge alone: it asks for itself again on ``review-changed``."""
+    return render_template("confirmations/_badge.html")
 
 
 @bp.post("/release")
