@@ -7,8 +7,8 @@ from stocklink.infra.extensions import db
 from stocklink.models import User
 from tests.conftest import csrf_token
 
-CONSOLE_GET = ["/", "/products/", "/confirmations/", "/exclusions/", "/errors/", "/outbox/", "/settings/",
-               "/settings/channels/new"]
+CONSOLE_GET = ["/", "/counts", "/products/", "/confirmations/", "/confirmations/badge", "/exclusions/", "/errors/",
+               "/outbox/", "/settings/", "/settings/channels/new"]
 CONSOLE_POST = ["/confirmations/release", "/confirmations/exclude", "/exclusions/remove", "/errors/delete-all",
                 "/errors/1/delete", "/settings/smaregi", "/settings/sync", "/settings/notify",
                 "/settings/smaregi/test", "/settings/channels/new", "/logout"]

@@ -11,6 +11,7 @@ from flask_login import current_user
 
 from stocklink.infra.extensions import login_manager
 from stocklink.models.users import load_session_user
+from stocklink.web.fragments import wants_fragment
 
 PUBLIC_ENDPOINTS = {"auth.login", "health.healthz", "static", "i18n.switch"}
 PUBLIC_BLUEPRINTS = {"webhooks"}
@@ -36,7 +37,8 @@ def init_app(app) -> None:
         if current_user.is_authenticated:
             return None
         target = url_for("auth.login", next=request.full_path if request.method == "GET" else None)
-        if request.headers.get("HX-Request"):
-            # htmx ignores 3xx for navigation: tell it where to go on a 200 (STYLE.md).
+        if wants_fragment():
+            # htmx ignores 3xx for navigation: tell it where to go on a 200 (STYLE.md). Not on a
+            # history restore: htmx swaps that answer into <body> unread, so it gets the redirect.
             return "", 200, {"HX-Redirect": target}
         return redirect(target)

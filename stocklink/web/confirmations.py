@@ -1,7 +1,8 @@
 """確認が必要な商品: release (optionally adjusting the channel stock) or exclude (seed 000).
 
-One URL serves the page and, for htmx, the ``_rows.html`` fragment; actions answer with
-the fresh rows and an ``HX-Trigger`` so the counts elsewhere refresh.
+One URL serves the page and, for an htmx swap, the ``_rows.html`` fragment; actions answer
+with the fresh rows and ``HX-Trigger: review-changed``, on which the queue badge in the nav
+(:func:`badge`) and the dashboard's counts fetch themselves again.
 """
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ import json
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from stocklink.infra.extensions import db
 from stocklink.jobs.inbox import enqueue_refresh
 from stocklink.models import ConfirmationItem
 from stocklink.services.unlinkable import exclude_items, release_items
+from stocklink.web.fragments import page_or_fragment, wants_fragment
 from stocklink.web.params import form_ids
 
 bp = Blueprint("confirmations", __name__, url_prefix="/confirmations")
@@ -25,11 +27,26 @@ def _items():
     return db.session.scalars(select(ConfirmationItem).order_by(ConfirmationItem.last_seen_at.desc())).all()
 
 
+def queue_size() -> int:
+    """How many products wait in the queue: the nav badge and the dashboard show this number."""
+    return db.session.scalar(select(func.count(ConfirmationItem.id))) or 0
+
+
+@bp.app_context_processor
+def inject_queue_size():
+    # A callable, so only pages that show the badge (base.html, logged in) run the query.
+    return {"queue_size": queue_size}
+
+
 def _render(message: str | None = None, level: str = "info"):
-    if request.headers.get("HX-Request"):
-        html = render_template("confirmations/_rows.html", items=_items(), message=message, level=level)
+    """An htmx button press gets the fresh rows and ``review-changed``; a plain form post
+    (no JavaScript) is sent back to the page with the message flashed."""
+    if wants_fragment():
+        response = page_or_fragment("confirmations/index.html", "confirmations/_rows.html", items=_items(),
+                                    message=message, level=level)
         trigger = {"review-changed": {"message": message or ""}}
-        return html, 200, {"HX-Trigger": json.dumps(trigger, ensure_ascii=True), "Vary": "HX-Request"}
+        response.headers["HX-Trigger"] = json.dumps(trigger, ensure_ascii=True)
+        return response
     if message:
         flash(message, level)
     return redirect(url_for("confirmations.index"), 303)
@@ -44,7 +61,13 @@ def _selected() -> list[ConfirmationItem]:
 
 @bp.get("/")
 def index():
-    return render_template("confirmations/index.html", items=_items()), 200, {"Vary": "HX-Request"}
+    return page_or_fragment("confirmations/index.html", "confirmations/_rows.html", items=_items())
+
+
+@bp.get("/badge")
+def badge():
+    """The nav badge alone: it asks for itself again on ``review-changed``."""
+    return render_template("confirmations/_badge.html")
 
 
 @bp.post("/release")

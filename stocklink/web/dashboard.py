@@ -7,7 +7,6 @@ from sqlalchemy import func, select
 from stocklink.infra.extensions import db
 from stocklink.models import (
     Channel,
-    ConfirmationItem,
     ErrorRecord,
     Listing,
     Product,
@@ -15,6 +14,7 @@ from stocklink.models import (
     SmaregiInbox,
 )
 from stocklink.platforms.registry import PLATFORMS
+from stocklink.web.confirmations import queue_size
 
 bp = Blueprint("dashboard", __name__)
 
@@ -23,21 +23,30 @@ def _count(stmt) -> int:
     return db.session.scalar(stmt) or 0
 
 
+def _counts() -> dict[str, int]:
+    return {
+        "products": _count(select(func.count(Product.id))),
+        "inbox_pending": _count(select(func.count(SmaregiInbox.id)).where(
+            SmaregiInbox.status.in_(("received", "processing", "failed")))),
+        "confirmations": queue_size(),
+        "dirty_listings": _count(select(func.count(Listing.id)).where(Listing.dirty.is_(True))),
+        "pending_registrations": _count(select(func.count(Registration.id)).where(
+            Registration.state.in_(("pending", "failed")))),
+        "errors": _count(select(func.count(ErrorRecord.id)).where(ErrorRecord.resolved_at.is_(None))),
+    }
+
+
 @bp.get("/")
 def index():
     channels = db.session.scalars(select(Channel).order_by(Channel.id)).all()
     latest_error = db.session.scalars(
         select(ErrorRecord).where(ErrorRecord.resolved_at.is_(None)).order_by(ErrorRecord.last_seen_at.desc())
     ).first()
-    counts = {
-        "products": _count(select(func.count(Product.id))),
-        "inbox_pending": _count(select(func.count(SmaregiInbox.id)).where(
-            SmaregiInbox.status.in_(("received", "processing", "failed")))),
-        "confirmations": _count(select(func.count(ConfirmationItem.id))),
-        "dirty_listings": _count(select(func.count(Listing.id)).where(Listing.dirty.is_(True))),
-        "pending_registrations": _count(select(func.count(Registration.id)).where(
-            Registration.state.in_(("pending", "failed")))),
-        "errors": _count(select(func.count(ErrorRecord.id)).where(ErrorRecord.resolved_at.is_(None))),
-    }
     return render_template("dashboard/index.html", channels=channels, latest_error=latest_error,
-                           counts=counts, kinds=PLATFORMS)
+                           counts=_counts(), kinds=PLATFORMS)
+
+
+@bp.get("/counts")
+def counts():
+    """The counts alone: the dashboard asks for them again on ``review-changed``."""
+    return render_template("dashboard/_counts.html", counts=_counts())

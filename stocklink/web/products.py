@@ -6,6 +6,7 @@ from sqlalchemy import func, or_, select
 
 from stocklink.infra.extensions import db
 from stocklink.models import Listing, Product, StockLedger
+from stocklink.web.fragments import page_or_fragment
 from stocklink.web.params import page_arg
 
 bp = Blueprint("products", __name__, url_prefix="/products")
@@ -14,7 +15,8 @@ PAGE_SIZE = 100
 
 @bp.get("/")
 def index():
-    """One URL for the page and, for htmx, its ``_rows.html`` fragment.
+    """One URL for the page and, for an htmx swap, its ``_rows.html`` fragment
+    (:func:`~stocklink.web.fragments.page_or_fragment`: the Back button gets the page).
 
     :raise 400: ``?page=`` is not a page number.
     """
@@ -35,9 +37,7 @@ def index():
             listings.setdefault(listing.product_id, []).append(listing)
     context = dict(products=products, listings=listings, total=total, page=page, keyword=keyword,
                    pages=max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1))
-    template = "products/_rows.html" if request.headers.get("HX-Request") else "products/index.html"
-    response = render_template(template, **context)
-    return response, 200, {"Vary": "HX-Request"}
+    return page_or_fragment("products/index.html", "products/_rows.html", **context)
 
 
 @bp.get("/<int:product_id>")
