@@ -1,8 +1,13 @@
 # stocklink — the two commands a newcomer needs: `make run` and `make test`.
+# `make run` installs requirements.txt (what a deployment installs); `make test`, `lint` and
+# `bench` add requirements-dev.txt (pytest, Hypothesis, ruff, …). Each stamp is redone when its
+# file changes.
 PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
+PIP_INSTALL := $(BIN)/pip install --quiet --disable-pip-version-check
 
 .PHONY: run test lint bench clean
 
@@ -10,23 +15,27 @@ $(BIN)/python:
 	@command -v $(PY) >/dev/null 2>&1 || { echo "python3.11 not found; set PY=/path/to/python3.11"; exit 1; }
 	$(PY) -m venv $(VENV)
 
-$(STAMP): requirements.txt | $(BIN)/python
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
-	touch $(STAMP)
+$(RUN_STAMP): requirements.txt | $(BIN)/python
+	$(PIP_INSTALL) -r requirements.txt
+	touch $@
 
-run: $(STAMP)
+$(DEV_STAMP): requirements-dev.txt $(RUN_STAMP)
+	$(PIP_INSTALL) -r requirements-dev.txt
+	touch $@
+
+run: $(RUN_STAMP)
 	$(BIN)/python -m stocklink.runner
 
-test: $(STAMP)
+test: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/pytest
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(BIN)/python bench/propagation.py
 
 clean:

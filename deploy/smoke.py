@@ -23,7 +23,9 @@ the end of each process's log) and exits non-zero; every process it started is s
 
     python deploy/smoke.py --database-url postgresql://…/empty_db --redis-url redis://127.0.0.1:6379/0
 
-Needs an empty database (it refuses one with tables) and a Redis database of its own.
+Needs an empty database (it refuses one with tables) and a Redis database of its own. The smoke
+itself imports only what ``requirements.txt`` installs: ``.ci/run`` runs it with the python of a
+venv made from that file alone, as a deployment's is, so a runtime package missing there fails CI.
 """
 from __future__ import annotations
 
