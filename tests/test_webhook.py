@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import timedelta
 
 import pytest
@@ -12,6 +13,7 @@ from stocklink.infra.queues import WEBHOOKS, get_queue, get_redis
 from stocklink.jobs.inbox import sweep_inbox
 from stocklink.models import SmaregiInbox
 from stocklink.models._types import utcnow
+from tests.conftest import wait_for
 from tests.e2e_helpers import CONTRACT, CUSTOMER_CODE, inbox_rows, ledger_count, stock_of, use_generation
 
 pytest_plugins = ["tests.fixtures_platforms"]
@@ -324,6 +326,54 @@ def test_a_chunked_body_over_the_limit_is_413_over_http(app, stocklink_server, c
     response = requests.post(f"{stocklink_server.url}{URL}", data=chunks(), headers=platform_headers(), timeout=10)
     assert response.status_code == 413
     assert stored(app) == 0
+
+
+@pytest.fixture
+def gunicorn_url(app, tmp_path):
+    """The test app under gunicorn's gthread worker, as deployed (deploy/systemd)."""
+    import subprocess
+    import sys
+
+    import requests
+
+    from tests.conftest import _free_port
+    port = _free_port()
+    config = {k: v for k, v in app.config.items() if k in (
+        "TESTING", "SECRET_KEY", "SQLALCHEMY_DATABASE_URI", "REDIS_URL", "MAIL_SERVER", "MAIL_PORT")}
+    env = {**os.environ, "STOCKLINK_TEST_CONFIG": json.dumps(config)}
+    server = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "gunicorn"), "-w", "1", "-k", "gthread",
+                               "--threads", "2", "-b", f"127.0.0.1:{port}", "tests.gunicorn_app:app"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        def up():
+            try:
+                return requests.get(f"{url}/healthz", timeout=3).status_code > 0
+            except requests.RequestException:
+                return False
+        assert wait_for(up, timeout=20)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.mark.parametrize("refused", ["too_large", "wrong_code"])
+def test_a_refused_body_leaves_the_connection_usable_for_the_next_notification(app, gunicorn_url, configured,
+                                                                             refused):
+    """A body refused unread (413, wrong code) is read and dropped first: gunicorn would answer
+    keep-alive and then drop the connection, and the next notification on it would be lost."""
+    import requests
+
+    session = requests.Session()
+    if refused == "too_large":
+        first = session.post(f"{gunicorn_url}{URL}", data=legacy_form({**sale_row(), "memo": "x" * (2 * 1024 * 1024)}))
+        assert first.status_code == 413
+    else:
+        first = session.post(f"{gunicorn_url}/webhooks/smaregi/not-the-code", data=legacy_form(sale_row()))
+        assert first.status_code == 400
+    second = session.post(f"{gunicorn_url}{URL}", data=legacy_form(sale_row()), timeout=10)
+    assert second.status_code == 200 and stored(app) == 1
 
 
 def test_brackets_inside_strings_do_not_count_as_nesting(app, client, configured):

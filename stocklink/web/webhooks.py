@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 # 在庫情報送信 with every field at its longest that is 379 KB form-encoded; as a Platform
 # pos:stock, 87 KB (tests/test_webhook.py builds both). 1 MiB leaves more than twice that.
 MAX_BODY = 1024 * 1024
+# A refused body up to this size is read and dropped so that its connection can carry the next
+# request; a longer one is not read at all (the server then drops the connection).
+DRAIN_LIMIT = 16 * MAX_BODY
 
 
 def _text(body: str, status: int):
@@ -42,7 +45,7 @@ def _text(body: str, status: int):
 def _too_large() -> bool:
     """Read the body (at most :data:`MAX_BODY` bytes) and say whether it was longer.
 
-    A declared Content-Length over the limit is refused before anything is read. A chunked
+    A declared Content-Length over the limit is refused before anything is kept. A chunked
     body has none: werkzeug stops reading it at the limit and hands back what it read, so a
     body that fills the limit is taken as one that went beyond it. The form is then parsed
     from the bytes read.
@@ -55,9 +58,25 @@ def _too_large() -> bool:
     return request.content_length is None and len(data) >= MAX_BODY
 
 
+def _unread(body: str, status: int, **headers):
+    """An answer given without using the body: the body is read and dropped first (up to
+    :data:`DRAIN_LIMIT` bytes, never kept), so the connection stays usable. gunicorn answers
+    such a request with ``Connection: keep-alive`` and then drops the connection with the
+    body unread: a client sending its next request on it found it closed (bench/faults.py)."""
+    length = request.content_length
+    if length and length <= DRAIN_LIMIT:
+        stream = request.environ["wsgi.input"]
+        while length > 0:
+            chunk = stream.read(min(length, 64 * 1024))
+            if not chunk:
+                break
+            length -= len(chunk)
+    text, status, plain = _text(body, status)
+    return text, status, {**plain, **headers}
+
+
 def _too_many(seconds: int):
-    body, status, headers = _text("too_many_wrong_codes", 429)
-    return body, status, {**headers, "Retry-After": str(seconds)}
+    return _unread("too_many_wrong_codes", 429, **{"Retry-After": str(seconds)})
 
 
 def _same(a: str, b: str) -> bool:
@@ -82,12 +101,12 @@ def smaregi(code: str):
         expected = merchant_settings.cached("smaregi.customer_code")
     except SQLAlchemyError:
         db.session.rollback()
-        return _text("unavailable", 503)
+        return _unread("unavailable", 503)
     if not _same(code, expected or ""):
         wait = webhook_throttle.wrong_code(request.remote_addr)
-        return _too_many(wait) if wait else _text("code_mismatch", 400)
+        return _too_many(wait) if wait else _unread("code_mismatch", 400)
     if _too_large():
-        return _text(f"too_large: at most {MAX_BODY} bytes", 413)
+        return _unread(f"too_large: at most {MAX_BODY} bytes", 413)
     try:
         if request.headers.get("Smaregi-Event"):
             notification = parse_platform(request.headers, request.get_data())
