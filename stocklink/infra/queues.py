@@ -10,7 +10,7 @@ again (it may have been applied). Three clients, by how long their caller may wa
 
 - :func:`get_redis`, the app's: jobs and the console, :data:`SOCKET_TIMEOUT` per command;
 - :func:`quick_redis`: the webhook's wake and ``/healthz``, :data:`QUICK_TIMEOUT`, so a
-  stalled Redis costs a webhook ~100 ms, not the stall (the row is stored first; a missed
+  stalled Redis costs a webhook ~40 ms, not the stall (the row is stored first; a missed
   wake is retried, and the inbox sweeper wakes rows left waiting);
 - :func:`worker_redis`: RQ's own, whose blocking dequeue RQ gives a longer socket timeout
   (:data:`WORKER_TTL`); kept apart so that does not reach the jobs' client.
@@ -36,7 +36,9 @@ ALL_QUEUES = (WEBHOOKS, PUSH, ORDERS, MAIL, MAINTENANCE)
 
 SOCKET_TIMEOUT = 5.0   # seconds one command of a job or page may wait for a stalled Redis
 CONNECT_TIMEOUT = 2.0  # seconds to (re)connect
-QUICK_TIMEOUT = 0.1    # seconds, the webhook's wake and /healthz: per command and per connect
+# Seconds, the webhook's wake and /healthz, per command and per connect: a local Redis answers in
+# well under a millisecond, and during a stall the webhooks that find out pay this once per process.
+QUICK_TIMEOUT = 0.04
 RETRIES = 2            # reconnects after a dropped connection (a restarted Redis), 50–500 ms apart
 # RQ derives its blocking dequeue (WORKER_TTL − 15 s) and the worker's socket timeout (+10 s)
 # from this; an idle worker also heartbeats once per dequeue.

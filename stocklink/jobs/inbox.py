@@ -77,7 +77,7 @@ def wake_inbox(redis=None, force: bool = False) -> bool:
     """Make sure a drain will look at the inbox after this moment; returns whether one was queued.
 
     Call it after the row is committed. One Redis command unless a drain must be queued;
-    ``redis`` is the client to use (the webhook passes one that gives up within ~100 ms).
+    ``redis`` is the client to use (the webhook passes one that gives up within ~40 ms).
     ``force`` queues a drain even though the wake is set: after a wake that timed out, whose
     ``SET NX`` a stalled Redis may still apply when it resumes, with no drain behind it.
     """

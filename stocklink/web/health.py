@@ -1,7 +1,7 @@
 """``GET /healthz``: database, Redis, worker and cron scheduler, for monitors (no login).
 
 It answers within a second whatever Redis does: every Redis call goes through the quick
-client (~100 ms per command, no retry of a timeout), and once Redis has failed the checks
+client (~40 ms per command, no retry of a timeout), and once Redis has failed the checks
 that need it are reported down without asking again. A worker counts when its heartbeat
 is fresh; workers beat every few seconds, also while a job runs, and register again when
 a restarted Redis has forgotten them (stocklink/infra/worker.py), so a restart shows as a short

@@ -1,4 +1,4 @@
-"""The webhook's wake of the inbox: at most ~100 ms on Redis, and retried when Redis fails.
+"""The webhook's wake of the inbox: at most ~40 ms on Redis, and retried when Redis fails.
 
 The notification is committed before the wake, so a wake that fails loses nothing: the
 inbox sweeper (every minute) wakes rows left waiting. So that a short Redis stall or
@@ -7,7 +7,7 @@ background thread per process, on the same quick client, until Redis answers; it
 after :data:`GIVE_UP_AFTER` seconds (the sweeper is still there).
 
 While that thread runs, the process's webhooks skip the wake (Redis failed a moment ago;
-each would wait ~100 ms on it for nothing): the thread wakes the inbox once more after it
+each would wait ~40 ms on it for nothing): the thread wakes the inbox once more after it
 lowers its flag, so a row whose webhook skipped the wake — committed before the flag went
 down — is seen by that drain. The thread's first wake queues a drain even when it finds the
 wake set: a ``SET NX`` that timed out on a stalled Redis is applied when Redis resumes, and

@@ -146,6 +146,6 @@ def smaregi(code: str):
         db.session.rollback()
         log.exception("could not store a Smaregi notification")
         return _text("unavailable", 503)
-    if created:  # bounded to ~100 ms on Redis; a failed wake is retried in the background
+    if created:  # bounded to ~40 ms on Redis; a failed wake is retried in the background
         wake_after_store(current_app._get_current_object())
     return jsonify(result="ok")
