@@ -9,6 +9,8 @@ import os
 import secrets
 from pathlib import Path
 
+from stocklink.platforms.base import DEFAULT_TIMEOUT
+
 
 def _secret_key(instance_path: Path) -> str:
     """``SECRET_KEY`` from the environment, else one generated once into ``instance/``."""
@@ -70,4 +72,7 @@ def from_environment(instance_path: str) -> dict:
         # How many reverse proxies (nginx: 1) stand before gunicorn and append X-Forwarded-For /
         # set X-Forwarded-Proto. 0 trusts no such header: a client could write any address there.
         "TRUSTED_PROXIES": _count("TRUSTED_PROXIES", 0, 0),
+        # Seconds a channel's API may take to answer before the call counts as a timeout (level 8,
+        # retried). Not read from the environment: a deployment keeps the default, tests shorten it.
+        "CHANNEL_TIMEOUT": DEFAULT_TIMEOUT,
     }

@@ -72,10 +72,13 @@ def mailbox(smtp_server):
 
 
 @pytest.fixture
-def app(tmp_path, redis_server, smtp_server):
-    """A new app on a fresh database (SQLite file, or PostgreSQL when DATABASE_URL is set)."""
+def app(tmp_path, monkeypatch, redis_server, smtp_server):
+    """A new app on a fresh database (SQLite file, or PostgreSQL when DATABASE_URL is set).
+
+    ``STOCKLINK_INSTANCE_PATH`` names this test's folder only while the test runs: ``monkeypatch``
+    puts the variable back afterwards, so no later test inherits it."""
     _sink, port = smtp_server
-    os.environ["STOCKLINK_INSTANCE_PATH"] = str(tmp_path / "instance")
+    monkeypatch.setenv("STOCKLINK_INSTANCE_PATH", str(tmp_path / "instance"))
     config = {
         "TESTING": True,
         "SECRET_KEY": "test-secret-key-not-for-production",

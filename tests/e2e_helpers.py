@@ -96,6 +96,15 @@ def stock_of(app, smaregi_id: str) -> int | None:
         return db.session.scalar(select(Product.smaregi_stock).where(Product.smaregi_product_id == smaregi_id))
 
 
+def listings_of(app, smaregi_id: str) -> list[tuple]:
+    """(channel kind, last confirmed quantity, dirty) of a product's listings, by channel."""
+    with app.app_context():
+        return [tuple(r) for r in db.session.execute(
+            select(Channel.kind, Listing.last_confirmed_quantity, Listing.dirty)
+            .join(Listing, Listing.channel_id == Channel.id).join(Product, Product.id == Listing.product_id)
+            .where(Product.smaregi_product_id == smaregi_id).order_by(Channel.id))]
+
+
 def inbox_rows(app) -> list[tuple[int, str, str]]:
     """(id, generation, status) of every inbox row, oldest first."""
     with app.app_context():

@@ -1,5 +1,6 @@
-"""Fixtures for end-to-end tests: stocklink served over HTTP, the Smaregi sandbox notifying it,
-and the ColorMe and Shopify sandboxes it pushes to, all on loopback.
+"""Fixtures for the platforms' sandboxes on loopback: the one Smaregi sandbox and its server
+(talked to directly by the Smaregi tests, notifying stocklink in the end-to-end ones), the ColorMe
+and Shopify sandboxes stocklink pushes to, and stocklink itself served over HTTP.
 
 Loaded with ``pytest_plugins = ["tests.fixtures_platforms"]``; the helpers the tests call
 are in :mod:`tests.e2e_helpers`. The served app and the test share one database (the
@@ -8,7 +9,9 @@ are in :mod:`tests.e2e_helpers`. The served app and the test share one database 
 from __future__ import annotations
 
 import pytest
+import requests
 
+from stocklink.sandbox.catalogue import load_sample
 from stocklink.sandbox.colorme import ColorMeSandbox
 from stocklink.sandbox.colorme import create_app as colorme_app
 from stocklink.sandbox.server import serve_in_thread
@@ -39,26 +42,54 @@ def stocklink_server(app):
 
 
 @pytest.fixture
-def smaregi(app, stocklink_server):
-    """A Smaregi sandbox notifying stocklink (legacy API送信), and stocklink configured for it,
+def smaregi_sandbox() -> SmaregiSandbox:
+    """A Smaregi contract with one store (本店, id 1) and no products, holding the credentials
+    of :mod:`tests.e2e_helpers`."""
+    return SmaregiSandbox(contract_id=CONTRACT, access_token=TOKEN, client_id=CLIENT_ID,
+                          client_secret=CLIENT_SECRET)
+
+
+@pytest.fixture
+def smaregi_sample(smaregi_sandbox) -> SmaregiSandbox:
+    """The sandbox holding the sample catalogue (two stores, :mod:`stocklink.sandbox.catalogue`)."""
+    load_sample(smaregi_sandbox)
+    return smaregi_sandbox
+
+
+@pytest.fixture
+def smaregi_server(smaregi_sandbox):
+    """The sandbox served on loopback by ``serve_smaregi`` (which keeps the ``X_contract_id``
+    header); the notifications it is still sending are waited for before it stops."""
+    running = serve_smaregi(smaregi_app(smaregi_sandbox))
+    smaregi_sandbox.url = running.url
+    yield running
+    smaregi_sandbox.wait_for_sends()
+    running.stop()
+
+
+@pytest.fixture
+def http():
+    """A requests session for talking to a sandbox, closed after the test."""
+    with requests.Session() as session:
+        yield session
+
+
+@pytest.fixture
+def smaregi(app, stocklink_server, smaregi_sandbox, smaregi_server):
+    """The Smaregi sandbox notifying stocklink (legacy API送信), and stocklink configured for it,
     with both mail addresses set so every notification is really sent."""
-    sandbox = SmaregiSandbox(contract_id=CONTRACT, access_token=TOKEN, client_id=CLIENT_ID,
-                             client_secret=CLIENT_SECRET)
-    server = serve_smaregi(smaregi_app(sandbox))
-    sandbox.url = server.url
-    sandbox.configure(notify_url=f"{stocklink_server.url}/webhooks/smaregi/{CUSTOMER_CODE}")
+    url = smaregi_server.url
+    smaregi_sandbox.configure(notify_url=f"{stocklink_server.url}/webhooks/smaregi/{CUSTOMER_CODE}")
     with app.app_context():
         merchant_settings.save({
             "smaregi.api_generation": "legacy", "smaregi.contract_id": CONTRACT,
             "smaregi.access_token": TOKEN, "smaregi.client_id": CLIENT_ID,
             "smaregi.client_secret": CLIENT_SECRET, "smaregi.store_id": "1",
-            "smaregi.customer_code": CUSTOMER_CODE, "smaregi.legacy_base_url": f"{server.url}/access/",
-            "smaregi.platform_id_base_url": server.url, "smaregi.platform_api_base_url": server.url,
+            "smaregi.customer_code": CUSTOMER_CODE, "smaregi.legacy_base_url": f"{url}/access/",
+            "smaregi.platform_id_base_url": url, "smaregi.platform_api_base_url": url,
             "notify.unlinkable_to": MERCHANT_MAIL, "notify.error_to": ERROR_MAIL,
         })
-    yield sandbox
-    sandbox.wait_for_sends()
-    server.stop()
+    return smaregi_sandbox
 
 
 @pytest.fixture

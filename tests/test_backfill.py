@@ -7,33 +7,27 @@ from stocklink.infra.extensions import db
 from stocklink.infra.queues import get_redis
 from stocklink.jobs.backfill import WATERMARK_KEY, backfill_stock
 from stocklink.models import Channel, Listing, Product, StockLedger
-from stocklink.sandbox.colorme import ColorMeSandbox
-from stocklink.sandbox.colorme import create_app as colorme_app
-from stocklink.sandbox.server import serve_in_thread
-from stocklink.sandbox.smaregi import SmaregiSandbox, serve_smaregi
-from stocklink.sandbox.smaregi import create_app as smaregi_app
 from stocklink.services import merchant_settings
 from stocklink.services.channel_clients import save_credentials
 
+pytest_plugins = ["tests.fixtures_platforms"]
+
 
 @pytest.fixture
-def setup(app):
+def setup(app, smaregi_sandbox, smaregi_server, colorme):
     """Smaregi with no notification URL (every send is 'dropped'), one product linked to ColorMe."""
-    smaregi = SmaregiSandbox(contract_id="sb_backfill")
-    smaregi.add_store("1", "本店")
+    smaregi = smaregi_sandbox
     smaregi.add_product("8000001", "Tシャツ", code="TS-1", stock=10, store_id="1")
     smaregi.add_product("8000002", "店頭限定", code="SHOP-1", stock=5, store_id="1")
-    sm_server = serve_smaregi(smaregi_app(smaregi))
-    colorme = ColorMeSandbox()
-    cm_server = serve_in_thread(colorme_app(colorme))
     item = colorme.add_product("Tシャツ", stocks=10, model_number="TS-1")
     with app.app_context():
-        merchant_settings.save({"smaregi.api_generation": "legacy", "smaregi.contract_id": "sb_backfill",
+        merchant_settings.save({"smaregi.api_generation": "legacy", "smaregi.contract_id": smaregi.contract_id,
                        "smaregi.access_token": smaregi.access_token, "smaregi.store_id": "1",
-                       "smaregi.legacy_base_url": f"{sm_server.url}/access/",
-                       "smaregi.platform_id_base_url": sm_server.url, "smaregi.platform_api_base_url": sm_server.url,
+                       "smaregi.legacy_base_url": f"{smaregi_server.url}/access/",
+                       "smaregi.platform_id_base_url": smaregi_server.url,
+                       "smaregi.platform_api_base_url": smaregi_server.url,
                        "smaregi.client_id": smaregi.client_id, "smaregi.client_secret": smaregi.client_secret})
-        channel = Channel(kind="colorme", name="カラーミー", base_url=cm_server.url, settings={})
+        channel = Channel(kind="colorme", name="カラーミー", base_url=colorme.url, settings={})
         db.session.add(channel)
         db.session.flush()
         save_credentials(channel, {"access_token": colorme.issue_token()}, by_merchant=True)
@@ -42,9 +36,7 @@ def setup(app):
         db.session.add_all([linked, store_only, Listing(channel=channel, product=linked, identifier=str(item),
                                                         last_confirmed_quantity=10)])
         db.session.commit()
-    yield smaregi, colorme, item
-    sm_server.stop()
-    cm_server.stop()
+    return smaregi, colorme, item
 
 
 @pytest.mark.parametrize("generation", ["legacy", "platform"])

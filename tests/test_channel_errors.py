@@ -11,7 +11,6 @@ from stocklink.infra.extensions import db
 from stocklink.infra.queues import PUSH, get_queue, get_redis
 from stocklink.jobs.push import push_channel
 from stocklink.models import Channel, ErrorRecord, Listing, WriteIntent
-from stocklink.platforms.colorme import ColorMeClient
 from stocklink.services.channel_clients import credentials_of
 from stocklink.services.incidents import record_error
 from tests.conftest import wait_for
@@ -168,7 +167,7 @@ def retry_now(app, job: Job) -> None:
 
 @pytest.mark.parametrize("failure", ["5xx", "maintenance", "timeout"])
 def test_a_temporary_failure_is_retried_and_delivers_the_latest_value(app, client, logged_in, world, jobs_runner,
-                                                                      monkeypatch, failure):
+                                                                      failure):
     """5xx, maintenance or a timeout is level 8 retried by RQ; once ColorMe recovers the latest value lands."""
     world.add(A, "MUG01", "マグカップ", 10)
     if failure == "5xx":
@@ -176,7 +175,7 @@ def test_a_temporary_failure_is_retried_and_delivers_the_latest_value(app, clien
     elif failure == "maintenance":
         world.colorme.set_maintenance(True)
     else:
-        monkeypatch.setitem(ColorMeClient.__init__.__kwdefaults__, "timeout", 0.5)
+        app.config["CHANNEL_TIMEOUT"] = 0.5
         world.colorme.set_delay(1.2)
     world.smaregi.sell([(A, 2)])
     jobs_runner()

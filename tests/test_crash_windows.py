@@ -215,13 +215,17 @@ def test_a_drain_killed_mid_batch_gives_its_rows_up_within_the_lease_and_they_ap
         get_queue(WEBHOOKS).empty()
         get_redis().delete("stocklink:inbox-wake")
     world.smaregi.fail_next("slow", count=1, seconds=10)
+    calls = len(world.smaregi.api_log)
     child = start_child(app, "drain")
 
-    def claimed():
+    def claimed_and_asking():
+        """The child holds both rows and its stock read is at Smaregi (so the slow answer is its,
+        not the next drain's: the rows are claimed before Smaregi is asked)."""
         with app.app_context():
             db.session.remove()
-            return db.session.scalars(select(SmaregiInbox.status)).all() == ["processing", "processing"]
-    assert wait_for(claimed, timeout=15)
+            statuses = db.session.scalars(select(SmaregiInbox.status)).all()
+        return statuses == ["processing", "processing"] and len(world.smaregi.api_log) > calls
+    assert wait_for(claimed_and_asking, timeout=15)
     kill(child)
     with app.app_context():
         claims = db.session.execute(select(SmaregiInbox.claimed_by, SmaregiInbox.claimed_at)).all()

@@ -1,6 +1,8 @@
 """Building a platform client for a channel row, and persisting rotated credentials."""
 from __future__ import annotations
 
+from flask import current_app
+
 from stocklink.infra.crypto import decrypt, encrypt
 from stocklink.infra.extensions import db
 from stocklink.models import Channel
@@ -35,8 +37,9 @@ def save_credentials(channel: Channel, credentials: dict, *, by_merchant: bool) 
 
 
 def make_channel_client(channel: Channel, session=None):
-    """The client for ``channel``; rotated tokens (NextEngine) are committed at once in a
-    separate transaction, so a crash after a call cannot lose the only valid token.
+    """The client for ``channel``, waiting ``CHANNEL_TIMEOUT`` seconds for each answer; rotated
+    tokens (NextEngine) are committed at once in a separate transaction, so a crash after a call
+    cannot lose the only valid token.
 
     :raise AuthError: (code ``config``) the channel's settings are not what its platform
         needs, named by the field: like a refused credential, the channel stops until the
@@ -55,4 +58,4 @@ def make_channel_client(channel: Channel, session=None):
                          .values(credentials_encrypted=encrypt(new_credentials)))
 
     return platform.client(channel.base_url, credentials_of(channel), settings, session=session,
-                           on_credentials=persist)
+                           timeout=current_app.config["CHANNEL_TIMEOUT"], on_credentials=persist)
