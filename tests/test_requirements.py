@@ -133,8 +133,10 @@ def test_the_readme_deploy_recipe_installs_requirements_txt_only():
 
 def make_dry_run(directory: Path, target: str) -> str:
     """What `make -n target` would run in `directory` (prints the recipes, runs none of them)."""
-    result = subprocess.run(["make", "-n", target, "PY=python3.11"], cwd=directory, capture_output=True,
-                            text=True, timeout=30, check=True)
+    # Not as a sub-make of `make test`: that would print "Entering directory" lines and pass its flags on.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    result = subprocess.run(["make", "--no-print-directory", "-n", target, "PY=python3.11"], cwd=directory,
+                            capture_output=True, text=True, timeout=30, check=True, env=env)
     return result.stdout
 
 
