@@ -1,6 +1,7 @@
 """Products (Smaregi SKUs and set products) and set components."""
 from __future__ import annotations
 
+from stocklink.domain.stock import total_stock
 from stocklink.infra.extensions import db
 from stocklink.models._types import utcnow
 
@@ -34,7 +35,8 @@ class Product(db.Model):
 
     @property
     def total(self) -> int:
-        return self.smaregi_stock - self.reserved
+        """What can be sold online (:func:`~stocklink.domain.stock.total_stock`)."""
+        return total_stock(self.smaregi_stock, self.reserved)
 
 
 class SetComponent(db.Model):
