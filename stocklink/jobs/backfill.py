@@ -16,7 +16,7 @@ from stocklink.jobs.push import enqueue_push
 from stocklink.models import Exclusion, Listing, Product
 from stocklink.models._types import utcnow
 from stocklink.services import merchant_settings
-from stocklink.services.smaregi_stock import smaregi_client
+from stocklink.services.smaregi_stock import smaregi_client, stored_stock
 from stocklink.services.stock_history import apply_history, delta_channel_ids, delta_product_ids, read_history
 from stocklink.services.stock_ledger import StockRead, add_pending_deltas, apply_smaregi_reads, mark_listings_dirty
 
@@ -55,8 +55,8 @@ def backfill_stock() -> str:
         Product.id.in_(select(Listing.product_id).where(Listing.product_id.is_not(None))))).all()
     linked = [p for p in linked if p.smaregi_product_id not in excluded]
     history = _read_history(client, linked)
-    changed = apply_smaregi_reads({p.id: StockRead(changed_rows[p.smaregi_product_id], "smaregi:backfill", "backfill")
-                                   for p in linked}, read_at)
+    changed = apply_smaregi_reads({p.id: StockRead(stored_stock(changed_rows, p.smaregi_product_id),
+                                                   "smaregi:backfill", "backfill") for p in linked}, read_at)
     channels = mark_listings_dirty(changed) if changed else set()
     deltas = apply_history(history) if history else {}
     if deltas:

@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 
 from stocklink.domain.delta import StockDivision
 from stocklink.domain.linking import classify_notification_products, decide_unlinkable
+from stocklink.domain.stock import fetched_smaregi_stock
 from stocklink.domain.text import variation_label
 from stocklink.infra.extensions import db
 from stocklink.models import ConfirmationItem, Product, SmaregiInbox
@@ -156,7 +157,7 @@ def apply_batch(rows: list[SmaregiInbox], notifications: dict[int, Notification]
         history = _read_history(client, state, applied, movements) if delta_channels else None
 
         _handle_unlinkable(decisions, state, mode)
-        reads = {state.products[sid].id: StockRead(int(stock.get(sid, 0)),
+        reads = {state.products[sid].id: StockRead(stored_stock(stock, sid),
                                                    _cause([m for r in applied[sid] for m in movements[r]], sid),
                                                    _source_event(applied[sid])) for sid in applied}
         changed = apply_smaregi_reads(reads, read_at)
@@ -172,6 +173,11 @@ def apply_batch(rows: list[SmaregiInbox], notifications: dict[int, Notification]
                        .values(status="done", processed_at=utcnow(), error=None, claimed_at=None,
                                next_attempt_at=None).execution_options(synchronize_session=False))
     return channels
+
+
+def stored_stock(stock: dict[str, int], sid: str) -> int:
+    """What to store for ``sid`` after a stock read (:func:`~stocklink.domain.stock.fetched_smaregi_stock`)."""
+    return fetched_smaregi_stock(stock.get(sid), product_found=sid in stock)
 
 
 def _of_store(movements: tuple[StockMovement, ...], store_id: str) -> list[StockMovement]:
@@ -241,7 +247,7 @@ def refresh_products(smaregi_ids: list[str], *, cause: str, source_event: str | 
     read_at = utcnow()
     managed = [sid for sid, p in state.products.items() if p.stock_managed and sid in smaregi_ids]
     stock = client.fetch_stock(managed) if managed else {}
-    apply_smaregi_reads({state.products[sid].id: StockRead(int(stock.get(sid, 0)), cause, source_event)
+    apply_smaregi_reads({state.products[sid].id: StockRead(stored_stock(stock, sid), cause, source_event)
                          for sid in managed}, read_at)
     # Every one is marked, changed or not: the merchant asked for the channels to be set now.
     return mark_listings_dirty({state.products[sid].id for sid in managed})
