@@ -18,16 +18,10 @@ from stocklink.models import ConfirmationItem, Product, SmaregiInbox
 from stocklink.models._types import utcnow
 from stocklink.platforms.smaregi import make_smaregi_client
 from stocklink.platforms.smaregi.webhook import Notification, StockMovement
-from stocklink.services import merchant_settings
+from stocklink.services import delta_channels, merchant_settings
 from stocklink.services.outbox import queue_mail
-from stocklink.services.stock_history import (
-    HistoryRead,
-    apply_history,
-    delta_channel_ids,
-    delta_product_ids,
-    read_history,
-)
-from stocklink.services.stock_ledger import StockRead, add_pending_deltas, apply_smaregi_reads, mark_listings_dirty
+from stocklink.services.stock_history import HistoryRead
+from stocklink.services.stock_ledger import StockRead, apply_smaregi_reads, mark_listings_dirty
 from stocklink.services.unlinkable import add_exclusion, describe, enqueue_confirmation, linkage
 
 ABORT_SUBJECT = "※ご確認ください※在庫情報送信処理中にエラーが発生しました。"
@@ -118,9 +112,9 @@ def apply_batch(rows: list[SmaregiInbox], notifications: dict[int, Notification]
     channels that need a push. The caller commits.
 
     One stock read from Smaregi for every product they name, one overwrite per product (so
-    ten sales of one product write the ledger once, with the newest figure), one NextEngine
-    delta per product: the sum of its 在庫変動履歴 entries after its cursor, not of the
-    notifications' bodies (:mod:`stocklink.services.stock_history`; the cursor moves in this transaction).
+    ten sales of one product write the ledger once, with the newest figure), and for the delta
+    channels one count per product, from its 在庫変動履歴 entries after its cursor, not from the
+    notifications' bodies (:mod:`stocklink.services.delta_channels`; the cursor moves in this transaction).
     Everything read over HTTP is read before the first write, so a write transaction never
     waits on Smaregi.
     Unlinkable products are handled per notification, as the merchant's mode says.
@@ -153,8 +147,7 @@ def apply_batch(rows: list[SmaregiInbox], notifications: dict[int, Notification]
                 applied.setdefault(sid, []).append(row.id)
         read_at = utcnow()
         stock = client.fetch_stock(list(applied)) if applied else {}
-        delta_channels = delta_channel_ids()
-        history = _read_history(client, state, applied, movements) if delta_channels else None
+        history = _read_history(client, state, applied, movements)
 
         _handle_unlinkable(decisions, state, mode)
         reads = {state.products[sid].id: StockRead(stored_stock(stock, sid),
@@ -162,10 +155,7 @@ def apply_batch(rows: list[SmaregiInbox], notifications: dict[int, Notification]
                                                    _source_event(applied[sid])) for sid in applied}
         changed = apply_smaregi_reads(reads, read_at)
         channels = mark_listings_dirty(changed) if changed else set()
-        deltas = apply_history(history) if history else {}
-        if any(deltas.values()):
-            add_pending_deltas(deltas, delta_channels)
-            channels |= delta_channels
+        channels |= delta_channels.forward(history).channel_ids
         for sid in applied:
             if sid in state.released:
                 _drop_released(sid)
@@ -202,13 +192,11 @@ def _cause(movements: list[StockMovement], sid: str) -> str:
 
 
 def _read_history(client, state, applied: dict[str, list[int]],
-                  movements: dict[int, list[StockMovement]]) -> HistoryRead:
-    """The 在庫変動履歴 after the cursors of the applied products that have a delta listing; the
-    notifications' own movements only place a product that has no cursor yet (stock_history)."""
-    ids = {sid: state.products[sid].id for sid in applied}
-    wanted = delta_product_ids(set(ids.values()))
+                  movements: dict[int, list[StockMovement]]) -> HistoryRead | None:
+    """What the delta channels have not had yet of the applied products; the notifications'
+    own movements only place a product that has no cursor yet (:mod:`.delta_channels`)."""
     named = [m for row_id, ms in movements.items() for m in ms if row_id in applied.get(m.product_id, ())]
-    return read_history(client, {sid: pid for sid, pid in ids.items() if pid in wanted}, named)
+    return delta_channels.read_movements(client, {sid: state.products[sid].id for sid in applied}, named)
 
 
 def _drop_released(sid: str) -> None:

@@ -116,17 +116,3 @@ def clear_dirty(seen: dict[int, datetime | None], *, unless_delta_left: bool = F
         db.session.flush()
         db.session.connection().execute(update(table).where(*condition).values(dirty=False),
                                         [{"lid": lid, "fact": fact} for lid, fact in seen.items()])
-
-
-def add_pending_deltas(deltas: dict[int, int], channel_ids: set[int]) -> None:
-    """Accumulate each product's increase/decrease count on the delta channels' listings
-    (NextEngine), for every product in one statement."""
-    params = [{"pid": pid, "cid": cid, "delta": delta} for pid, delta in sorted(deltas.items()) if delta
-              for cid in sorted(channel_ids)]
-    if not params:
-        return
-    db.session.connection().execute(update(Listing.__table__)
-                                    .where(Listing.product_id == bindparam("pid"),
-                                           Listing.channel_id == bindparam("cid"), Listing.sync_enabled.is_(True))
-                                    .values(pending_delta=Listing.pending_delta + bindparam("delta"), dirty=True,
-                                            fact_at=utcnow()), params)
