@@ -6,11 +6,13 @@ channel. Unlinkable products are handled by the merchant's mode (seed 000).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select, update
 
 from stocklink.domain.delta import StockDivision
-from stocklink.domain.linking import classify_notification_products, decide_unlinkable
+from stocklink.domain.linking import UnlinkableDecision, classify_notification_products, decide_unlinkable
 from stocklink.domain.stock import fetched_smaregi_stock
 from stocklink.domain.text import variation_label
 from stocklink.infra.extensions import db
@@ -22,7 +24,7 @@ from stocklink.services import delta_channels, merchant_settings
 from stocklink.services.outbox import queue_mail
 from stocklink.services.stock_history import HistoryRead
 from stocklink.services.stock_ledger import StockRead, apply_smaregi_reads, mark_listings_dirty
-from stocklink.services.unlinkable import add_exclusion, describe, enqueue_confirmation, linkage
+from stocklink.services.unlinkable import Linkage, add_exclusion, describe, enqueue_confirmation, linkage
 
 ABORT_SUBJECT = "※ご確認ください※在庫情報送信処理中にエラーが発生しました。"
 SKIPPED_SUBJECT = "在庫連携できない商品をスキップしました"
@@ -107,6 +109,26 @@ def _known_only(ids: list[str], known: dict[str, Product], *, where: str) -> lis
     return [sid for sid in ids if sid in known]
 
 
+@dataclass
+class _Plan:
+    """What a batch of notifications does, decided before any stock is read."""
+
+    mode: str  # the merchant's unlinkable mode
+    state: Linkage  # what stocklink knows of the products the batch names
+    movements: dict[int, list[StockMovement]]  # inbox id → its movements of products Smaregi knows
+    decisions: dict[int, UnlinkableDecision]  # inbox id → what the mode does with its products
+    applied: dict[str, list[int]]  # Smaregi id → the inbox rows that apply it, in row order
+
+
+@dataclass
+class _Reads:
+    """What was read from Smaregi for a plan, before the first write."""
+
+    read_at: datetime
+    stock: dict[str, int]
+    history: HistoryRead | None  # for the delta channels
+
+
 def apply_batch(rows: list[SmaregiInbox], notifications: dict[int, Notification], *, client=None) -> set[int]:
     """Apply stored notifications together and mark their rows done; returns the ids of
     channels that need a push. The caller commits.
@@ -115,53 +137,68 @@ def apply_batch(rows: list[SmaregiInbox], notifications: dict[int, Notification]
     ten sales of one product write the ledger once, with the newest figure), and for the delta
     channels one count per product, from its 在庫変動履歴 entries after its cursor, not from the
     notifications' bodies (:mod:`stocklink.services.delta_channels`; the cursor moves in this transaction).
-    Everything read over HTTP is read before the first write, so a write transaction never
-    waits on Smaregi.
+    In three steps: :func:`_plan` decides per notification, :func:`_read` reads everything over
+    HTTP, :func:`_write` writes, so a write transaction never waits on Smaregi.
     Unlinkable products are handled per notification, as the merchant's mode says.
     """
     store_id = str(merchant_settings.get("smaregi.store_id"))
-    mode = merchant_settings.get("sync.unlinkable_mode")
     movements = {row.id: _of_store(notifications[row.id].movements, store_id) for row in rows}
-    ids = list(dict.fromkeys(m.product_id for ms in movements.values() for m in ms))
     channels: set[int] = set()
-    if ids:
+    if any(movements.values()):
         client = client or smaregi_client()
-        state = linkage(ids)
-        _ensure_products(client, ids, state.products)
-        known = set(_known_only(ids, state.products, where=_source_event([row.id for row in rows])))
-        movements = {rid: [m for m in ms if m.product_id in known] for rid, ms in movements.items()}
-        ids = [sid for sid in ids if sid in known]
-        state = linkage(ids)
-        # Decide per notification (pure), then read everything, then write.
-        decisions = {}
-        applied: dict[str, list[int]] = {}  # product → the rows that apply it
-        for row in rows:
-            row_ids = list(dict.fromkeys(m.product_id for m in movements[row.id]))
-            if not row_ids:
-                continue
-            linkable, unlinkable = _split(row_ids, state)
-            # Abort mode was decided in the webhook request; what reaches here is processed in full.
-            decisions[row.id] = decide_unlinkable("skip" if mode == "abort" else mode, linkable, unlinkable,
-                                                  already_excluded=state.excluded)
-            for sid in decisions[row.id].apply:
-                applied.setdefault(sid, []).append(row.id)
-        read_at = utcnow()
-        stock = client.fetch_stock(list(applied)) if applied else {}
-        history = _read_history(client, state, applied, movements)
-
-        _handle_unlinkable(decisions, state, mode)
-        reads = {state.products[sid].id: StockRead(stored_stock(stock, sid),
-                                                   _cause([m for r in applied[sid] for m in movements[r]], sid),
-                                                   _source_event(applied[sid])) for sid in applied}
-        changed = apply_smaregi_reads(reads, read_at)
-        channels = mark_listings_dirty(changed) if changed else set()
-        channels |= delta_channels.forward(history).channel_ids
-        for sid in applied:
-            if sid in state.released:
-                _drop_released(sid)
+        plan = _plan(client, movements, merchant_settings.get("sync.unlinkable_mode"))
+        channels = _write(plan, _read(client, plan))
     db.session.execute(update(SmaregiInbox).where(SmaregiInbox.id.in_([row.id for row in rows]))
                        .values(status="done", processed_at=utcnow(), error=None, claimed_at=None,
                                next_attempt_at=None).execution_options(synchronize_session=False))
+    return channels
+
+
+def _plan(client, movements: dict[int, list[StockMovement]], mode: str) -> _Plan:
+    """Know the products (rows for those new to stocklink, from Smaregi's product data; those
+    Smaregi does not know are dropped) and decide per notification what is applied."""
+    ids = list(dict.fromkeys(m.product_id for ms in movements.values() for m in ms))
+    state = linkage(ids)
+    _ensure_products(client, ids, state.products)
+    known = set(_known_only(ids, state.products, where=_source_event(list(movements))))
+    movements = {rid: [m for m in ms if m.product_id in known] for rid, ms in movements.items()}
+    state = linkage([sid for sid in ids if sid in known])
+    decisions: dict[int, UnlinkableDecision] = {}
+    applied: dict[str, list[int]] = {}
+    for row_id, row_movements in movements.items():
+        row_ids = list(dict.fromkeys(m.product_id for m in row_movements))
+        if not row_ids:
+            continue
+        linkable, unlinkable = _split(row_ids, state)
+        # Abort mode was decided in the webhook request; what reaches here is processed in full.
+        decisions[row_id] = decide_unlinkable("skip" if mode == "abort" else mode, linkable, unlinkable,
+                                              already_excluded=state.excluded)
+        for sid in decisions[row_id].apply:
+            applied.setdefault(sid, []).append(row_id)
+    return _Plan(mode, state, movements, decisions, applied)
+
+
+def _read(client, plan: _Plan) -> _Reads:
+    """The stock of every applied product, and the movements the delta channels have not had."""
+    read_at = utcnow()
+    stock = client.fetch_stock(list(plan.applied)) if plan.applied else {}
+    return _Reads(read_at, stock, _read_history(client, plan.state, plan.applied, plan.movements))
+
+
+def _write(plan: _Plan, reads: _Reads) -> set[int]:
+    """Queue, exclude and mail the unlinkable products, overwrite the stock read, forward the
+    delta channels' counts; returns the channels that now have work."""
+    _handle_unlinkable(plan.decisions, plan.state, plan.mode)
+    stock_reads = {plan.state.products[sid].id: StockRead(stored_stock(reads.stock, sid),
+                                                          _cause([m for r in rows for m in plan.movements[r]], sid),
+                                                          _source_event(rows))
+                   for sid, rows in plan.applied.items()}
+    changed = apply_smaregi_reads(stock_reads, reads.read_at)
+    channels = mark_listings_dirty(changed) if changed else set()
+    channels |= delta_channels.forward(reads.history).channel_ids
+    for sid in plan.applied:
+        if sid in plan.state.released:
+            _drop_released(sid)
     return channels
 
 
