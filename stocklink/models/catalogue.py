@@ -9,7 +9,8 @@ from stocklink.models._types import utcnow
 class Product(db.Model):
     """One stock-keeping unit. ``smaregi_stock`` is the last value read from Smaregi for the
     configured store (SPEC §3); ``reserved`` counts web-order quantities not yet registered in
-    Smaregi. Both change only through :func:`stocklink.services.stock_ledger.apply_stock_change`."""
+    Smaregi (nothing reserves yet: web orders will). They change only in
+    :mod:`stocklink.services.stock_ledger`, each change with its ledger row."""
 
     __tablename__ = "products"
 
