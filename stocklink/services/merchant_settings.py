@@ -14,6 +14,7 @@ from typing import Any
 
 from flask import current_app
 
+from stocklink.domain.linking import DEFAULT_UNLINKABLE_MODE, UnlinkableMode
 from stocklink.domain.text import clean_pasted_secret
 from stocklink.infra.crypto import SecretUnreadable, decrypt, encrypt
 from stocklink.infra.extensions import db
@@ -55,7 +56,7 @@ SCHEMA: dict[str, Field] = {
     "smaregi.legacy_base_url": Field("url", LEGACY_BASE_URL),
     "smaregi.platform_id_base_url": Field("url", PLATFORM_ID_BASE_URL),
     "smaregi.platform_api_base_url": Field("url", PLATFORM_API_BASE_URL),
-    "sync.unlinkable_mode": Field("choice", "skip", ("skip", "auto_exclude", "abort")),
+    "sync.unlinkable_mode": Field("choice", DEFAULT_UNLINKABLE_MODE.value, tuple(m.value for m in UnlinkableMode)),
     "notify.error_to": Field("emails"),
     "notify.unlinkable_to": Field("emails"),
     "notify.report_to": Field("emails"),
