@@ -36,8 +36,8 @@ log = logging.getLogger(__name__)
 RETRY = Retry(max=6, interval=[5, 15, 60, 180, 600, 1800])
 MAX_ROUNDS = 5
 # The dashboard's 最終同期 is stamped at most this often: at a busy shop a push runs several
-# times a second, and a write transaction per push only to move the stamp took SQLite's write
-# lock (which the webhook's INSERT waits for) a quarter of all the pushes' lock time.
+# times a second, and a write transaction per push only to move the stamp would hold SQLite's
+# one write lock, which the webhook's INSERT waits for.
 SYNC_STAMP_EVERY = timedelta(seconds=5)
 LOCK_KEY = "stocklink:push-lock:{}"
 LATER_KEY = "stocklink:push-later:{}"  # set while a delayed follow-up for the channel is scheduled

@@ -1,10 +1,10 @@
 """Ids, page numbers and return paths read from URLs and forms, checked before they are used.
 
 Every primary key is an ``INTEGER`` (PostgreSQL: at most 2**31 - 1); SQLite cannot even bind
-a Python int above 2**63 - 1 and raised ``OverflowError``, so ``/outbox/99999999999999999999``
-answered 500. Here an id is ASCII digits within 1..:data:`MAX_ID`: in a URL anything else is
-no such page (404), in a form it is no such row (skipped, as a deleted row is), and a page
-number outside 1..:data:`MAX_ID` is a bad request (400, with the reason).
+a Python int above 2**63 - 1 (``OverflowError``, a 500). Here an id is ASCII digits within
+1..:data:`MAX_ID`: in a URL anything else is no such page (404), in a form it is no such row
+(skipped, as a deleted row is), and a page number outside 1..:data:`MAX_ID` is a bad request
+(400, with the reason).
 
 :class:`IdConverter` replaces Flask's ``int`` converter for the whole app
 (:func:`install`), so a new ``<int:…>`` route is bounded without anyone remembering to.
