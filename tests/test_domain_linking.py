@@ -5,7 +5,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stocklink.domain.linking import (
-    DEFAULT_UNLINKABLE_MODE,
     UnlinkableDecision,
     UnlinkableMode,
     classify_notification_products,
@@ -72,11 +71,6 @@ def test_classify_notification_products(product_ids, linked, excluded, expected)
     result = classify_notification_products(product_ids, linked, excluded)
     assert tuple(result) == expected
     assert (result.linkable, result.unlinkable, result.excluded) == expected
-
-
-def test_seed000_example_adds_up_to_620_yen():
-    """The seed's sale is 620 yen, as the test table below assumes."""
-    assert sum(quantity * price for _, quantity, price in SALE) == 620
 
 
 @pytest.mark.parametrize(
@@ -147,11 +141,6 @@ def test_abort_resend_after_merchant_decision_is_processed_in_full(linked, exclu
     decision = decide_unlinkable("abort", linkable, unlinkable)
     assert decision.reject is False
     assert set(decision.apply) == linked - excluded
-
-
-def test_default_mode_is_skip():
-    """Skip without auto-exclusion is the default (seed 000, since 2022-04-18)."""
-    assert DEFAULT_UNLINKABLE_MODE == UnlinkableMode.SKIP == "skip"
 
 
 def test_unknown_mode_is_refused():

@@ -11,7 +11,6 @@ from stocklink.domain.stock import (
     CART_RANGE,
     RAKUTEN_RANGE,
     ChannelRange,
-    PushReason,
     QuantityPolicy,
     compute_push_quantity,
     fetched_smaregi_stock,
@@ -134,48 +133,48 @@ def test_channel_range_must_contain_zero(minimum, maximum):
 
 
 @pytest.mark.parametrize(
-    ("base", "policy_kwargs", "channel_range", "quantity", "reason"),
+    ("base", "policy_kwargs", "channel_range", "quantity"),
     [
-        pytest.param(5, {}, CART_RANGE, 5, "base", id="total-as-is"),
-        pytest.param(-3, {}, CART_RANGE, 0, "clamp_low", id="seed003-negative-to-0"),
-        pytest.param(1_000_000, {}, CART_RANGE, 999_999, "clamp_high", id="seed003-above-to-999999"),
-        pytest.param(999_999_999, {}, RAKUTEN_RANGE, 99_999, "clamp_high", id="rakuten-range"),
-        pytest.param(2, {"min_stock": 3}, CART_RANGE, 0, "min_guard", id="seed004-below-min"),
-        pytest.param(3, {"min_stock": 3}, CART_RANGE, 0, "min_guard", id="seed004-at-min"),
-        pytest.param(4, {"min_stock": 3}, CART_RANGE, 4, "base", id="seed004-above-min"),
-        pytest.param(0, {"min_stock": 0}, CART_RANGE, 0, "min_guard", id="min-zero-at-zero"),
-        pytest.param(-8, {"min_stock": 0}, CART_RANGE, 0, "min_guard", id="negative-under-min"),
-        pytest.param(9, {"max_stock": 10}, CART_RANGE, 9, "base", id="seed004-below-max"),
-        pytest.param(10, {"max_stock": 10}, CART_RANGE, 10, "max_cap", id="seed004-at-max"),
-        pytest.param(50, {"max_stock": 10}, CART_RANGE, 10, "max_cap", id="seed004-above-max"),
-        pytest.param(5, {"max_stock": 0}, CART_RANGE, 0, "max_cap", id="max-zero"),
-        pytest.param(5, {"min_stock": 5, "max_stock": 5}, CART_RANGE, 0, "min_guard", id="guard-beats-cap"),
-        pytest.param(6, {"min_stock": 5, "max_stock": 5}, CART_RANGE, 5, "max_cap", id="min-equals-max"),
+        pytest.param(5, {}, CART_RANGE, 5, id="total-as-is"),
+        pytest.param(-3, {}, CART_RANGE, 0, id="seed003-negative-to-0"),
+        pytest.param(1_000_000, {}, CART_RANGE, 999_999, id="seed003-above-to-999999"),
+        pytest.param(999_999_999, {}, RAKUTEN_RANGE, 99_999, id="rakuten-range"),
+        pytest.param(2, {"min_stock": 3}, CART_RANGE, 0, id="seed004-below-min"),
+        pytest.param(3, {"min_stock": 3}, CART_RANGE, 0, id="seed004-at-min"),
+        pytest.param(4, {"min_stock": 3}, CART_RANGE, 4, id="seed004-above-min"),
+        pytest.param(0, {"min_stock": 0}, CART_RANGE, 0, id="min-zero-at-zero"),
+        pytest.param(-8, {"min_stock": 0}, CART_RANGE, 0, id="negative-under-min"),
+        pytest.param(9, {"max_stock": 10}, CART_RANGE, 9, id="seed004-below-max"),
+        pytest.param(10, {"max_stock": 10}, CART_RANGE, 10, id="seed004-at-max"),
+        pytest.param(50, {"max_stock": 10}, CART_RANGE, 10, id="seed004-above-max"),
+        pytest.param(5, {"max_stock": 0}, CART_RANGE, 0, id="max-zero"),
+        pytest.param(5, {"min_stock": 5, "max_stock": 5}, CART_RANGE, 0, id="guard-beats-cap"),
+        pytest.param(6, {"min_stock": 5, "max_stock": 5}, CART_RANGE, 5, id="min-equals-max"),
         pytest.param(
-            500_000, {"max_stock": 200_000}, RAKUTEN_RANGE, 99_999, "clamp_high", id="cap-above-range"
+            500_000, {"max_stock": 200_000}, RAKUTEN_RANGE, 99_999, id="cap-above-range"
         ),
-        pytest.param(10, {"reserve": 2}, CART_RANGE, 8, "allocation", id="reserve"),
-        pytest.param(3, {"reserve": 5}, CART_RANGE, 0, "clamp_low", id="reserve-above-total"),
-        pytest.param(7, {"ratio": Fraction(1, 2)}, CART_RANGE, 3, "allocation", id="ratio-floor"),
-        pytest.param(10, {"ratio": Decimal("0.7")}, CART_RANGE, 7, "allocation", id="ratio-decimal-exact"),
-        pytest.param(8, {"ratio": 0}, CART_RANGE, 0, "allocation", id="ratio-zero"),
+        pytest.param(10, {"reserve": 2}, CART_RANGE, 8, id="reserve"),
+        pytest.param(3, {"reserve": 5}, CART_RANGE, 0, id="reserve-above-total"),
+        pytest.param(7, {"ratio": Fraction(1, 2)}, CART_RANGE, 3, id="ratio-floor"),
+        pytest.param(10, {"ratio": Decimal("0.7")}, CART_RANGE, 7, id="ratio-decimal-exact"),
+        pytest.param(8, {"ratio": 0}, CART_RANGE, 0, id="ratio-zero"),
         pytest.param(
-            12, {"reserve": 2, "ratio": "1/2"}, CART_RANGE, 5, "allocation", id="reserve-then-ratio"
-        ),
-        pytest.param(
-            6, {"min_stock": 3, "ratio": "1/2"}, CART_RANGE, 0, "min_guard", id="min-guards-the-share"
+            12, {"reserve": 2, "ratio": "1/2"}, CART_RANGE, 5, id="reserve-then-ratio"
         ),
         pytest.param(
-            100, {"max_stock": 30, "ratio": "1/2"}, CART_RANGE, 30, "max_cap", id="max-caps-the-share"
+            6, {"min_stock": 3, "ratio": "1/2"}, CART_RANGE, 0, id="min-guards-the-share"
+        ),
+        pytest.param(
+            100, {"max_stock": 30, "ratio": "1/2"}, CART_RANGE, 30, id="max-caps-the-share"
         ),
     ],
 )
-def test_compute_push_quantity(base, policy_kwargs, channel_range, quantity, reason):
+def test_compute_push_quantity(base, policy_kwargs, channel_range, quantity):
     """Reserve and ratio, then min guard, max cap and clamp decide the pushed value, in SPEC §3 order."""
     decision = compute_push_quantity(
         base, QuantityPolicy(**policy_kwargs), channel_range, last_confirmed=None
     )
-    assert (decision.quantity, decision.reason) == (quantity, PushReason(reason))
+    assert decision.quantity == quantity
 
 
 @pytest.mark.parametrize(
@@ -318,7 +317,7 @@ def test_pushing_the_decision_settles_it(base, policy, channel_range):
     """Once the pushed value is confirmed, the same facts decide not to push again."""
     first = compute_push_quantity(base, policy, channel_range, None)
     again = compute_push_quantity(base, policy, channel_range, first.quantity)
-    assert (again.quantity, again.push, again.reason) == (first.quantity, False, first.reason)
+    assert (again.quantity, again.push) == (first.quantity, False)
 
 
 @FAST

@@ -8,7 +8,8 @@ from sqlalchemy import select
 from stocklink.infra.extensions import db
 from stocklink.models import Channel, Listing, Product, StockLedger
 from stocklink.models._types import utcnow
-from stocklink.services.stock_ledger import StockRead, add_pending_deltas, apply_smaregi_reads
+from stocklink.services.delta_channels import add_pending_deltas
+from stocklink.services.stock_ledger import StockRead, apply_smaregi_reads
 
 
 def _products(*stocks: int) -> list[int]:

@@ -37,32 +37,6 @@ class StockDivision(StrEnum):
     RECEIVING_SHORTAGE = "17"
     ORDER_ALLOCATION = "18"
 
-    @property
-    def label(self) -> str:
-        """The Japanese name Smaregi shows for this division (e.g. ``"棚卸"``)."""
-        return STOCK_DIVISION_LABELS[self]
-
-
-STOCK_DIVISION_LABELS: dict[StockDivision, str] = {
-    StockDivision.CORRECTION: "修正",
-    StockDivision.SALE: "売上",
-    StockDivision.PURCHASE: "仕入",
-    StockDivision.TRANSFER_OUT: "出庫",
-    StockDivision.TRANSFER_IN: "入庫",
-    StockDivision.RENTAL: "レンタル",
-    StockDivision.LAYAWAY: "取置き",
-    StockDivision.STOCKTAKE: "棚卸",
-    StockDivision.ADJUSTMENT: "調整",
-    StockDivision.SHIPMENT: "出荷",
-    StockDivision.EC_LINK: "EC連携",
-    StockDivision.RETURN: "返品",
-    StockDivision.PROMOTIONAL: "販促品",
-    StockDivision.LOSS: "ロス",
-    StockDivision.API: "スマレジAPI連携",
-    StockDivision.SALES_ALLOCATION: "売上引当",
-    StockDivision.RECEIVING_SHORTAGE: "入庫欠品",
-    StockDivision.ORDER_ALLOCATION: "受注在庫引当",
-}
 
 # Seed 001 §5: stocktake and loss "may rewrite past stock", so their change is forwarded
 # whatever the resulting stock is.
@@ -91,7 +65,7 @@ def nextengine_delta(amount: int, stock_after: int, stock_division: str) -> int 
       −3 +5 → 2 sends +2).
 
     A division code Smaregi adds later falls under "any other", the seed's default.
-    A returned 0 is a real answer (the seed "notifies 0"); :func:`coalesce_deltas` drops it.
+    A returned 0 is a real answer (the seed "notifies 0"), not a movement to leave out.
     """
     code = _division_code(stock_division)
     if code == StockDivision.SHIPMENT:
@@ -99,22 +73,6 @@ def nextengine_delta(amount: int, stock_after: int, stock_division: str) -> int 
     if code in _FORWARDED_AS_IS or amount <= 0:
         return amount
     return max(0, min(amount, stock_after))
-
-
-def coalesce_deltas(rows: Iterable[tuple[str, int | None]]) -> dict[str, int]:
-    """Sum deltas per key (a product code) and drop keys whose sum is zero.
-
-    Keys keep the order in which they first appear. A ``None`` delta (a movement that
-    is not forwarded, from :func:`nextengine_delta`) counts as nothing, so the result
-    of that function can be fed in directly. What remains is one line per product of
-    NextEngine's upload file, with no line that would change nothing.
-    """
-    totals: dict[str, int] = {}
-    for key, delta in rows:
-        if delta is None:
-            continue
-        totals[key] = totals.get(key, 0) + delta
-    return {key: total for key, total in totals.items() if total != 0}
 
 
 @dataclass(frozen=True)

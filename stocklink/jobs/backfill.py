@@ -15,10 +15,9 @@ from stocklink.jobs import job
 from stocklink.jobs.push import enqueue_push
 from stocklink.models import Exclusion, Listing, Product
 from stocklink.models._types import utcnow
-from stocklink.services import merchant_settings
-from stocklink.services.smaregi_stock import smaregi_client
-from stocklink.services.stock_history import apply_history, delta_channel_ids, delta_product_ids, read_history
-from stocklink.services.stock_ledger import StockRead, add_pending_deltas, apply_smaregi_reads, mark_listings_dirty
+from stocklink.services import delta_channels, merchant_settings
+from stocklink.services.smaregi_stock import smaregi_client, stored_stock
+from stocklink.services.stock_ledger import StockRead, apply_smaregi_reads, mark_listings_dirty
 
 WATERMARK_KEY = "stocklink:backfill:watermark"
 OVERLAP = timedelta(minutes=2)       # clocks differ; re-reading a row is harmless (overwrite)
@@ -37,7 +36,7 @@ def backfill_stock() -> str:
     """Overwrite the stock of linked products changed in Smaregi since the watermark.
 
     Products on a delta channel also get the 在庫変動履歴 entries after their cursor as deltas
-    (:mod:`stocklink.services.stock_history`); a late notification of the same movement then finds the
+    (:mod:`stocklink.services.delta_channels`); a late notification of the same movement then finds the
     cursor past it. A product that never had a cursor is left to its next notification.
     """
     if not merchant_settings.smaregi_configured():
@@ -54,27 +53,15 @@ def backfill_stock() -> str:
         Product.smaregi_product_id.in_(list(changed_rows)), Product.stock_managed.is_(True),
         Product.id.in_(select(Listing.product_id).where(Listing.product_id.is_not(None))))).all()
     linked = [p for p in linked if p.smaregi_product_id not in excluded]
-    history = _read_history(client, linked)
-    changed = apply_smaregi_reads({p.id: StockRead(changed_rows[p.smaregi_product_id], "smaregi:backfill", "backfill")
-                                   for p in linked}, read_at)
+    history = delta_channels.read_movements(client, {p.smaregi_product_id: p.id for p in linked})
+    changed = apply_smaregi_reads({p.id: StockRead(stored_stock(changed_rows, p.smaregi_product_id),
+                                                   "smaregi:backfill", "backfill") for p in linked}, read_at)
     channels = mark_listings_dirty(changed) if changed else set()
-    deltas = apply_history(history) if history else {}
-    if deltas:
-        delta_channels = delta_channel_ids()
-        add_pending_deltas(deltas, delta_channels)
-        channels |= delta_channels
+    forwarded = delta_channels.forward(history)
+    channels |= forwarded.channel_ids
     db.session.commit()
     get_redis().set(WATERMARK_KEY, read_at.isoformat())
     for channel_id in sorted(channels):
         enqueue_push(channel_id)
-    forwarded = f", {len(deltas)} delta(s) from the stock history" if deltas else ""
-    return f"{len(changed)} product(s) corrected{forwarded}"
-
-
-def _read_history(client, products: list[Product]):
-    """The 在庫変動履歴 after the cursors of those products that have a delta listing (HTTP, before
-    any write); ``None`` when none has."""
-    wanted = delta_product_ids({p.id for p in products})
-    if not wanted:
-        return None
-    return read_history(client, {p.smaregi_product_id: p.id for p in products if p.id in wanted})
+    counts = f", {len(forwarded.deltas)} delta(s) from the stock history" if forwarded.deltas else ""
+    return f"{len(changed)} product(s) corrected{counts}"

@@ -7,7 +7,7 @@ so a row committed before a failed ``SET NX`` is always seen by the drain that w
 
 A drain claims up to :data:`BATCH` waiting rows with one conditional UPDATE (two drains
 never hold the same row), applies them together with one stock read from Smaregi
-(``sync.apply_batch``), and repeats until none is left. Running a drain twice, or two at
+(:func:`stocklink.services.smaregi_stock.apply_batch`), and repeats until none is left. Running a drain twice, or two at
 once, applies nothing twice: a row is applied only by the drain whose claim moved it to
 ``processing``, in the same transaction that marks it ``done``.
 
@@ -16,11 +16,10 @@ alone for a backoff that grows with consecutive failures (2 s … 1 h); a drain 
 for when it ends. The sweeper (every 15 s) hands back rows whose drain vanished (its lease ran
 out) and wakes the inbox for anything left waiting (a Redis outage, a dead worker).
 
-Why not one RQ job per row, as SPEC §11.1 suggests: at 200 notifications/s the per-row
-enqueue was the webhook's largest cost after the INSERT, and 6,000 jobs that mostly found
-their row already applied by a batch kept both CPUs busy (bench/propagation.py figures in
-the README). The properties §11.1 asks for — a row is processed once, a lost job is found
-by a sweeper — hold here through the claim and the sweeper instead.
+Why not one RQ job per row, as SPEC §11.1 suggests: the webhook would pay an enqueue per
+notification on top of its INSERT, and in a burst most of those jobs would find their row
+already applied by a batch. The properties §11.1 asks for — a row is processed once, a lost
+job is found by a sweeper — hold here through the claim and the sweeper instead.
 """
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from rq.exceptions import DuplicateJobError, InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 from sqlalchemy import or_, select
 
-from stocklink.domain.stock import ChannelRange, QuantityPolicy, compute_push_quantity, set_availability
+from stocklink.domain.stock import ChannelRange, QuantityPolicy, compute_push_quantity, set_availability, total_stock
 from stocklink.infra.extensions import db
 from stocklink.infra.leases import LEASE_TTL, Heartbeat
 from stocklink.infra.queues import PUSH, get_queue, get_redis
@@ -36,8 +36,8 @@ log = logging.getLogger(__name__)
 RETRY = Retry(max=6, interval=[5, 15, 60, 180, 600, 1800])
 MAX_ROUNDS = 5
 # The dashboard's 最終同期 is stamped at most this often: at a busy shop a push runs several
-# times a second, and a write transaction per push only to move the stamp took SQLite's write
-# lock (which the webhook's INSERT waits for) a quarter of all the pushes' lock time.
+# times a second, and a write transaction per push only to move the stamp would hold SQLite's
+# one write lock, which the webhook's INSERT waits for.
 SYNC_STAMP_EVERY = timedelta(seconds=5)
 LOCK_KEY = "stocklink:push-lock:{}"
 LATER_KEY = "stocklink:push-later:{}"  # set while a delayed follow-up for the channel is scheduled
@@ -89,13 +89,14 @@ def enqueue_push(channel_id: int) -> str:
         return "already queued"
 
 
-def _base_stock(listing: Listing, product: Product) -> int:
+def _base_stock(product: Product) -> int:
+    """SPEC §3 step 1: the product's total stock, or for a set product its set availability."""
     if not product.is_set:
         return product.total
-    rows = db.session.execute(select(Product.smaregi_stock - Product.reserved, SetComponent.quantity)
+    rows = db.session.execute(select(Product.smaregi_stock, Product.reserved, SetComponent.quantity)
                               .join(SetComponent, SetComponent.component_id == Product.id)
                               .where(SetComponent.set_product_id == product.id)).all()
-    return set_availability([(total, qty) for total, qty in rows]) if rows else 0
+    return set_availability([(total_stock(stock, reserved), qty) for stock, reserved, qty in rows]) if rows else 0
 
 
 def plan_writes(channel: Channel, listings: list[Listing]) -> tuple[list[tuple[Listing, StockWrite]], list]:
@@ -109,7 +110,7 @@ def plan_writes(channel: Channel, listings: list[Listing]) -> tuple[list[tuple[L
             continue
         policy = QuantityPolicy(min_stock=listing.min_stock, max_stock=listing.max_stock,
                                 reserve=listing.reserve, ratio=Fraction(listing.ratio_percent, 100))
-        decision = compute_push_quantity(_base_stock(listing, product), policy, channel_range,
+        decision = compute_push_quantity(_base_stock(product), policy, channel_range,
                                          listing.last_confirmed_quantity)
         if not decision.push:
             unchanged.append(listing)

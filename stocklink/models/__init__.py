@@ -4,7 +4,6 @@ from stocklink.models.channels import Channel, Listing
 from stocklink.models.errors import ErrorRecord
 from stocklink.models.inbox import SmaregiInbox
 from stocklink.models.intents import WriteIntent
-from stocklink.models.jobs import JobRun
 from stocklink.models.ledger import StockLedger
 from stocklink.models.notifications import OutboxMessage
 from stocklink.models.orders import Order, OrderLine, Registration
@@ -13,7 +12,7 @@ from stocklink.models.settings import Setting
 from stocklink.models.users import User
 
 __all__ = [
-    "Channel", "ConfirmationItem", "ErrorRecord", "Exclusion", "JobRun", "Listing", "Order",
+    "Channel", "ConfirmationItem", "ErrorRecord", "Exclusion", "Listing", "Order",
     "OrderLine", "OutboxMessage", "Product", "Registration", "SetComponent", "Setting",
     "SmaregiInbox", "StockHistoryCursor", "StockLedger", "User", "WriteIntent",
 ]

@@ -1,6 +1,7 @@
 """Products (Smaregi SKUs and set products) and set components."""
 from __future__ import annotations
 
+from stocklink.domain.stock import total_stock
 from stocklink.infra.extensions import db
 from stocklink.models._types import utcnow
 
@@ -8,7 +9,8 @@ from stocklink.models._types import utcnow
 class Product(db.Model):
     """One stock-keeping unit. ``smaregi_stock`` is the last value read from Smaregi for the
     configured store (SPEC §3); ``reserved`` counts web-order quantities not yet registered in
-    Smaregi. Both change only through :func:`stocklink.services.stock_ledger.apply_stock_change`."""
+    Smaregi (nothing reserves yet: web orders will). They change only in
+    :mod:`stocklink.services.stock_ledger`, each change with its ledger row."""
 
     __tablename__ = "products"
 
@@ -34,7 +36,8 @@ class Product(db.Model):
 
     @property
     def total(self) -> int:
-        return self.smaregi_stock - self.reserved
+        """What can be sold online (:func:`~stocklink.domain.stock.total_stock`)."""
+        return total_stock(self.smaregi_stock, self.reserved)
 
 
 class SetComponent(db.Model):

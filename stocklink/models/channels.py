@@ -4,8 +4,6 @@ from __future__ import annotations
 from stocklink.infra.extensions import db
 from stocklink.models._types import utcnow
 
-CHANNEL_KINDS = ("colorme", "nextengine", "shopify", "rakuten", "yahoo", "amazon", "aupay")
-
 
 class Channel(db.Model):
     """``state`` is ``active`` or ``stopped`` (level 9, SPEC §6). Credentials are a Fernet token

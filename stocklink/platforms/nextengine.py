@@ -14,9 +14,10 @@ Settings: ``wait_flag`` (default ``True``: wait out overload instead of ``003002
 §2.3), ``stock_field`` (default ``"stock_quantity"`` 在庫数, the figure ``zaiko_su``
 moves; ``"stock_free_quantity"`` for フリー在庫数).
 
-Writes are deltas only (§2.6): :meth:`NextEngineClient.upload_deltas` uploads a
-``syohin_code,zaiko_su`` CSV and returns the queue id; :meth:`pending_status` polls the
-queue; :meth:`write_stock` turns absolute targets into deltas and answers ``pending``.
+Writes are deltas only (§2.6), so the client is a
+:class:`~stocklink.platforms.interfaces.DeltaWriter`: :meth:`NextEngineClient.upload_deltas`
+uploads a ``syohin_code,zaiko_su`` CSV and returns the queue id; :meth:`pending_status` polls
+the queue; :meth:`uploads_since` finds an upload whose answer was lost.
 
 Errors (§2.4; NextEngine answers HTTP 200 with ``result: "error"``): ``002xxx`` token
 codes and ``result: "redirect"`` → :class:`AuthError`; ``002007``/``003004``/``003005``
@@ -25,7 +26,6 @@ maintenance, ``003001``/``003002`` overload and ``000001`` → :class:`Temporary
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import re
 import threading
@@ -41,7 +41,6 @@ from stocklink.platforms.base import (
     PlatformError,
     StockWrite,
     TemporaryError,
-    WriteResult,
     retry_after_seconds,
     send,
 )
@@ -206,39 +205,6 @@ class NextEngineClient(ChannelClient):
                  "created": r.get("que_creation_date"), "method": r.get("que_method_name")}
                 for r in body.get("data", [])]
         return sorted(rows, key=lambda r: (len(r["ref"]), r["ref"]))
-
-    def write_stock(self, writes: list[StockWrite]) -> list[WriteResult]:
-        """Upload ``quantity - expected`` per write and answer ``pending`` (SPEC §11.9).
-
-        Writes without ``expected`` are based on a fresh read instead. Zero deltas are
-        not uploaded (``ok``). ``extra["line"]`` is the write's CSV line, for matching
-        the queue's row errors; ``ref`` is the ``que_id``.
-        """
-        unknown_base = [w.identifier for w in writes if w.expected is None]
-        current = self.read_stock(unknown_base) if unknown_base else {}
-        results: list[WriteResult] = []
-        rows: list[tuple[str, int]] = []
-        for w in writes:
-            base = w.expected if w.expected is not None else current.get(w.identifier)
-            if base is None:
-                results.append(WriteResult(w.identifier, "unknown_item",
-                                           detail="NextEngine: goods code not found"))
-                continue
-            delta = w.quantity - base
-            if delta == 0:
-                results.append(WriteResult(w.identifier, "ok", confirmed=base, extra={"delta": 0}))
-                continue
-            rows.append((w.identifier, delta))
-            results.append(WriteResult(w.identifier, "pending",
-                                       extra={"delta": delta, "line": len(rows) + 1, "base": base}))
-        if rows:
-            key = hashlib.sha256("\n".join(w.key for w in writes).encode()).hexdigest() \
-                if all(w.key for w in writes) else ""
-            que_id = self.upload_deltas(rows, key)
-            for r in results:
-                if r.status == "pending":
-                    r.ref = que_id
-        return results
 
 
 def _check(body: dict, path: str) -> dict:

@@ -13,8 +13,8 @@ Writes use ``inventorySetQuantities`` on ``available`` with ``changeFromQuantity
 ``expected`` (compare-and-set; ``null`` when unknown) and ``@idempotent(key:)`` = the
 write's key (§7.3, §7.4), one aliased mutation per write so that each item succeeds
 or fails alone; retrying a batch with the same keys replays instead of re-applying.
-A lost compare-and-set answers ``stale`` with the fresh quantity;
-``write_stock(..., retry_stale=True)`` retries those once against the fresh quantity.
+A lost compare-and-set answers ``stale`` with the fresh quantity; the push keeps the listing
+dirty and writes again against it.
 """
 from __future__ import annotations
 
@@ -144,23 +144,8 @@ class ShopifyClient(ChannelClient):
     def write_mode(self, write: StockWrite) -> str:
         return "compare_and_set" if write.expected is not None else "absolute"
 
-    def write_stock(self, writes: list[StockWrite], *, retry_stale: bool = False) -> list[WriteResult]:
-        """Compare-and-set each write (§7.3); see the module docstring for ``retry_stale``."""
-        results = self._set(writes)
-        if retry_stale:
-            # A fresh key: the same key with a new changeFromQuantity is a parameter mismatch.
-            again = [(i, StockWrite(w.identifier, w.quantity, results[i].confirmed,
-                                    f"{w.key}:retry" if w.key else ""))
-                     for i, w in enumerate(writes)
-                     if results[i].status == "stale" and results[i].confirmed is not None]
-            if again:
-                retried = self._set([w for _, w in again])
-                for (i, _), result in zip(again, retried, strict=True):
-                    result.extra["retried"] = True
-                    results[i] = result
-        return results
-
-    def _set(self, writes: list[StockWrite]) -> list[WriteResult]:
+    def write_stock(self, writes: list[StockWrite]) -> list[WriteResult]:
+        """Compare-and-set each write (§7.3); a lost one answers ``stale`` with the fresh quantity."""
         if not writes:
             return []
         declared, fields, variables = [], [], {}

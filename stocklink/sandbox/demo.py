@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
+from stocklink.domain.linking import is_stock_managed
 from stocklink.domain.text import variation_label
 from stocklink.infra.extensions import db
 from stocklink.models import Channel, Listing, Product, SetComponent, User
@@ -88,7 +89,7 @@ def _load_catalogue(samples) -> None:
         product.product_code, product.name = s.code, s.name
         product.variation = variation_label(s.color, s.size)
         product.group_code = s.group_code
-        product.stock_managed = s.stock_control_division != "1"
+        product.stock_managed = is_stock_managed(s.stock_control_division)
         product.smaregi_stock = s.stock or 0
         product.reserved = 0
         product.stock_read_at = None
@@ -109,7 +110,7 @@ def _create_channels(url, samples, cm, sh, ne) -> None:
     db.session.execute(delete(Channel).where(Channel.name.in_(DEMO_CHANNELS)))
     db.session.flush()
     products = {p.product_code: p for p in db.session.scalars(select(Product))}
-    linkable = [s for s in samples if not s.store_only and s.stock_control_division != "1"]
+    linkable = [s for s in samples if not s.store_only and is_stock_managed(s.stock_control_division)]
     colorme_ch = Channel(kind="colorme", name=DEMO_CHANNELS[0], base_url=f"{url}/colorme", settings={})
     shopify_ch = Channel(kind="shopify", name=DEMO_CHANNELS[1], base_url=f"{url}/shopify",
                          settings={"location_id": str(sh.default_location)})

@@ -14,10 +14,12 @@ from typing import Any
 
 from flask import current_app
 
+from stocklink.domain.linking import DEFAULT_UNLINKABLE_MODE, UnlinkableMode
 from stocklink.domain.text import clean_pasted_secret
 from stocklink.infra.crypto import SecretUnreadable, decrypt, encrypt
 from stocklink.infra.extensions import db
 from stocklink.models.settings import Setting
+from stocklink.platforms.smaregi import LEGACY_BASE_URL, PLATFORM_API_BASE_URL, PLATFORM_ID_BASE_URL
 
 
 class SettingsError(ValueError):
@@ -38,10 +40,6 @@ class Field:
     maximum: int | None = None
 
 
-SMAREGI_LEGACY_URL = "https://webapi.smaregi.jp/access/"
-SMAREGI_ID_URL = "https://id.smaregi.jp"
-SMAREGI_API_URL = "https://api.smaregi.jp"
-
 SCHEMA: dict[str, Field] = {
     "smaregi.api_generation": Field("choice", "legacy", ("legacy", "platform")),
     "smaregi.contract_id": Field("str"),
@@ -54,10 +52,11 @@ SCHEMA: dict[str, Field] = {
     "smaregi.webhook_secret": Field("secret"),
     "smaregi.registration_mode": Field("choice", "shipment", ("shipment", "transaction")),
     "smaregi.terminal_id": Field("str", "1"),
-    "smaregi.legacy_base_url": Field("url", SMAREGI_LEGACY_URL),
-    "smaregi.platform_id_base_url": Field("url", SMAREGI_ID_URL),
-    "smaregi.platform_api_base_url": Field("url", SMAREGI_API_URL),
-    "sync.unlinkable_mode": Field("choice", "skip", ("skip", "auto_exclude", "abort")),
+    # Smaregi's production URLs, as the clients declare them.
+    "smaregi.legacy_base_url": Field("url", LEGACY_BASE_URL),
+    "smaregi.platform_id_base_url": Field("url", PLATFORM_ID_BASE_URL),
+    "smaregi.platform_api_base_url": Field("url", PLATFORM_API_BASE_URL),
+    "sync.unlinkable_mode": Field("choice", DEFAULT_UNLINKABLE_MODE.value, tuple(m.value for m in UnlinkableMode)),
     "notify.error_to": Field("emails"),
     "notify.unlinkable_to": Field("emails"),
     "notify.report_to": Field("emails"),

@@ -14,8 +14,8 @@ _INSERTS: dict = {}
 
 
 def _insert_statement(dialect: str):
-    """``INSERT … ON CONFLICT (dedupe_key) DO NOTHING RETURNING id``, built once per dialect
-    (building it per request cost about a tenth of the webhook's CPU)."""
+    """``INSERT … ON CONFLICT (dedupe_key) DO NOTHING RETURNING id``, built once per dialect:
+    the webhook runs it on every request, and building a statement is not free."""
     statement = _INSERTS.get(dialect)
     if statement is None:
         table = SmaregiInbox.__table__

@@ -6,28 +6,25 @@ channel. Unlinkable products are handled by the merchant's mode (seed 000).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select, update
 
 from stocklink.domain.delta import StockDivision
-from stocklink.domain.linking import classify_notification_products, decide_unlinkable
+from stocklink.domain.linking import UnlinkableDecision, classify_notification_products, decide_unlinkable
+from stocklink.domain.stock import fetched_smaregi_stock
 from stocklink.domain.text import variation_label
 from stocklink.infra.extensions import db
 from stocklink.models import ConfirmationItem, Product, SmaregiInbox
 from stocklink.models._types import utcnow
 from stocklink.platforms.smaregi import make_smaregi_client
 from stocklink.platforms.smaregi.webhook import Notification, StockMovement
-from stocklink.services import merchant_settings
+from stocklink.services import delta_channels, merchant_settings
 from stocklink.services.outbox import queue_mail
-from stocklink.services.stock_history import (
-    HistoryRead,
-    apply_history,
-    delta_channel_ids,
-    delta_product_ids,
-    read_history,
-)
-from stocklink.services.stock_ledger import StockRead, add_pending_deltas, apply_smaregi_reads, mark_listings_dirty
-from stocklink.services.unlinkable import add_exclusion, describe, enqueue_confirmation, linkage
+from stocklink.services.stock_history import HistoryRead
+from stocklink.services.stock_ledger import StockRead, apply_smaregi_reads, mark_listings_dirty
+from stocklink.services.unlinkable import Linkage, add_exclusion, describe, enqueue_confirmation, linkage
 
 ABORT_SUBJECT = "※ご確認ください※在庫情報送信処理中にエラーが発生しました。"
 SKIPPED_SUBJECT = "在庫連携できない商品をスキップしました"
@@ -112,66 +109,102 @@ def _known_only(ids: list[str], known: dict[str, Product], *, where: str) -> lis
     return [sid for sid in ids if sid in known]
 
 
+@dataclass
+class _Plan:
+    """What a batch of notifications does, decided before any stock is read."""
+
+    mode: str  # the merchant's unlinkable mode
+    state: Linkage  # what stocklink knows of the products the batch names
+    movements: dict[int, list[StockMovement]]  # inbox id → its movements of products Smaregi knows
+    decisions: dict[int, UnlinkableDecision]  # inbox id → what the mode does with its products
+    applied: dict[str, list[int]]  # Smaregi id → the inbox rows that apply it, in row order
+
+
+@dataclass
+class _Reads:
+    """What was read from Smaregi for a plan, before the first write."""
+
+    read_at: datetime
+    stock: dict[str, int]
+    history: HistoryRead | None  # for the delta channels
+
+
 def apply_batch(rows: list[SmaregiInbox], notifications: dict[int, Notification], *, client=None) -> set[int]:
     """Apply stored notifications together and mark their rows done; returns the ids of
     channels that need a push. The caller commits.
 
     One stock read from Smaregi for every product they name, one overwrite per product (so
-    ten sales of one product write the ledger once, with the newest figure), one NextEngine
-    delta per product: the sum of its 在庫変動履歴 entries after its cursor, not of the
-    notifications' bodies (:mod:`stocklink.services.stock_history`; the cursor moves in this transaction).
-    Everything read over HTTP is read before the first write, so a write transaction never
-    waits on Smaregi.
+    ten sales of one product write the ledger once, with the newest figure), and for the delta
+    channels one count per product, from its 在庫変動履歴 entries after its cursor, not from the
+    notifications' bodies (:mod:`stocklink.services.delta_channels`; the cursor moves in this transaction).
+    In three steps: :func:`_plan` decides per notification, :func:`_read` reads everything over
+    HTTP, :func:`_write` writes, so a write transaction never waits on Smaregi.
     Unlinkable products are handled per notification, as the merchant's mode says.
     """
     store_id = str(merchant_settings.get("smaregi.store_id"))
-    mode = merchant_settings.get("sync.unlinkable_mode")
     movements = {row.id: _of_store(notifications[row.id].movements, store_id) for row in rows}
-    ids = list(dict.fromkeys(m.product_id for ms in movements.values() for m in ms))
     channels: set[int] = set()
-    if ids:
+    if any(movements.values()):
         client = client or smaregi_client()
-        state = linkage(ids)
-        _ensure_products(client, ids, state.products)
-        known = set(_known_only(ids, state.products, where=_source_event([row.id for row in rows])))
-        movements = {rid: [m for m in ms if m.product_id in known] for rid, ms in movements.items()}
-        ids = [sid for sid in ids if sid in known]
-        state = linkage(ids)
-        # Decide per notification (pure), then read everything, then write.
-        decisions = {}
-        applied: dict[str, list[int]] = {}  # product → the rows that apply it
-        for row in rows:
-            row_ids = list(dict.fromkeys(m.product_id for m in movements[row.id]))
-            if not row_ids:
-                continue
-            linkable, unlinkable = _split(row_ids, state)
-            # Abort mode was decided in the webhook request; what reaches here is processed in full.
-            decisions[row.id] = decide_unlinkable("skip" if mode == "abort" else mode, linkable, unlinkable,
-                                                  already_excluded=state.excluded)
-            for sid in decisions[row.id].apply:
-                applied.setdefault(sid, []).append(row.id)
-        read_at = utcnow()
-        stock = client.fetch_stock(list(applied)) if applied else {}
-        delta_channels = delta_channel_ids()
-        history = _read_history(client, state, applied, movements) if delta_channels else None
-
-        _handle_unlinkable(decisions, state, mode)
-        reads = {state.products[sid].id: StockRead(int(stock.get(sid, 0)),
-                                                   _cause([m for r in applied[sid] for m in movements[r]], sid),
-                                                   _source_event(applied[sid])) for sid in applied}
-        changed = apply_smaregi_reads(reads, read_at)
-        channels = mark_listings_dirty(changed) if changed else set()
-        deltas = apply_history(history) if history else {}
-        if any(deltas.values()):
-            add_pending_deltas(deltas, delta_channels)
-            channels |= delta_channels
-        for sid in applied:
-            if sid in state.released:
-                _drop_released(sid)
+        plan = _plan(client, movements, merchant_settings.get("sync.unlinkable_mode"))
+        channels = _write(plan, _read(client, plan))
     db.session.execute(update(SmaregiInbox).where(SmaregiInbox.id.in_([row.id for row in rows]))
                        .values(status="done", processed_at=utcnow(), error=None, claimed_at=None,
                                next_attempt_at=None).execution_options(synchronize_session=False))
     return channels
+
+
+def _plan(client, movements: dict[int, list[StockMovement]], mode: str) -> _Plan:
+    """Know the products (rows for those new to stocklink, from Smaregi's product data; those
+    Smaregi does not know are dropped) and decide per notification what is applied."""
+    ids = list(dict.fromkeys(m.product_id for ms in movements.values() for m in ms))
+    state = linkage(ids)
+    _ensure_products(client, ids, state.products)
+    known = set(_known_only(ids, state.products, where=_source_event(list(movements))))
+    movements = {rid: [m for m in ms if m.product_id in known] for rid, ms in movements.items()}
+    state = linkage([sid for sid in ids if sid in known])
+    decisions: dict[int, UnlinkableDecision] = {}
+    applied: dict[str, list[int]] = {}
+    for row_id, row_movements in movements.items():
+        row_ids = list(dict.fromkeys(m.product_id for m in row_movements))
+        if not row_ids:
+            continue
+        linkable, unlinkable = _split(row_ids, state)
+        # Abort mode was decided in the webhook request; what reaches here is processed in full.
+        decisions[row_id] = decide_unlinkable("skip" if mode == "abort" else mode, linkable, unlinkable,
+                                              already_excluded=state.excluded)
+        for sid in decisions[row_id].apply:
+            applied.setdefault(sid, []).append(row_id)
+    return _Plan(mode, state, movements, decisions, applied)
+
+
+def _read(client, plan: _Plan) -> _Reads:
+    """The stock of every applied product, and the movements the delta channels have not had."""
+    read_at = utcnow()
+    stock = client.fetch_stock(list(plan.applied)) if plan.applied else {}
+    return _Reads(read_at, stock, _read_history(client, plan.state, plan.applied, plan.movements))
+
+
+def _write(plan: _Plan, reads: _Reads) -> set[int]:
+    """Queue, exclude and mail the unlinkable products, overwrite the stock read, forward the
+    delta channels' counts; returns the channels that now have work."""
+    _handle_unlinkable(plan.decisions, plan.state, plan.mode)
+    stock_reads = {plan.state.products[sid].id: StockRead(stored_stock(reads.stock, sid),
+                                                          _cause([m for r in rows for m in plan.movements[r]], sid),
+                                                          _source_event(rows))
+                   for sid, rows in plan.applied.items()}
+    changed = apply_smaregi_reads(stock_reads, reads.read_at)
+    channels = mark_listings_dirty(changed) if changed else set()
+    channels |= delta_channels.forward(reads.history).channel_ids
+    for sid in plan.applied:
+        if sid in plan.state.released:
+            _drop_released(sid)
+    return channels
+
+
+def stored_stock(stock: dict[str, int], sid: str) -> int:
+    """What to store for ``sid`` after a stock read (:func:`~stocklink.domain.stock.fetched_smaregi_stock`)."""
+    return fetched_smaregi_stock(stock.get(sid), product_found=sid in stock)
 
 
 def _of_store(movements: tuple[StockMovement, ...], store_id: str) -> list[StockMovement]:
@@ -196,13 +229,11 @@ def _cause(movements: list[StockMovement], sid: str) -> str:
 
 
 def _read_history(client, state, applied: dict[str, list[int]],
-                  movements: dict[int, list[StockMovement]]) -> HistoryRead:
-    """The 在庫変動履歴 after the cursors of the applied products that have a delta listing; the
-    notifications' own movements only place a product that has no cursor yet (stock_history)."""
-    ids = {sid: state.products[sid].id for sid in applied}
-    wanted = delta_product_ids(set(ids.values()))
+                  movements: dict[int, list[StockMovement]]) -> HistoryRead | None:
+    """What the delta channels have not had yet of the applied products; the notifications'
+    own movements only place a product that has no cursor yet (:mod:`.delta_channels`)."""
     named = [m for row_id, ms in movements.items() for m in ms if row_id in applied.get(m.product_id, ())]
-    return read_history(client, {sid: pid for sid, pid in ids.items() if pid in wanted}, named)
+    return delta_channels.read_movements(client, {sid: state.products[sid].id for sid in applied}, named)
 
 
 def _drop_released(sid: str) -> None:
@@ -241,7 +272,7 @@ def refresh_products(smaregi_ids: list[str], *, cause: str, source_event: str | 
     read_at = utcnow()
     managed = [sid for sid, p in state.products.items() if p.stock_managed and sid in smaregi_ids]
     stock = client.fetch_stock(managed) if managed else {}
-    apply_smaregi_reads({state.products[sid].id: StockRead(int(stock.get(sid, 0)), cause, source_event)
+    apply_smaregi_reads({state.products[sid].id: StockRead(stored_stock(stock, sid), cause, source_event)
                          for sid in managed}, read_at)
     # Every one is marked, changed or not: the merchant asked for the channels to be set now.
     return mark_listings_dirty({state.products[sid].id for sid in managed})

@@ -36,9 +36,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from stocklink.domain.delta import HistoryEntry, history_delta, legacy_anchor
 from stocklink.infra.extensions import db
-from stocklink.models import Channel, Listing, StockHistoryCursor
+from stocklink.models import StockHistoryCursor
 from stocklink.models._types import utcnow
-from stocklink.platforms.registry import PLATFORMS
 from stocklink.platforms.smaregi.webhook import StockMovement
 
 log = logging.getLogger(__name__)
@@ -52,21 +51,6 @@ class HistoryRead:
     store_id: str
     starts: dict[int, int] = field(default_factory=dict)           # product id → entries after this id
     entries: dict[int, list[HistoryEntry]] = field(default_factory=dict)
-
-
-def delta_channel_ids() -> set[int]:
-    """The channels that receive increase/decrease counts (NextEngine)."""
-    kinds = [k for k, v in PLATFORMS.items() if v.delta]
-    return set(db.session.scalars(select(Channel.id).where(Channel.kind.in_(kinds))))
-
-
-def delta_product_ids(product_ids: set[int]) -> set[int]:
-    """The products with a sync-enabled listing on a delta channel: only they need their history."""
-    if not product_ids:
-        return set()
-    kinds = [k for k, v in PLATFORMS.items() if v.delta]
-    return set(db.session.scalars(select(Listing.product_id).join(Channel, Channel.id == Listing.channel_id).where(
-        Listing.product_id.in_(product_ids), Listing.sync_enabled.is_(True), Channel.kind.in_(kinds)).distinct()))
 
 
 def _cursors(product_ids: set[int], store_id: str) -> dict[int, int]:
@@ -90,11 +74,11 @@ def _notified(movement: StockMovement) -> HistoryEntry | None:
 def read_history(client, products: dict[str, int], movements: list[StockMovement] | None = None) -> HistoryRead:
     """Read, over HTTP and before any write, the entries the delta channels have not had yet.
 
-    ``products``: Smaregi id → stocklink product id, of the products to read (the caller keeps
-    only those :func:`delta_product_ids` returns). ``movements``: what the notifications being
-    applied named; they place a product without a cursor (none given: such products are left
-    alone, as the backfill does). At most one request per product (legacy: one for all when
-    there are many).
+    ``products``: Smaregi id → stocklink product id, of the products to read (those with a delta
+    listing: :func:`stocklink.services.delta_channels.read_movements` calls this). ``movements``:
+    what the notifications being applied named; they place a product without a cursor (none
+    given: such products are left alone, as the backfill does). At most one request per product
+    (legacy: one for all when there are many).
     """
     store_id = str(client.store_id)
     read = HistoryRead(store_id)
@@ -146,7 +130,7 @@ def _insert_missing(starts: dict[int, int], store_id: str) -> None:
 def apply_history(read: HistoryRead) -> dict[int, int]:
     """Advance the cursors over what :func:`read_history` found; returns product id → delta.
 
-    Call it in the transaction that adds the deltas (``stock.add_pending_deltas``) and commits.
+    Call it in the transaction that adds the deltas and commits (:func:`stocklink.services.delta_channels.forward`).
     Each cursor row is locked and re-read first: entries another drain forwarded since the read
     are left out, and the cursor never moves back.
     """

@@ -60,19 +60,6 @@ def _newer(stored: datetime | None, read_at: datetime) -> bool:
     return stored is not None and as_utc(stored) > read_at
 
 
-def change_reserved(product_id: int, delta: int, *, cause: str, source_event: str | None = None,
-                    actor: str = "system") -> int:
-    """Add ``delta`` to ``reserved`` atomically and write the ledger; returns the new value."""
-    db.session.execute(select(Product.id).where(Product.id == product_id).with_for_update())
-    before = db.session.scalar(select(Product.reserved).where(Product.id == product_id))
-    db.session.execute(update(Product).where(Product.id == product_id)
-                       .values(reserved=Product.reserved + delta)
-                       .execution_options(synchronize_session=False))
-    db.session.add(StockLedger(product_id=product_id, field="reserved", before=before,
-                               after=before + delta, cause=cause, source_event=source_event, actor=actor))
-    return before + delta
-
-
 def affected_product_ids(product_ids: set[int]) -> set[int]:
     """The products themselves plus every set product that contains one of them."""
     if not product_ids:
@@ -116,17 +103,3 @@ def clear_dirty(seen: dict[int, datetime | None], *, unless_delta_left: bool = F
         db.session.flush()
         db.session.connection().execute(update(table).where(*condition).values(dirty=False),
                                         [{"lid": lid, "fact": fact} for lid, fact in seen.items()])
-
-
-def add_pending_deltas(deltas: dict[int, int], channel_ids: set[int]) -> None:
-    """Accumulate each product's increase/decrease count on the delta channels' listings
-    (NextEngine), for every product in one statement."""
-    params = [{"pid": pid, "cid": cid, "delta": delta} for pid, delta in sorted(deltas.items()) if delta
-              for cid in sorted(channel_ids)]
-    if not params:
-        return
-    db.session.connection().execute(update(Listing.__table__)
-                                    .where(Listing.product_id == bindparam("pid"),
-                                           Listing.channel_id == bindparam("cid"), Listing.sync_enabled.is_(True))
-                                    .values(pending_delta=Listing.pending_delta + bindparam("delta"), dirty=True,
-                                            fact_at=utcnow()), params)

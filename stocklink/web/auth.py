@@ -2,8 +2,6 @@
 (:mod:`stocklink.web.login_throttle`); logout ends the session on the server too."""
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
@@ -12,15 +10,9 @@ from stocklink.infra.extensions import db
 from stocklink.models._types import utcnow
 from stocklink.models.users import authenticate, end_sessions
 from stocklink.web import login_throttle
+from stocklink.web.params import safe_next
 
 bp = Blueprint("auth", __name__)
-
-
-def _safe_next(target: str | None) -> str:
-    """Only same-site relative paths; anything else goes to the dashboard."""
-    if not target or urlsplit(target).netloc or not target.startswith("/") or target.startswith("//"):
-        return url_for("dashboard.index")
-    return target
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -42,7 +34,7 @@ def login():
         user.last_login_at = utcnow()
         db.session.commit()
         login_user(user)
-        return redirect(_safe_next(request.args.get("next")))
+        return redirect(safe_next(request.args.get("next")))
     return render_template("auth/login.html")
 
 

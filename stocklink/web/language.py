@@ -1,11 +1,10 @@
 """Language switch (ja / en), kept in the session."""
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
-from flask import Blueprint, redirect, request, session, url_for
+from flask import Blueprint, redirect, request, session
 
 from stocklink.infra.i18n import LANGUAGES
+from stocklink.web.params import safe_next
 
 bp = Blueprint("i18n", __name__)
 
@@ -15,7 +14,4 @@ def switch():
     lang = request.form.get("lang", "ja")
     if lang in LANGUAGES:
         session["lang"] = lang
-    target = request.form.get("next") or ""
-    if urlsplit(target).netloc or not target.startswith("/") or target.startswith("//"):
-        target = url_for("dashboard.index")
-    return redirect(target)
+    return redirect(safe_next(request.form.get("next")))

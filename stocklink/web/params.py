@@ -1,10 +1,10 @@
-"""Ids and page numbers read from URLs and forms, checked before they reach the database.
+"""Ids, page numbers and return paths read from URLs and forms, checked before they are used.
 
 Every primary key is an ``INTEGER`` (PostgreSQL: at most 2**31 - 1); SQLite cannot even bind
-a Python int above 2**63 - 1 and raised ``OverflowError``, so ``/outbox/99999999999999999999``
-answered 500. Here an id is ASCII digits within 1..:data:`MAX_ID`: in a URL anything else is
-no such page (404), in a form it is no such row (skipped, as a deleted row is), and a page
-number outside 1..:data:`MAX_ID` is a bad request (400, with the reason).
+a Python int above 2**63 - 1 (``OverflowError``, a 500). Here an id is ASCII digits within
+1..:data:`MAX_ID`: in a URL anything else is no such page (404), in a form it is no such row
+(skipped, as a deleted row is), and a page number outside 1..:data:`MAX_ID` is a bad request
+(400, with the reason).
 
 :class:`IdConverter` replaces Flask's ``int`` converter for the whole app
 (:func:`install`), so a new ``<int:…>`` route is bounded without anyone remembering to.
@@ -12,8 +12,9 @@ number outside 1..:data:`MAX_ID` is a bad request (400, with the reason).
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
-from flask import abort, request
+from flask import abort, request, url_for
 from flask_babel import gettext as _
 from werkzeug.routing import IntegerConverter
 
@@ -61,3 +62,12 @@ def page_arg(name: str = "page") -> int:
     if not _DIGITS.fullmatch(raw) or not 1 <= int(raw) <= MAX_ID:
         abort(400, description=_("The page number must be a whole number from 1 to %(max)d.", max=MAX_ID))
     return int(raw)
+
+
+def safe_next(target: str | None) -> str:
+    """Where to go after a form that names its return page (``next``): only a same-site path
+    (``/…``, not ``//host``, no scheme or host), so a link cannot send the operator to another
+    site; anything else goes to the dashboard."""
+    if not target or urlsplit(target).netloc or not target.startswith("/") or target.startswith("//"):
+        return url_for("dashboard.index")
+    return target

@@ -104,7 +104,7 @@ def test_smaregi():
 
 def _as_int(value: str) -> int | str:
     """A typed number as an int (full-width digits too); anything else is left for validation to
-    refuse by name (``str.isdigit`` is true for "²", which ``int`` refuses: that was a 500)."""
+    refuse by name (``str.isdigit`` is true for "²", which ``int`` refuses)."""
     try:
         return int(value)
     except ValueError:

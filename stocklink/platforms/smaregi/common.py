@@ -11,6 +11,7 @@ from typing import Any
 
 import requests
 
+from stocklink.domain.linking import is_stock_managed
 from stocklink.platforms.base import (
     PlatformError,
     TemporaryError,
@@ -73,7 +74,7 @@ class SmaregiProduct:
     size: str | None
     color: str | None
     group_code: str | None
-    stock_managed: bool  # stockControlDivision "0" 在庫管理対象 (doc §3.8, §4.2)
+    stock_managed: bool  # stockControlDivision (doc §3.8, §4.2), read by domain.linking.is_stock_managed
 
 
 @dataclass
@@ -111,7 +112,7 @@ def _product(row: dict) -> SmaregiProduct:
         size=_text(row.get("size")),
         color=_text(row.get("color")),
         group_code=_text(row.get("groupCode")),
-        stock_managed=str(row.get("stockControlDivision", "0")) == "0",
+        stock_managed=is_stock_managed(row.get("stockControlDivision")),
     )
 
 
