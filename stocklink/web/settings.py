@@ -33,7 +33,7 @@ def webhook_url() -> str:
     base = current_app.config.get("PUBLIC_URL") or request.host_url
     code = merchant_settings.get("smaregi.customer_code")
     # The customer code is a secret: shown masked, the merchant knows the value they saved.
-    return f"{base.rstrip('/')}/webhooks/smaregi/{mask(code) if code else '<お客様専用コード>'}"
+    return f"{base.rstrip('/')}/webhooks/smaregi/{mask(code) if code else _('<your customer code>')}"
 
 
 def _form_values(keys: list[str]) -> dict:
@@ -153,12 +153,8 @@ CHANNEL_LABELS = {"kind": _l("Kind"), "name": _l("Name"), "base_url": _l("Base U
 
 def _field_label(platform, key: str) -> str:
     """The form's label for the key a validation error names (``settings.location_id`` → ロケーションID)."""
-    group, _dot, name = key.partition(".")
-    fields = {"settings": platform.settings, "credentials": platform.credentials}.get(group, ()) if platform else ()
-    for spec in fields:
-        if spec.key == name:
-            return str(spec.label)
-    return str(CHANNEL_LABELS.get(key, key))
+    label = platform.label_of(key) if platform else None
+    return str(label if label is not None else CHANNEL_LABELS.get(key, key))
 
 
 def _render_channel_form(channel: Channel | None, kind: str | None, *, form=None, status: int = 200):
