@@ -145,6 +145,33 @@ def test_the_same_error_row_reads_in_each_language(app, client, logged_in, shop)
     assert "認証エラーのため連携を停止しました" in pages_in(client, logged_in, "ja", product_id)["/errors/"]
 
 
+def flashes(client, auth, path: str) -> str:
+    """The messages the Settings screen shows after posting to ``path``."""
+    client.post(path, data={"csrf_token": auth.token("/settings/")})
+    page = client.get("/settings/").get_data(as_text=True)
+    return " ".join(html.unescape(m) for m in re.findall(r'<p class="flash \w+">(.*?)</p>', page, flags=re.S))
+
+
+def test_connection_tests_answer_in_the_readers_language(client, logged_in, shop):
+    """Settings → test connection, as a new merchant tries it first: what was found, or why it
+    failed, is a sentence in the reader's language; the platform's own words come as a detail."""
+    shop.smaregi.add_store("1", "Head Office")  # the store's name is the merchant's data: ASCII here
+    paths = ("/settings/smaregi/test", f"/settings/channels/{shop.colorme_id}/test",
+             f"/settings/channels/{shop.shopify_id}/test")
+    client.post("/language", data={"lang": "en", "next": "/", "csrf_token": logged_in.token("/")})
+    smaregi, colorme, shopify = (flashes(client, logged_in, path) for path in paths)
+    assert smaregi == "Smaregi connection OK: 1 product / store 1 Head Office"
+    assert colorme == ("Main Street connection failed: The credentials were refused. "
+                       "(Details: ColorMe refused the access token (401))")
+    assert shopify.startswith("Outlet connection failed: No answer, or the service is busy or under maintenance.")
+    client.post("/language", data={"lang": "ja", "next": "/", "csrf_token": logged_in.token("/")})
+    smaregi, colorme, shopify = (flashes(client, logged_in, path) for path in paths)
+    assert smaregi == "スマレジに正常に接続できました：商品 1 件 / 店舗 1 Head Office"
+    assert colorme == ("Main Streetへの接続に失敗しました：認証情報が受け付けられませんでした。"
+                       "（詳細: ColorMe refused the access token (401)）")
+    assert shopify.startswith("Outletへの接続に失敗しました：応答がないか、混雑中またはメンテナンス中です。")
+
+
 @pytest.mark.parametrize(("cause", "source", "ja", "en"), [
     ("smaregi:02:sale", "inbox:7", ("売上（スマレジ）", "在庫通知 #7"), ("Sale (Smaregi)", "Stock notification #7")),
     ("smaregi:12:return", "inbox:7,8,…", ("返品（スマレジ）", "在庫通知 #7, #8, …"),

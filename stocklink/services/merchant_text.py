@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 
 from stocklink.domain.delta import StockDivision
+from stocklink.platforms.base import AuthError, ConnectionCheck, PlatformError, TemporaryError
 from stocklink.platforms.registry import PLATFORMS
 
 ERROR_MESSAGES = {
@@ -128,6 +130,33 @@ def ledger_source(source_event: str | None) -> str:
     if source_event == "backfill":
         return _("Periodic check")
     return source_event
+
+
+def connection_text(check: ConnectionCheck) -> str:
+    """What a connection test found: ``Sandbox Shop / location Main / 56 products / store 1``."""
+    parts = [check.account] if check.account else []
+    if check.location:
+        parts.append(_("location %(name)s", name=check.location))
+    if check.products is not None:
+        parts.append(ngettext("%(num)d product", "%(num)d products", check.products))
+    if check.store is not None:
+        store = " ".join(x for x in (check.store, check.store_name) if x)
+        parts.append(_("store %(store)s", store=store) if check.store_checked else
+                     _("store %(store)s (not checked: reading stores is not enabled in Smaregi)", store=store))
+    return " / ".join(parts)
+
+
+def platform_error_text(exc: PlatformError) -> str:
+    """What a refused or failed call to a platform means for the merchant, with the platform's own
+    words apart: ``The credentials or settings were refused. (Details: …)``."""
+    if isinstance(exc, AuthError):
+        sentence = (_("The settings are incomplete or were refused.") if exc.code in ("config", "store")
+                    else _("The credentials were refused."))
+    elif isinstance(exc, TemporaryError):
+        sentence = _("No answer, or the service is busy or under maintenance. Try again later.")
+    else:
+        sentence = _("The service answered with an error.")
+    return _("%(sentence)s (Details: %(text)s)", sentence=sentence, text=str(exc))
 
 
 TEMPLATE_FILTERS = {"error_text": error_text, "error_detail": error_detail, "error_place": error_place,

@@ -17,6 +17,7 @@ from stocklink.services import merchant_settings
 from stocklink.services.channel_clients import UnsupportedChannel, credentials_of, make_channel_client
 from stocklink.services.incidents import maybe_resume
 from stocklink.services.merchant_settings import SCHEMA, SettingsError
+from stocklink.services.merchant_text import connection_text, platform_error_text
 from stocklink.services.provisioning import upsert_channel, validate_channel
 from stocklink.services.smaregi_stock import smaregi_client
 
@@ -94,11 +95,11 @@ def test_smaregi():
     try:
         result = smaregi_client().test_connection()
     except PlatformError as exc:
-        flash(_("Smaregi connection failed: %(error)s", error=str(exc)), "error")
+        flash(_("Smaregi connection failed: %(error)s", error=platform_error_text(exc)), "error")
     except Exception as exc:
         flash(_("Smaregi connection failed: %(error)s", error=type(exc).__name__), "error")
     else:
-        flash(_("Smaregi connection OK: %(result)s", result=result), "info")
+        flash(_("Smaregi connection OK: %(result)s", result=connection_text(result)), "info")
     return redirect(url_for("settings.index"), 303)
 
 
@@ -200,9 +201,9 @@ def test_channel(channel_id: int):
     except UnsupportedChannel:
         flash(_("This channel kind is not supported yet."), "error")
     except PlatformError as exc:
-        flash(_("%(name)s connection failed: %(error)s", name=channel.name, error=str(exc)), "error")
+        flash(_("%(name)s connection failed: %(error)s", name=channel.name, error=platform_error_text(exc)), "error")
     except Exception as exc:
         flash(_("%(name)s connection failed: %(error)s", name=channel.name, error=type(exc).__name__), "error")
     else:
-        flash(_("%(name)s connection OK: %(result)s", name=channel.name, result=result), "info")
+        flash(_("%(name)s connection OK: %(result)s", name=channel.name, result=connection_text(result)), "info")
     return redirect(url_for("settings.index"), 303)
