@@ -266,12 +266,12 @@ def _push_locked(channel_id: int) -> str:
     except AuthError as exc:
         db.session.rollback()
         channel = db.session.get(Channel, channel_id)
-        if isinstance(exc, InvalidChannelSettings):
-            key, params = "channel_settings", {"field": exc.key}
+        if isinstance(exc, InvalidChannelSettings):  # the field is named in the sentence, by its label
+            key, params, detail = "channel_settings", {"field": exc.key}, exc.reason
         else:
-            key, params = "channel_auth", {}
+            key, params, detail = "channel_auth", {}, str(exc)
         record_error(source="channel", level=9, kind="auth", channel=channel, code=exc.code, key=key, params=params,
-                     detail=str(exc))
+                     detail=detail)
         queue_mail("level9", _l("[stocklink] Stopped syncing %(name)s (authentication error)", name=channel.name),
                    "level9", channel=channel, error=str(exc))
         db.session.commit()

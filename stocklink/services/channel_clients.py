@@ -23,6 +23,7 @@ class InvalidChannelSettings(AuthError):
     def __init__(self, key: str, message: str):
         super().__init__(f"{key} {message}", code="config")
         self.key = key
+        self.reason = message
 
 
 def platform_of(channel: Channel) -> Platform:
