@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stocklink.platforms import colorme as colorme_module
-from stocklink.platforms.base import AuthError, PlatformError, StockWrite, TemporaryError
+from stocklink.platforms.base import AuthError, ConnectionCheck, PlatformError, StockWrite, TemporaryError
 from stocklink.platforms.colorme import ColorMeClient, make_identifier, parse_identifier
 from stocklink.sandbox.colorme import ColorMeSandbox, create_app
 from stocklink.sandbox.server import serve_in_thread
@@ -47,9 +47,10 @@ def puts(shop: ColorMeSandbox) -> list[dict]:
 
 
 def test_connection_reports_the_shop(shop, make_client):
-    """test_connection answers a short success text when the token works."""
+    """test_connection answers what it found (the shop's product count) when the token works."""
     shop.add_product("Tシャツ", stocks=3)
-    assert "ColorMe" in make_client().test_connection()
+    shop.add_product("マグカップ", stocks=1)
+    assert make_client().test_connection() == ConnectionCheck(products=2)
 
 
 def test_read_stock_products_and_variants(shop, make_client):

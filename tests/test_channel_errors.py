@@ -255,13 +255,15 @@ def test_errors_page_deletes_one_and_all(app, client, logged_in, world):
     with app.app_context():
         colorme = db.session.get(Channel, world.colorme_id)
         shopify = db.session.get(Channel, world.shopify_id)
-        first = record_error(source="channel", level=8, kind="temporary", channel=colorme, message="カラーミー: 503")
-        record_error(source="channel", level=8, kind="temporary", channel=shopify, message="Shopify: 502")
-        record_error(source="smaregi", level=8, kind="temporary", message="スマレジ: timeout")
+        first = record_error(source="channel", level=8, kind="temporary", channel=colorme, key="channel_temporary",
+                             detail="ColorMe unavailable (503)")
+        record_error(source="channel", level=8, kind="temporary", channel=shopify, key="channel_temporary",
+                     detail="Shopify unavailable (502)")
+        record_error(source="smaregi", level=8, kind="temporary", key="smaregi_unavailable", detail="timeout")
         db.session.commit()
         first_id = first.id
     page = client.get("/errors/").get_data(as_text=True)
-    assert page.index("スマレジ: timeout") < page.index("カラーミー: 503")
+    assert page.index("詳細: timeout") < page.index("詳細: ColorMe unavailable (503)")
 
     token = logged_in.token("/errors/")
     response = client.post(f"/errors/{first_id}/delete", data={"csrf_token": token})
@@ -269,7 +271,7 @@ def test_errors_page_deletes_one_and_all(app, client, logged_in, world):
     with app.app_context():
         assert db.session.get(ErrorRecord, first_id) is None
         assert db.session.scalar(select(func.count(ErrorRecord.id))) == 2
-    assert "カラーミー: 503" not in client.get("/errors/").get_data(as_text=True)
+    assert "ColorMe unavailable (503)" not in client.get("/errors/").get_data(as_text=True)
 
     response = client.post("/errors/delete-all", data={"csrf_token": token})
     assert response.status_code == 303

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from stocklink.platforms import nextengine as nextengine_module
-from stocklink.platforms.base import AuthError, TemporaryError
+from stocklink.platforms.base import AuthError, ConnectionCheck, TemporaryError
 from stocklink.platforms.nextengine import NextEngineClient, build_delta_csv
 from stocklink.sandbox.nextengine import NextEngineSandbox, create_app
 from stocklink.sandbox.server import serve_in_thread
@@ -68,7 +68,7 @@ def api_requests(sandbox, path: str) -> list[dict]:
 
 def test_connection_names_the_company(ne, make_client):
     """test_connection answers with the company the tokens belong to."""
-    assert "サンドボックス商店" in make_client(ne).test_connection()
+    assert make_client(ne).test_connection() == ConnectionCheck(account="サンドボックス商店")
 
 
 def test_read_stock_in_one_search(ne, make_client):
@@ -248,7 +248,7 @@ def test_overload_is_temporary_and_tokens_still_rotate(ne, make_client):
         client.test_connection()
     assert caught.value.code == "003002"
     assert len(saved) == 1
-    assert "NextEngine" in client.test_connection()
+    assert client.test_connection().account == "サンドボックス商店"
 
 
 def test_http_5xx_is_temporary(ne, make_client):

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from stocklink.platforms import shopify as shopify_module
-from stocklink.platforms.base import AuthError, PlatformError, StockWrite, TemporaryError
+from stocklink.platforms.base import AuthError, ConnectionCheck, PlatformError, StockWrite, TemporaryError
 from stocklink.platforms.shopify import ShopifyClient, production_base_url
 from stocklink.sandbox.server import serve_in_thread
 from stocklink.sandbox.shopify import ShopifySandbox, create_app
@@ -51,7 +51,7 @@ def graphql(store, query: str, variables: dict | None = None) -> dict:
 
 def test_connection_names_shop_and_location(store, make_client):
     """test_connection names the shop and the configured location."""
-    assert make_client().test_connection() == "Shopify: connected to stocklink-sandbox / 本店倉庫"
+    assert make_client().test_connection() == ConnectionCheck(account="stocklink-sandbox", location="本店倉庫")
 
 
 def test_connection_rejects_unknown_location(store, make_client):

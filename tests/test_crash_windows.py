@@ -138,9 +138,11 @@ def test_an_ambiguous_relative_write_is_shown_as_a_difference_not_resent(app, wo
     assert listing_state(app, world.colorme_id) == (16, False, True)
     assert intents(app, world.colorme_id)[0][2] == "ambiguous"
     from stocklink.models import ErrorRecord
+    from stocklink.services.merchant_text import error_text
     with app.app_context():
         [error] = db.session.scalars(select(ErrorRecord).where(ErrorRecord.kind == "write_unconfirmed")).all()
-        assert error.level == 8 and "再送していません" in error.message
+        assert error.level == 8 and "再送していません" in error_text(error)
+        assert error.message_params == {"identifier": str(colorme_item), "before": 20, "after": 17, "now": 16}
 
 
 def test_a_nextengine_upload_whose_worker_died_is_found_in_the_queue_not_uploaded_again(app, world,

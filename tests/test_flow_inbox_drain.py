@@ -12,6 +12,7 @@ from stocklink.infra.queues import WEBHOOKS, get_queue, get_redis
 from stocklink.jobs.inbox import WAKE_KEY, claim_batch, process_inbox, sweep_inbox
 from stocklink.models import ErrorRecord, SmaregiInbox, StockLedger
 from stocklink.models._types import utcnow
+from stocklink.services.merchant_text import error_text
 from tests.e2e_helpers import inbox_rows, ledger_count, stock_of
 
 pytest_plugins = ["tests.fixtures_platforms"]
@@ -121,7 +122,7 @@ def test_a_row_that_cannot_be_applied_is_set_aside_and_the_rest_land(app, world,
     assert stock_of(app, A) == 7 and world.channel_stock(A) == (7, 7)
     with app.app_context():
         [error] = db.session.scalars(select(ErrorRecord)).all()
-        assert error.level == 8 and f"#{ids[1]}" in error.message
+        assert error.level == 8 and f"#{ids[1]}" in error_text(error)
 
 
 def test_a_drain_that_crashes_lets_the_next_notification_queue_another(app, world, monkeypatch):

@@ -70,3 +70,28 @@ def test_sqlite_enforces_foreign_keys_and_0003_settles_old_orphans(tmp_path, red
         assert db.session.scalar(select(func.count()).select_from(Product)) == 1
         db.session.remove()
         db.engine.dispose()
+
+
+def test_0008_down_and_up_keeps_every_error_readable(app):
+    """Downgrading past 0008 leaves a keyed error its key in ``message`` (an older stocklink shows
+    ``message`` alone); upgrading again brings the columns back, old rows keyless."""
+    from flask_migrate import downgrade
+    with app.app_context():
+        db.drop_all()
+        with db.engine.begin() as conn:
+            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        upgrade()
+        with db.engine.begin() as conn:
+            conn.execute(text("INSERT INTO errors (source, level, kind, message, message_key, message_params, "
+                              "occurrences, created_at, last_seen_at) VALUES ('smaregi', 8, 'temporary', "
+                              "'HTTP 500', 'smaregi_unavailable', '{}', 1, :now, :now), ('smaregi', 8, "
+                              "'temporary', '', 'smaregi_auth', '{}', 1, :now, :now)"), {"now": "2026-12-01 00:00:00"})
+        downgrade(revision="0007")
+        assert "message_key" not in {c["name"] for c in inspect(db.engine).get_columns("errors")}
+        with db.engine.connect() as conn:
+            messages = conn.execute(text("SELECT message FROM errors ORDER BY id")).scalars().all()
+        assert messages == ["smaregi_unavailable: HTTP 500", "smaregi_auth"]
+        upgrade()
+        with db.engine.connect() as conn:
+            rows = conn.execute(text("SELECT message_key, message FROM errors ORDER BY id")).all()
+        assert [tuple(r) for r in rows] == [(None, "smaregi_unavailable: HTTP 500"), (None, "smaregi_auth")]

@@ -12,6 +12,7 @@ from stocklink.models._types import utcnow
 from stocklink.platforms import registry
 from stocklink.sandbox.server import serve_in_thread
 from stocklink.services.merchant_settings import SettingsError
+from stocklink.services.merchant_text import error_text
 from stocklink.services.provisioning import load_file
 from tests import fake_platform
 from tests.conftest import csrf_token
@@ -158,7 +159,8 @@ def test_a_stored_channel_with_broken_settings_stops_with_an_error_naming_the_fi
         channel = db.session.get(Channel, channel_id)
         [error] = db.session.scalars(select(ErrorRecord)).all()
         assert (channel.state, error.level, error.kind) == ("stopped", 9, "auth")
-        assert "location_id" in error.message
+        assert (error.message_key, error.message_params) == ("channel_settings", {"field": "settings.location_id"})
+        assert "設定「ロケーションID」" in error_text(error) and error.message == "is required"
 
 
 def test_the_registry_holds_each_declared_platform_once():

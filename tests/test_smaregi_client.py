@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from stocklink.platforms.base import AuthError, PlatformError, TemporaryError
+from stocklink.platforms.base import AuthError, ConnectionCheck, PlatformError, TemporaryError
 from stocklink.platforms.smaregi import (
     LEGACY_BASE_URL,
     PLATFORM_API_BASE_URL,
@@ -238,9 +238,9 @@ def test_platform_stock_changes_of_many_products_stay_within_the_rate_limit(plat
 
 
 def test_test_connection_describes_the_contract(smaregi):
-    """test_connection succeeds with a short description naming the product count and store."""
-    text = smaregi.test_connection()
-    assert "56" in text and "1" in text
+    """test_connection succeeds with what it found: the product count and the store."""
+    check = smaregi.test_connection()
+    assert (check.products, check.store, check.store_checked) == (56, "1", True)
 
 
 def test_test_connection_with_an_unknown_store_is_an_auth_error(smaregi_server, http):
@@ -432,4 +432,4 @@ def test_repr_shows_no_credentials(legacy, platform):
 def test_legacy_test_connection_works_without_store_ref(legacy, smaregi_sandbox):
     """With 店舗情報参照 disabled, test_connection still succeeds and says the store is unchecked."""
     smaregi_sandbox.configure(disabled_functions={"store_ref"})
-    assert "未確認" in legacy.test_connection()
+    assert legacy.test_connection() == ConnectionCheck(products=56, store="1", store_checked=False)

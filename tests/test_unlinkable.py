@@ -16,12 +16,12 @@ from stocklink.infra.extensions import db
 from stocklink.infra.queues import WEBHOOKS, get_queue
 from stocklink.models import ConfirmationItem, Exclusion, Listing, OutboxMessage, Product, StockLedger
 from stocklink.services import merchant_settings
-from stocklink.services.smaregi_stock import ABORT_SUBJECT
 from tests.e2e_helpers import MERCHANT_MAIL, add_product, inbox_rows, ledger_count, stock_of
 
 pytest_plugins = ["tests.fixtures_platforms"]
 
 A, B, C, D = "8300001", "8300002", "8300003", "8300004"
+ABORT_SUBJECT = "※ご確認ください※在庫情報送信処理中にエラーが発生しました。"
 SKIPPED = "在庫連携できない商品をスキップしました"
 EXCLUDED = "在庫連携対象外アイテムに自動登録しました"
 

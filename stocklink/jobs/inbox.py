@@ -29,6 +29,7 @@ import time
 import uuid
 from datetime import timedelta
 
+from flask_babel import lazy_gettext as _l
 from rq import Retry
 from sqlalchemy import and_, func, or_, select, update
 
@@ -285,12 +286,11 @@ def _smaregi_failed(batch: list[int], exc: PlatformError) -> None:
     level = 9 if isinstance(exc, AuthError) else 8
     _retry_later(batch, f"{type(exc).__name__}: {exc}", delay)
     record = record_error(source="smaregi", level=level, kind="auth" if level >= 9 else "temporary",
-                          code=getattr(exc, "code", None),
-                          message=("スマレジの認証に失敗しました。設定を確認してください" if level >= 9
-                                   else "スマレジからの在庫取得に失敗しました。自動で再試行します") + f" ({exc})")
+                          key="smaregi_auth" if level >= 9 else "smaregi_unavailable", detail=str(exc),
+                          code=getattr(exc, "code", None))
     # Level 9 is mailed when it first appears, level 8 once it has failed ALERT_AFTER times in a row.
     if (level >= 9 and record.occurrences == 1) or (level < 9 and failures == ALERT_AFTER):
-        queue_mail("level9" if level >= 9 else "level8", "【stocklink】スマレジからの在庫取得に失敗しました",
+        queue_mail("level9" if level >= 9 else "level8", _l("[stocklink] Could not read the stock from Smaregi"),
                    "smaregi_failure", error=str(exc), level=level)
     db.session.commit()
     redis.set(BACKOFF_KEY, 1, px=int(delay * 1000))
@@ -302,9 +302,8 @@ def _set_aside(row_id: int, exc: Exception) -> None:
     row = db.session.get(SmaregiInbox, row_id)
     delay = _backoff(row.attempts)
     _retry_later([row_id], f"{type(exc).__name__}: {exc}", delay)
-    record_error(source="smaregi", level=8, kind="temporary",
-                 message=f"スマレジの在庫通知 #{row_id} を反映できませんでした。"
-                         f"自動で再試行します ({type(exc).__name__})")
+    record_error(source="smaregi", level=8, kind="temporary", key="inbox_row_failed", params={"row": row_id},
+                 detail=type(exc).__name__)
     db.session.commit()
 
 

@@ -10,6 +10,7 @@ import time
 from datetime import timedelta
 from fractions import Fraction
 
+from flask_babel import lazy_gettext as _l
 from redis.exceptions import LockError
 from rq import Retry
 from rq.exceptions import DuplicateJobError, InvalidJobOperation, NoSuchJobError
@@ -27,7 +28,7 @@ from stocklink.models._types import as_utc, utcnow
 from stocklink.platforms.base import AuthError, PlatformError, StockWrite, TemporaryError
 from stocklink.platforms.registry import PLATFORMS
 from stocklink.services import write_intents
-from stocklink.services.channel_clients import make_channel_client
+from stocklink.services.channel_clients import InvalidChannelSettings, make_channel_client
 from stocklink.services.incidents import final_attempt, record_error, resolve_temporary_errors
 from stocklink.services.outbox import queue_mail
 from stocklink.services.stock_ledger import clear_dirty
@@ -196,8 +197,8 @@ def _push_absolute(channel: Channel, client) -> int:
                 # SPEC §11.8: an outcome for the merchant, not a retry.
                 listing.link_problem = "unknown_item"
                 cleared.append(listing_id)
-                record_error(source="channel", level=8, kind="unknown_item", channel=channel,
-                             message=f"{channel.name}: {write.identifier} はチャネルに存在しません",
+                record_error(source="channel", level=8, kind="unknown_item", channel=channel, key="unknown_item",
+                             params={"identifier": write.identifier}, detail=result.detail or "",
                              code=result.detail[:40] if result.detail else None)
         clear_dirty({lid: seen[lid] for lid in cleared})
         write_intents.discard(intents)  # answered and booked in one commit
@@ -266,20 +267,24 @@ def _push_locked(channel_id: int) -> str:
     except AuthError as exc:
         db.session.rollback()
         channel = db.session.get(Channel, channel_id)
-        record_error(source="channel", level=9, kind="auth", channel=channel, code=exc.code,
-                     message=f"{channel.name}: 認証エラーのため連携を停止しました ({exc})")
-        queue_mail("level9", f"【stocklink】{channel.name} の連携を停止しました（認証エラー）", "level9",
-                   channel=channel, error=str(exc))
+        if isinstance(exc, InvalidChannelSettings):  # the field is named in the sentence, by its label
+            key, params, detail = "channel_settings", {"field": exc.key}, exc.reason
+        else:
+            key, params, detail = "channel_auth", {}, str(exc)
+        record_error(source="channel", level=9, kind="auth", channel=channel, code=exc.code, key=key, params=params,
+                     detail=detail)
+        queue_mail("level9", _l("[stocklink] Stopped syncing %(name)s (authentication error)", name=channel.name),
+                   "level9", channel=channel, error=str(exc))
         db.session.commit()
         return "stopped: auth"
     except PlatformError as exc:
         db.session.rollback()
         channel = db.session.get(Channel, channel_id)
         record = record_error(source="channel", level=8, kind="temporary", channel=channel, code=exc.code,
-                              message=f"{channel.name}: 一時的なエラー、自動で再試行します ({exc})")
+                              key="channel_temporary", detail=str(exc))
         if final_attempt():
-            queue_mail("level8", f"【stocklink】{channel.name} への在庫反映が繰り返し失敗しています", "level8",
-                       channel=channel, error=str(exc), occurrences=record.occurrences)
+            queue_mail("level8", _l("[stocklink] Stock updates to %(name)s keep failing", name=channel.name),
+                       "level8", channel=channel, error=str(exc), occurrences=record.occurrences)
         db.session.commit()
         raise
     now = utcnow()

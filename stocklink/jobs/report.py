@@ -9,6 +9,9 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -127,12 +130,16 @@ def _report(channel: Channel, rows, que_id, upload_error, previous) -> None:
     previous_ok = all(p["status"] != "error" for p in previous)
     parts = []
     if rows:
-        parts.append(f"アップロード:{'成功' if upload_ok else '失敗'}")
+        parts.append(_l("upload: succeeded") if upload_ok else _l("upload: failed"))
     if previous:
-        parts.append(f"前回の処理結果:{'成功' if previous_ok else '失敗'}")
-    subject = f"【stocklink】{channel.name} " + " / ".join(parts)
+        parts.append(_l("previous result: succeeded") if previous_ok else _l("previous result: failed"))
+    subject = LazyString(_subject, channel.name, parts)  # rendered in the mail's language
     csv_text = build_delta_csv(rows) if rows else ""
     attachments = [{"filename": f"nextengine_{que_id or 'failed'}.csv", "content_type": "text/csv",
                     "text": csv_text}] if rows else []
     queue_mail("report", subject, "nextengine_report", attachments=attachments, channel=channel, rows=rows,
                que_id=que_id, upload_error=upload_error, previous=previous)
+
+
+def _subject(name: str, parts: list) -> str:
+    return _("[stocklink] %(name)s %(results)s", name=name, results=" / ".join(str(p) for p in parts))

@@ -6,6 +6,14 @@ from stocklink.models._types import utcnow
 
 
 class ErrorRecord(db.Model):
+    """One error, stored as facts and rendered in the merchant's language when shown.
+
+    ``message_key`` names the sentence and ``message_params`` fills it in
+    (:mod:`stocklink.services.merchant_text` holds the sentences); ``message`` is the
+    platform's or the exception's own words, shown apart as a detail ("" when there are none).
+    A row written before revision 0007 has no key: its ``message`` is the whole sentence.
+    """
+
     __tablename__ = "errors"
 
     id = db.Column(db.Integer, primary_key=True)
@@ -14,6 +22,8 @@ class ErrorRecord(db.Model):
     level = db.Column(db.Integer, nullable=False)
     kind = db.Column(db.String(40), nullable=False)
     message = db.Column(db.Text, nullable=False)
+    message_key = db.Column(db.String(60))
+    message_params = db.Column(db.JSON)
     code = db.Column(db.String(40))
     occurrences = db.Column(db.Integer, nullable=False, default=1)
     created_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow, index=True)

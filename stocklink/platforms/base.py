@@ -91,6 +91,20 @@ class WriteResult:
     extra: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ConnectionCheck:
+    """What a connection test found, as facts the console puts into words in the merchant's
+    language: the account (shop or company name) and location, how many products, and the
+    Smaregi store (``store_checked`` is false when Smaregi does not let stocklink read stores)."""
+
+    account: str | None = None
+    location: str | None = None
+    products: int | None = None
+    store: str | None = None
+    store_name: str | None = None
+    store_checked: bool = True
+
+
 def new_session() -> requests.Session:
     """A requests session with a stocklink User-Agent."""
     session = requests.Session()

@@ -24,6 +24,7 @@ from flask_babel import lazy_gettext as _l
 from stocklink.platforms.base import (
     AuthError,
     ChannelClient,
+    ConnectionCheck,
     PlatformError,
     StockWrite,
     TemporaryError,
@@ -101,11 +102,11 @@ class ColorMeClient(ChannelClient):
         raise PlatformError(f"ColorMe {method} {path} failed ({status}): {message}",
                             code=code, status=status)
 
-    def test_connection(self) -> str:
+    def test_connection(self) -> ConnectionCheck:
         """Read one product to prove the token and ``read_products`` scope work."""
         response = self._request("GET", "/v1/products.json", params={"limit": 1, "fields": "id"})
         total = _json(response).get("meta", {}).get("total")
-        return f"ColorMe Shop: connected ({total} products)"
+        return ConnectionCheck(products=total if isinstance(total, int) else None)
 
     def read_stock(self, identifiers: list[str]) -> dict[str, int | None]:
         """Stock per identifier via ``GET /v1/stocks.json?ids=…`` (§1.4).

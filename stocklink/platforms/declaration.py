@@ -66,6 +66,13 @@ class Platform:
     def credential_keys(self) -> tuple[str, ...]:
         return tuple(f.key for f in self.credentials)
 
+    def label_of(self, key: str) -> Any:
+        """The label of ``settings.<key>`` or ``credentials.<key>`` (as validation names a field);
+        ``None`` for a key that names neither."""
+        group, _dot, name = key.partition(".")
+        fields = {"settings": self.settings, "credentials": self.credentials}.get(group, ())
+        return next((spec.label for spec in fields if spec.key == name), None)
+
     def clean_settings(self, raw: dict) -> dict:
         """The channel's platform settings, checked; a setting left out keeps its default.
 

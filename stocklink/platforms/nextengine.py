@@ -38,6 +38,7 @@ from stocklink.platforms.base import (
     DEFAULT_TIMEOUT,
     AuthError,
     ChannelClient,
+    ConnectionCheck,
     PlatformError,
     StockWrite,
     TemporaryError,
@@ -120,11 +121,11 @@ class NextEngineClient(ChannelClient):
         if self.on_credentials is not None:
             self.on_credentials(dict(self.credentials))
 
-    def test_connection(self) -> str:
+    def test_connection(self) -> ConnectionCheck:
         """Read the company the tokens belong to."""
         body = self._call("/api_v1_login_company/info")
         name = (body.get("data") or [{}])[0].get("company_name", "")
-        return f"NextEngine: connected to {name}".rstrip()
+        return ConnectionCheck(account=name or None)
 
     def read_stock(self, identifiers: list[str]) -> dict[str, int | None]:
         """Stock per goods code via ``/api_v1_master_stock/search`` (§2.5); ``None`` if unknown."""

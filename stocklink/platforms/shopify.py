@@ -28,6 +28,7 @@ from stocklink.platforms.base import (
     DEFAULT_TIMEOUT,
     AuthError,
     ChannelClient,
+    ConnectionCheck,
     PlatformError,
     StockWrite,
     TemporaryError,
@@ -120,12 +121,12 @@ class ShopifyClient(ChannelClient):
             raise _graphql_error(errors, body.get("extensions") or {})
         return body.get("data") or {}
 
-    def test_connection(self) -> str:
+    def test_connection(self) -> ConnectionCheck:
         """Check the token and that the configured location exists."""
         data = self._graphql(CONNECTION_QUERY, {"location": self.location})
         if not data.get("location"):
             raise PlatformError("Shopify: the configured location does not exist", code="INVALID_LOCATION")
-        return f"Shopify: connected to {data['shop']['name']} / {data['location']['name']}"
+        return ConnectionCheck(account=data["shop"]["name"], location=data["location"]["name"])
 
     def read_stock(self, identifiers: list[str]) -> dict[str, int | None]:
         """``available`` at the location per item; ``None`` if unknown or not stocked there."""

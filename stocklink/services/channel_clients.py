@@ -16,6 +16,16 @@ class UnsupportedChannel(Exception):
     """No platform is registered for this channel's kind."""
 
 
+class InvalidChannelSettings(AuthError):
+    """The channel's stored settings are not what its platform needs; ``key`` names the field
+    (``settings.location_id``). Level 9, like a refused credential (SPEC §6)."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(f"{key} {message}", code="config")
+        self.key = key
+        self.reason = message
+
+
 def platform_of(channel: Channel) -> Platform:
     try:
         return PLATFORMS[channel.kind]
@@ -41,15 +51,16 @@ def make_channel_client(channel: Channel, session=None):
     tokens (NextEngine) are committed at once in a separate transaction, so a crash after a call
     cannot lose the only valid token.
 
-    :raise AuthError: (code ``config``) the channel's settings are not what its platform
-        needs, named by the field: like a refused credential, the channel stops until the
-        merchant fixes them (SPEC §6), instead of a push failing and retrying unseen.
+    :raise InvalidChannelSettings: (an :class:`AuthError`, code ``config``) the channel's settings
+        are not what its platform needs, named by the field: like a refused credential, the
+        channel stops until the merchant fixes them (SPEC §6), instead of a push failing and
+        retrying unseen.
     """
     platform = platform_of(channel)
     try:
         settings = platform.clean_settings(dict(channel.settings or {}))
     except InvalidSetting as exc:
-        raise AuthError(f"settings.{exc.key} {exc.message}", code="config") from None
+        raise InvalidChannelSettings(f"settings.{exc.key}", exc.message) from None
     channel_id = channel.id
 
     def persist(new_credentials: dict) -> None:

@@ -14,18 +14,29 @@ from stocklink.models import Channel, ErrorRecord
 from stocklink.models._types import as_utc, utcnow
 
 
-def record_error(*, source: str, level: int, kind: str, message: str, code: str | None = None,
-                 channel: Channel | None = None) -> ErrorRecord:
-    """Add an error, or count one more occurrence of the same unresolved error."""
-    existing = db.session.scalars(select(ErrorRecord).where(
+def record_error(*, source: str, level: int, kind: str, key: str, params: dict | None = None, detail: str = "",
+                 code: str | None = None, channel: Channel | None = None) -> ErrorRecord:
+    """Add an error, or count one more occurrence of the same unresolved error.
+
+    ``key`` names the sentence the merchant reads and ``params`` fills it in (both rendered in
+    the merchant's language when shown, :mod:`stocklink.services.merchant_text`); ``detail`` is
+    the platform's or the exception's own words, shown apart. The same error is the same source,
+    kind, channel, key, parameters and detail."""
+    params = dict(params or {})
+    detail = detail or ""
+    candidates = db.session.scalars(select(ErrorRecord).where(
         ErrorRecord.resolved_at.is_(None), ErrorRecord.source == source, ErrorRecord.kind == kind,
-        ErrorRecord.channel_id == (channel.id if channel else None), ErrorRecord.message == message)).first()
+        ErrorRecord.channel_id == (channel.id if channel else None), ErrorRecord.message_key == key,
+        ErrorRecord.message == detail)).all()
+    # The parameters are compared here, not in SQL: PostgreSQL's json type has no equality.
+    existing = next((r for r in candidates if (r.message_params or {}) == params), None)
     now = utcnow()
     if existing is not None:
         existing.occurrences += 1
         existing.last_seen_at = now
         return existing
-    record = ErrorRecord(source=source, level=level, kind=kind, message=message, code=code, occurrences=1,
+    record = ErrorRecord(source=source, level=level, kind=kind, message=detail, message_key=key,
+                         message_params=params, code=code, occurrences=1,
                          channel_id=channel.id if channel else None, created_at=now, last_seen_at=now)
     db.session.add(record)
     if channel is not None and level >= 9:

@@ -9,6 +9,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 
 from stocklink.domain.delta import StockDivision
@@ -26,9 +27,9 @@ from stocklink.services.stock_history import HistoryRead
 from stocklink.services.stock_ledger import StockRead, apply_smaregi_reads, mark_listings_dirty
 from stocklink.services.unlinkable import Linkage, add_exclusion, describe, enqueue_confirmation, linkage
 
-ABORT_SUBJECT = "※ご確認ください※在庫情報送信処理中にエラーが発生しました。"
-SKIPPED_SUBJECT = "在庫連携できない商品をスキップしました"
-EXCLUDED_SUBJECT = "在庫連携対象外アイテムに自動登録しました"
+ABORT_SUBJECT = _l("*Please check* An error occurred while processing a stock send from Smaregi.")
+SKIPPED_SUBJECT = _l("Products that cannot be linked were skipped")
+EXCLUDED_SUBJECT = _l("Products that cannot be linked were added to the exclusion list")
 
 log = logging.getLogger(__name__)
 

@@ -123,10 +123,9 @@ def settle_by_reading_back(channel: Channel, client) -> int:
     log.warning("%s: settled %d write(s) of unknown outcome by reading back: %s", channel.name, len(intents),
                 ", ".join(f"{i.identifier}={i.outcome}" for i in intents))
     for intent in unresolved:
-        record_error(source="channel", level=8, kind="write_unconfirmed", channel=channel,
-                     message=f"{channel.name}: {intent.identifier} への在庫書き込みの結果を確認できませんでした"
-                             f"（送信前 {intent.before} → 目標 {intent.after}、現在 {intent.read_back}）。"
-                             f"二重反映を避けるため再送していません。在庫数を確認してください")
+        record_error(source="channel", level=8, kind="write_unconfirmed", channel=channel, key="write_unconfirmed",
+                     params={"identifier": intent.identifier, "before": intent.before, "after": intent.after,
+                             "now": intent.read_back})
     db.session.commit()
     return len(intents)
 
@@ -153,8 +152,7 @@ def settle_pending(channel: Channel, client) -> list[dict]:
     for result in results:
         if result["status"] == "error":
             record_error(source="channel", level=8, kind="upload_rejected", channel=channel, code=result["ref"],
-                         message=f"{channel.name}: キューID {result['ref']} の処理に失敗しました: "
-                                 f"{result['message'][:300]}")
+                         key="upload_rejected", params={"ref": result["ref"]}, detail=result["message"][:300])
     now = utcnow()
     for listing in listings:
         listing.pending_ref = None

@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from stocklink.infra.extensions import db
 from stocklink.models import Channel
+from stocklink.services.merchant_text import TEMPLATE_FILTERS
 
 
 def register_blueprints(app) -> None:
@@ -34,14 +35,13 @@ def register_blueprints(app) -> None:
         app.register_blueprint(module.bp)
     stopped_channels_banner(app)
     error_pages(app)
+    app.jinja_env.filters.update(TEMPLATE_FILTERS)  # errors and ledger rows in the reader's language
 
 
 def stopped_channels_banner(app) -> None:
     """Every console page shows a red banner while a channel is stopped (level 9, SPEC §6)."""
     @app.context_processor
     def inject_stopped():
-
-
         # Mails are rendered in jobs, outside any request: there is no current_user then.
         if not current_user or not current_user.is_authenticated:
             return {"stopped_channels": []}

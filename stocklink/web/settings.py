@@ -17,6 +17,7 @@ from stocklink.services import merchant_settings
 from stocklink.services.channel_clients import UnsupportedChannel, credentials_of, make_channel_client
 from stocklink.services.incidents import maybe_resume
 from stocklink.services.merchant_settings import SCHEMA, SettingsError
+from stocklink.services.merchant_text import connection_text, platform_error_text
 from stocklink.services.provisioning import upsert_channel, validate_channel
 from stocklink.services.smaregi_stock import smaregi_client
 
@@ -33,7 +34,7 @@ def webhook_url() -> str:
     base = current_app.config.get("PUBLIC_URL") or request.host_url
     code = merchant_settings.get("smaregi.customer_code")
     # The customer code is a secret: shown masked, the merchant knows the value they saved.
-    return f"{base.rstrip('/')}/webhooks/smaregi/{mask(code) if code else '<お客様専用コード>'}"
+    return f"{base.rstrip('/')}/webhooks/smaregi/{mask(code) if code else _('<your customer code>')}"
 
 
 def _form_values(keys: list[str]) -> dict:
@@ -94,11 +95,11 @@ def test_smaregi():
     try:
         result = smaregi_client().test_connection()
     except PlatformError as exc:
-        flash(_("Smaregi connection failed: %(error)s", error=str(exc)), "error")
+        flash(_("Smaregi connection failed: %(error)s", error=platform_error_text(exc)), "error")
     except Exception as exc:
         flash(_("Smaregi connection failed: %(error)s", error=type(exc).__name__), "error")
     else:
-        flash(_("Smaregi connection OK: %(result)s", result=result), "info")
+        flash(_("Smaregi connection OK: %(result)s", result=connection_text(result)), "info")
     return redirect(url_for("settings.index"), 303)
 
 
@@ -153,12 +154,8 @@ CHANNEL_LABELS = {"kind": _l("Kind"), "name": _l("Name"), "base_url": _l("Base U
 
 def _field_label(platform, key: str) -> str:
     """The form's label for the key a validation error names (``settings.location_id`` → ロケーションID)."""
-    group, _dot, name = key.partition(".")
-    fields = {"settings": platform.settings, "credentials": platform.credentials}.get(group, ()) if platform else ()
-    for spec in fields:
-        if spec.key == name:
-            return str(spec.label)
-    return str(CHANNEL_LABELS.get(key, key))
+    label = platform.label_of(key) if platform else None
+    return str(label if label is not None else CHANNEL_LABELS.get(key, key))
 
 
 def _render_channel_form(channel: Channel | None, kind: str | None, *, form=None, status: int = 200):
@@ -204,9 +201,9 @@ def test_channel(channel_id: int):
     except UnsupportedChannel:
         flash(_("This channel kind is not supported yet."), "error")
     except PlatformError as exc:
-        flash(_("%(name)s connection failed: %(error)s", name=channel.name, error=str(exc)), "error")
+        flash(_("%(name)s connection failed: %(error)s", name=channel.name, error=platform_error_text(exc)), "error")
     except Exception as exc:
         flash(_("%(name)s connection failed: %(error)s", name=channel.name, error=type(exc).__name__), "error")
     else:
-        flash(_("%(name)s connection OK: %(result)s", name=channel.name, result=result), "info")
+        flash(_("%(name)s connection OK: %(result)s", name=channel.name, result=connection_text(result)), "info")
     return redirect(url_for("settings.index"), 303)

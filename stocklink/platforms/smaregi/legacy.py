@@ -11,6 +11,7 @@ import requests
 from stocklink.platforms.base import (
     DEFAULT_TIMEOUT,
     AuthError,
+    ConnectionCheck,
     PlatformError,
     new_session,
     send,
@@ -214,7 +215,7 @@ class LegacySmaregiClient(_Closable):
                     found[pid][change.change_id] = change
         return {pid: sorted(rows.values(), key=lambda c: int(c.change_id)) for pid, rows in found.items()}
 
-    def test_connection(self) -> str:
+    def test_connection(self) -> ConnectionCheck:
         """Check credentials, the enabled functions and the store; describe what was found."""
         body = self._call("product_ref", {"table_name": "Product", "fields": ["productId"], "limit": 1})
         products = _int(body.get("total_count", 0), "total_count")
@@ -227,8 +228,7 @@ class LegacySmaregiClient(_Closable):
             if exc.code != "23":
                 raise
             # 店舗情報参照 is not needed for syncing; without it the store id goes unchecked.
-            return f"スマレジAPI: 商品 {products} 件、店舗 {self.store_id} (店舗情報参照が無効のため未確認)"
+            return ConnectionCheck(products=products, store=self.store_id, store_checked=False)
         if not stores:
             raise AuthError(f"Smaregi store {self.store_id} does not exist in this contract", code="store")
-        name = stores[0].get("storeName") or ""
-        return f"スマレジAPI: 商品 {products} 件、店舗 {self.store_id} {name}".strip()
+        return ConnectionCheck(products=products, store=self.store_id, store_name=stores[0].get("storeName") or None)

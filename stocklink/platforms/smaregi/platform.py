@@ -14,6 +14,7 @@ import requests
 from stocklink.platforms.base import (
     DEFAULT_TIMEOUT,
     AuthError,
+    ConnectionCheck,
     PlatformError,
     new_session,
     retry_after_seconds,
@@ -315,7 +316,7 @@ class PlatformSmaregiClient(_Closable):
             page += 1
         return sorted(kept.values(), key=lambda c: int(c.change_id))
 
-    def test_connection(self) -> str:
+    def test_connection(self) -> ConnectionCheck:
         """Obtain a token, count the products and check the store; describe what was found."""
         products = sum(1 for _ in self._pages("/products", {"fields": "productId"}))
         try:
@@ -325,4 +326,4 @@ class PlatformSmaregiClient(_Closable):
                 raise AuthError(f"Smaregi store {self.store_id} was refused: {exc}", code="store",
                                 status=exc.status) from exc
             raise
-        return f"プラットフォームAPI: 商品 {products} 件、店舗 {self.store_id}"
+        return ConnectionCheck(products=products, store=self.store_id)
