@@ -19,16 +19,12 @@ from stocklink.domain.text import clean_pasted_secret
 from stocklink.infra.crypto import SecretUnreadable, decrypt, encrypt
 from stocklink.infra.extensions import db
 from stocklink.models.settings import Setting
+from stocklink.platforms.declaration import InvalidSetting
 from stocklink.platforms.smaregi import LEGACY_BASE_URL, PLATFORM_API_BASE_URL, PLATFORM_ID_BASE_URL
 
 
-class SettingsError(ValueError):
-    """A setting is unknown or its value is invalid; ``key`` names it."""
-
-    def __init__(self, key: str, message: str):
-        super().__init__(f"{key}: {message}")
-        self.key = key
-        self.message = message
+class SettingsError(InvalidSetting):
+    """A merchant setting (or a TOML key) is unknown or its value is invalid; ``key`` names it."""
 
 
 @dataclass(frozen=True)
