@@ -149,6 +149,10 @@ class ChannelClient:
         self.session = session or new_session()
         self.timeout = timeout
         self.on_credentials = on_credentials
+        self.setup()
+
+    def setup(self) -> None:
+        """What a client adds to the construction above (read its settings, make its locks)."""
 
     def write_mode(self, write: StockWrite) -> str:
         """How the channel applies ``write``: ``absolute`` (sending it twice is harmless),

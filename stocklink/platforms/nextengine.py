@@ -35,7 +35,6 @@ import requests
 from flask_babel import lazy_gettext as _l
 
 from stocklink.platforms.base import (
-    DEFAULT_TIMEOUT,
     AuthError,
     ChannelClient,
     ConnectionCheck,
@@ -80,11 +79,7 @@ class NextEngineClient(ChannelClient):
     kind = "nextengine"
     max_batch = 1000
 
-    def __init__(self, base_url: str, credentials: dict, settings: dict | None = None, *,
-                 session: requests.Session | None = None, timeout: float = DEFAULT_TIMEOUT,
-                 on_credentials=None):
-        super().__init__(base_url, credentials, settings, session=session, timeout=timeout,
-                         on_credentials=on_credentials)
+    def setup(self) -> None:
         self._uploaded: dict[str, str] = {}  # key -> que_id, this client's lifetime only
         # One call at a time per client: each call may rotate the tokens the next one needs.
         self._lock = threading.Lock()

@@ -21,11 +21,9 @@ from __future__ import annotations
 import re
 import uuid
 
-import requests
 from flask_babel import lazy_gettext as _l
 
 from stocklink.platforms.base import (
-    DEFAULT_TIMEOUT,
     AuthError,
     ChannelClient,
     ConnectionCheck,
@@ -86,11 +84,7 @@ class ShopifyClient(ChannelClient):
     kind = "shopify"
     max_batch = 25
 
-    def __init__(self, base_url: str, credentials: dict, settings: dict | None = None, *,
-                 session: requests.Session | None = None, timeout: float = DEFAULT_TIMEOUT,
-                 on_credentials=None):
-        super().__init__(base_url, credentials, settings, session=session, timeout=timeout,
-                         on_credentials=on_credentials)
+    def setup(self) -> None:
         if not self.settings.get("location_id"):
             raise ValueError("Shopify needs settings['location_id']")
         self.location = _gid("Location", self.settings["location_id"])
