@@ -132,7 +132,8 @@ def test_settings_form_saves_and_keeps_blank_secrets(app, client, logged_in):
                                            "smaregi.access_token": ""})
     response = client.post("/settings/smaregi", data={"csrf_token": token, "smaregi.legacy_base_url": "ftp://x"},
                            follow_redirects=True)
-    assert "smaregi.legacy_base_url" in response.get_data(as_text=True)
+    # named by its label on the form, the reason in Japanese
+    assert "旧APIのURLは http:// または https:// で始まるURLを入力してください" in response.get_data(as_text=True)
     with app.app_context():
         assert merchant_settings.get("smaregi.access_token") == "new-token"
         assert merchant_settings.get("smaregi.contract_id") == "abc2"

@@ -47,6 +47,7 @@ def test_catalog_covers_the_source(tmp_path):
     method_map = [("stocklink/**.py", "python"), ("templates/**.html", "jinja2")]
     for _file, _line, message, _comments, _ctx in extract_from_dir(
             str(root), method_map,
-            keywords={"_": None, "gettext": None, "ngettext": (1, 2), "_l": None, "lazy_gettext": None}):
+            keywords={"_": None, "gettext": None, "ngettext": (1, 2), "_l": None, "lazy_gettext": None,
+                      "N_": None}):
         found.add(message if isinstance(message, str) else message[0])
     assert found - known == set()

@@ -91,7 +91,8 @@ def test_new_channel_form_asks_for_the_kind_then_shows_only_its_fields(client, l
     assert "リフレッシュトークン" not in page and "access_token <" not in page
 
 
-@pytest.mark.parametrize("location, message", [("", "is required"), ("store-1", "must be a location id")])
+@pytest.mark.parametrize("location, message", [("", "ロケーションIDを入力してください"),
+                                               ("store-1", "ロケーションIDは数字のIDか")])
 def test_a_shopify_channel_without_a_usable_location_is_refused_on_the_form(app, client, logged_in, location,
                                                                            message):
     """The merchant sees which field is wrong, by its label; nothing is saved."""
@@ -101,7 +102,7 @@ def test_a_shopify_channel_without_a_usable_location_is_refused_on_the_form(app,
         "enabled": "1", "settings_shown": "1", "set_location_id": location, "cred_access_token": "shpat"})
     assert response.status_code == 400
     html = response.get_data(as_text=True)
-    assert "ロケーションID" in html and message in html
+    assert message in html and "is required" not in html and "must be" not in html
     with app.app_context():
         assert db.session.scalar(select(Channel.id)) is None
     ok = client.post("/settings/channels/new", data={

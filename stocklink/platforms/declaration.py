@@ -13,13 +13,47 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-class InvalidSetting(ValueError):
-    """A credential or setting the platform cannot use; ``key`` names it."""
+def N_(template: str) -> str:
+    """Mark ``template`` for extraction without translating it: the sentence is put into the
+    reader's language where it is shown (``gettext(exc.template, **exc.params)``)."""
+    return template
 
-    def __init__(self, key: str, message: str):
-        super().__init__(f"{key}: {message}")
+
+def _filled(template: str, params: dict) -> str:
+    return template % params if params else template  # as gettext does: no params, no formatting
+
+
+class InvalidValue(ValueError):
+    """Why a ``check`` refuses a value: a fixed English ``template`` marked with :func:`N_` and its
+    ``params``; ``str()`` is the English sentence. A check that raises a plain :class:`ValueError`
+    is shown in English in every language."""
+
+    def __init__(self, template: str, **params: Any):
+        super().__init__(_filled(template, params))
+        self.template = template
+        self.params = params
+
+
+class InvalidSetting(ValueError):
+    """A credential or setting the platform cannot use; ``key`` names it.
+
+    ``message`` is the English sentence (TOML loading and the CLI print it); the console shows
+    ``gettext(template, **params)``, which reads after the field's name ("is required")."""
+
+    def __init__(self, key: str, template: str, **params: Any):
         self.key = key
-        self.message = message
+        self.template = template
+        self.params = params
+        self.message = _filled(template, params)
+        super().__init__(f"{key}: {self.message}")
+
+    @classmethod
+    def from_reason(cls, key: str, reason: ValueError) -> InvalidSetting:
+        """The setting ``key`` refused for ``reason`` (an :class:`InvalidValue`, an
+        :class:`InvalidSetting` naming another key, or a plain :class:`ValueError`)."""
+        if isinstance(reason, InvalidSetting | InvalidValue):
+            return cls(key, reason.template, **reason.params)
+        return cls(key, str(reason))
 
 
 @dataclass(frozen=True)
@@ -28,7 +62,7 @@ class Field:
 
     ``kind``: ``text``, ``secret`` (stored encrypted, shown masked), ``bool`` or ``choice``
     (one of the values of ``choices``, ``(value, label)`` pairs). ``check`` turns an entered
-    text into the stored value or raises :class:`ValueError` with the reason."""
+    text into the stored value or raises :class:`InvalidValue` with the reason."""
 
     key: str
     label: Any  # a lazy gettext string
@@ -78,17 +112,17 @@ class Platform:
 
         :raise InvalidSetting: an unknown key, a missing required one, or a value its check refuses."""
         if not isinstance(raw, dict):
-            raise InvalidSetting("settings", "must be a table")
+            raise InvalidSetting("settings", N_("must be a table"))
         known = {f.key: f for f in self.settings}
         for key in raw:
             if key not in known:
-                raise InvalidSetting(key, "unknown setting for this kind")
+                raise InvalidSetting(key, N_("unknown setting for this kind"))
         clean = {}
         for spec in self.settings:
             value = raw.get(spec.key)
             if value is None or value == "":
                 if spec.required:
-                    raise InvalidSetting(spec.key, "is required")
+                    raise InvalidSetting(spec.key, N_("is required"))
                 continue  # the client applies ``default``; it is not stored
             clean[spec.key] = _checked(spec, value)
         return clean
@@ -97,19 +131,19 @@ class Platform:
 def _checked(spec: Field, value: Any) -> Any:
     if spec.kind == "bool":
         if not isinstance(value, bool):
-            raise InvalidSetting(spec.key, "must be true or false")
+            raise InvalidSetting(spec.key, N_("must be true or false"))
         return value
     if spec.kind == "choice":
         values = [choice for choice, _label in spec.choices]
         if value not in values:
-            raise InvalidSetting(spec.key, f"must be one of {', '.join(values)}")
+            raise InvalidSetting(spec.key, N_("must be one of %(choices)s"), choices=", ".join(values))
         return value
     if not isinstance(value, str | int) or isinstance(value, bool):
-        raise InvalidSetting(spec.key, "must be text")
+        raise InvalidSetting(spec.key, N_("must be text"))
     value = str(value).strip()
     if spec.check is not None:
         try:
             return spec.check(value)
         except ValueError as exc:
-            raise InvalidSetting(spec.key, str(exc)) from None
+            raise InvalidSetting.from_reason(spec.key, exc) from None
     return value

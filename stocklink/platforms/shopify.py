@@ -34,7 +34,7 @@ from stocklink.platforms.base import (
     retry_after_seconds,
     send,
 )
-from stocklink.platforms.declaration import Field, Platform
+from stocklink.platforms.declaration import N_, Field, InvalidValue, Platform
 
 DEFAULT_BASE_URL = "https://{shop}.myshopify.com"
 DEFAULT_API_VERSION = "2026-04"  # changeFromQuantity + @idempotent are mandatory from here (§7.3)
@@ -231,13 +231,14 @@ def _location_id(value: str) -> str:
     try:
         _gid("Location", value)
     except ValueError:
-        raise ValueError("must be a location id (digits) or gid://shopify/Location/…") from None
+        raise InvalidValue(N_("must be a location id (digits) or %(example)s"),
+                           example="gid://shopify/Location/…") from None
     return value
 
 
 def _api_version(value: str) -> str:
     if not re.fullmatch(r"\d{4}-\d{2}", value):
-        raise ValueError("must look like 2026-04")
+        raise InvalidValue(N_("must look like %(example)s"), example="2026-04")
     return value
 
 

@@ -19,12 +19,13 @@ from stocklink.domain.text import clean_pasted_secret
 from stocklink.infra.crypto import SecretUnreadable, decrypt, encrypt
 from stocklink.infra.extensions import db
 from stocklink.models.settings import Setting
-from stocklink.platforms.declaration import InvalidSetting
+from stocklink.platforms.declaration import N_, InvalidSetting
 from stocklink.platforms.smaregi import LEGACY_BASE_URL, PLATFORM_API_BASE_URL, PLATFORM_ID_BASE_URL
 
 
 class SettingsError(InvalidSetting):
-    """A merchant setting (or a TOML key) is unknown or its value is invalid; ``key`` names it."""
+    """A merchant setting (or a TOML key) is unknown or its value is invalid; ``key`` names it,
+    ``message`` is the English sentence, ``template`` and ``params`` make it in the reader's language."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ _EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
 def _coerce(key: str, field: Field, value: Any) -> Any:
     """Validate and normalise one value, or raise :class:`SettingsError` naming the key."""
     if field.kind in ("str", "secret", "url", "choice", "emails") and not isinstance(value, str):
-        raise SettingsError(key, "must be a string")
+        raise SettingsError(key, N_("must be a string"))
     if field.kind == "secret":
         return clean_pasted_secret(value)
     if field.kind == "str":
@@ -81,38 +82,38 @@ def _coerce(key: str, field: Field, value: Any) -> Any:
     if field.kind == "url":
         value = value.strip()
         if not re.match(r"^https?://[^\s]+$", value):
-            raise SettingsError(key, "must be an http(s) URL")
+            raise SettingsError(key, N_("must be an http(s) URL"))
         return value
     if field.kind == "choice":
         value = value.strip()
         if value not in field.choices:
-            raise SettingsError(key, f"must be one of {', '.join(field.choices)}")
+            raise SettingsError(key, N_("must be one of %(choices)s"), choices=", ".join(field.choices))
         return value
     if field.kind == "emails":
         addresses = [a.strip() for a in re.split(r"[,;\s]+", value) if a.strip()]
         bad = [a for a in addresses if not _EMAIL.match(a)]
         if bad:
-            raise SettingsError(key, f"not an e-mail address: {bad[0]}")
+            raise SettingsError(key, N_("not an e-mail address: %(address)s"), address=bad[0])
         return ", ".join(addresses)
     if field.kind == "bool":
         if isinstance(value, bool):
             return value
         if isinstance(value, str) and value.lower() in ("1", "true", "on", "yes", "0", "false", "off", "no"):
             return value.lower() in ("1", "true", "on", "yes")
-        raise SettingsError(key, "must be true or false")
+        raise SettingsError(key, N_("must be true or false"))
     if field.kind == "int":
         if isinstance(value, bool):
-            raise SettingsError(key, "must be an integer")
+            raise SettingsError(key, N_("must be an integer"))
         try:
             number = int(str(value).strip())
         except ValueError:
-            raise SettingsError(key, "must be an integer") from None
+            raise SettingsError(key, N_("must be an integer")) from None
         if field.minimum is not None and number < field.minimum:
-            raise SettingsError(key, f"must be at least {field.minimum}")
+            raise SettingsError(key, N_("must be at least %(minimum)s"), minimum=field.minimum)
         if field.maximum is not None and number > field.maximum:
-            raise SettingsError(key, f"must be at most {field.maximum}")
+            raise SettingsError(key, N_("must be at most %(maximum)s"), maximum=field.maximum)
         return number
-    raise SettingsError(key, "unsupported kind")  # pragma: no cover - schema error
+    raise SettingsError(key, N_("unsupported kind"))  # pragma: no cover - schema error
 
 
 def validate(values: dict[str, Any]) -> dict[str, Any]:
@@ -120,7 +121,7 @@ def validate(values: dict[str, Any]) -> dict[str, Any]:
     clean = {}
     for key, value in values.items():
         if key not in SCHEMA:
-            raise SettingsError(key, "unknown setting")
+            raise SettingsError(key, N_("unknown setting"))
         clean[key] = _coerce(key, SCHEMA[key], value)
     return clean
 

@@ -20,7 +20,7 @@ from stocklink.domain.text import clean_pasted_secret
 from stocklink.infra.extensions import db
 from stocklink.models import Channel
 from stocklink.models._types import utcnow
-from stocklink.platforms.declaration import InvalidSetting
+from stocklink.platforms.declaration import N_, InvalidSetting
 from stocklink.platforms.registry import PLATFORMS
 from stocklink.services import merchant_settings
 from stocklink.services.channel_clients import credentials_of, save_credentials
@@ -35,49 +35,51 @@ def validate_channel(index: int, raw: dict) -> dict:
     """Check one ``[[channels]]`` entry (or the channel form) and return clean values."""
     where = f"channels[{index}]"
     if not isinstance(raw, dict):
-        raise SettingsError(where, "must be a table")
+        raise SettingsError(where, N_("must be a table"))
     for key in raw:
         if key not in CHANNEL_KEYS:
-            raise SettingsError(f"{where}.{key}", "unknown setting")
+            raise SettingsError(f"{where}.{key}", N_("unknown setting"))
     kind = raw.get("kind")
     if kind not in PLATFORMS:
-        raise SettingsError(f"{where}.kind", f"must be one of {', '.join(PLATFORMS)}")
+        raise SettingsError(f"{where}.kind", N_("must be one of %(choices)s"), choices=", ".join(PLATFORMS))
     name = raw.get("name")
     if not isinstance(name, str) or not name.strip() or len(name) > 100:
-        raise SettingsError(f"{where}.name", "is required (at most 100 characters)")
+        raise SettingsError(f"{where}.name", N_("is required (at most %(length)s characters)"), length=100)
     platform = PLATFORMS[kind]
     base_url = raw.get("base_url", platform.base_url)
     if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
-        raise SettingsError(f"{where}.base_url", "must be an http(s) URL")
+        raise SettingsError(f"{where}.base_url", N_("must be an http(s) URL"))
     if "{" in base_url:  # Shopify's is the shop's own: https://{shop}.myshopify.com
-        raise SettingsError(f"{where}.base_url", f"is required for this kind ({platform.base_url})")
+        raise SettingsError(f"{where}.base_url", N_("is required for this kind (%(example)s)"),
+                            example=platform.base_url)
     clean: dict[str, Any] = {"kind": kind, "name": name.strip(), "base_url": base_url.strip().rstrip("/")}
     for key, default in (("enabled", True), ("speed_up", False)):
         value = raw.get(key, default)
         if not isinstance(value, bool):
-            raise SettingsError(f"{where}.{key}", "must be true or false")
+            raise SettingsError(f"{where}.{key}", N_("must be true or false"))
         clean[key] = value
     for key, default, low, high in (("range_min", 0, 0, 999_999_999),
                                     ("range_max", PLATFORMS[kind].range_max, 0, 999_999_999),
                                     ("poll_interval_s", 180, 60, 86_400)):
         value = raw.get(key, default)
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-            raise SettingsError(f"{where}.{key}", f"must be an integer from {low} to {high}")
+            raise SettingsError(f"{where}.{key}", N_("must be an integer from %(low)s to %(high)s"),
+                                low=low, high=high)
         clean[key] = value
     if clean["range_min"] > clean["range_max"]:
-        raise SettingsError(f"{where}.range_min", "must not be above range_max")
+        raise SettingsError(f"{where}.range_min", N_("must not be above %(other)s"), other="range_max")
     creds = raw.get("credentials", {})
     if not isinstance(creds, dict) or not all(isinstance(v, str) for v in creds.values()):
-        raise SettingsError(f"{where}.credentials", "must be a table of strings")
+        raise SettingsError(f"{where}.credentials", N_("must be a table of strings"))
     for key in creds:
         if key not in PLATFORMS[kind].credential_keys:
-            raise SettingsError(f"{where}.credentials.{key}", "unknown credential for this kind")
+            raise SettingsError(f"{where}.credentials.{key}", N_("unknown credential for this kind"))
     clean["credentials"] = {k: clean_pasted_secret(v) for k, v in creds.items()}
     try:
         clean["settings"] = platform.clean_settings(raw.get("settings", {}))
     except InvalidSetting as exc:
         key = f"{where}.settings" if exc.key == "settings" else f"{where}.settings.{exc.key}"
-        raise SettingsError(key, exc.message) from None
+        raise SettingsError.from_reason(key, exc) from None
     return clean
 
 
@@ -109,19 +111,19 @@ def apply_config(data: dict) -> dict:
         if section == "channels":
             continue
         if section not in SECTIONS:
-            raise SettingsError(section, "unknown section")
+            raise SettingsError(section, N_("unknown section"))
         if not isinstance(values, dict):
-            raise SettingsError(section, "must be a table")
+            raise SettingsError(section, N_("must be a table"))
         for key, value in values.items():
             flat[f"{section}.{key}"] = value
     clean = merchant_settings.validate(flat)
     channels = data.get("channels", [])
     if not isinstance(channels, list):
-        raise SettingsError("channels", "must be an array of tables ([[channels]])")
+        raise SettingsError("channels", N_("must be an array of tables ([[channels]])"))
     clean_channels = [validate_channel(i, c) for i, c in enumerate(channels)]
     names = [c["name"] for c in clean_channels]
     if len(set(names)) != len(names):
-        raise SettingsError("channels", "channel names must be unique")
+        raise SettingsError("channels", N_("channel names must be unique"))
     try:
         merchant_settings.save(clean, commit=False)
         for values in clean_channels:
@@ -139,9 +141,9 @@ def load_file(path: str) -> dict:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
-        raise SettingsError(path, f"TOML syntax error: {exc}") from None
+        raise SettingsError(path, N_("TOML syntax error: %(error)s"), error=str(exc)) from None
     except OSError as exc:
-        raise SettingsError(path, f"cannot read: {exc.strerror}") from None
+        raise SettingsError(path, N_("cannot read: %(reason)s"), reason=exc.strerror) from None
     return apply_config(data)
 
 

@@ -29,6 +29,26 @@ SMAREGI_FIELDS = ["api_generation", "contract_id", "access_token", "client_id", 
 SYNC_FIELDS = ["sync.unlinkable_mode", "display.images", "csv.encoding"]
 NOTIFY_FIELDS = [k for k in SCHEMA if k.startswith("notify.")]
 
+# The labels of settings/index.html, so a refused value is named as the merchant saw it.
+SETTING_LABELS = {
+    "smaregi.api_generation": _l("API generation"), "smaregi.contract_id": _l("Contract ID"),
+    "smaregi.access_token": _l("Access token (legacy)"), "smaregi.client_id": _l("Client ID (Platform)"),
+    "smaregi.client_secret": _l("Client secret (Platform)"), "smaregi.store_id": _l("Store ID"),
+    "smaregi.customer_code": _l("Customer code"),
+    "smaregi.webhook_secret_header": _l("Webhook secret header (Platform)"),
+    "smaregi.webhook_secret": _l("Webhook secret (Platform)"),
+    "smaregi.registration_mode": _l("Register web sales as"),
+    "smaregi.terminal_id": _l("Terminal ID (transactions)"), "smaregi.legacy_base_url": _l("Legacy API URL"),
+    "smaregi.platform_id_base_url": _l("Platform ID URL"), "smaregi.platform_api_base_url": _l("Platform API URL"),
+    "sync.unlinkable_mode": _l("Products that cannot be linked"), "display.images": _l("Show product images"),
+    "csv.encoding": _l("CSV export encoding"),
+    "notify.error_to": _l("Error mail to"), "notify.unlinkable_to": _l("Unlinkable mail to"),
+    "notify.report_to": _l("Report mail to"), "notify.low_stock_to": _l("Low-stock mail to"),
+    "notify.errors_on": _l("Errors"), "notify.unlinkable_on": _l("Unlinkable products"),
+    "notify.report_on": _l("Per-run reports"), "notify.low_stock_on": _l("Low stock"),
+    "notify.low_stock_threshold": _l("Low-stock threshold (all products)"),
+}
+
 
 def webhook_url() -> str:
     base = current_app.config.get("PUBLIC_URL") or request.host_url
@@ -61,12 +81,24 @@ def index():
                            channels=channels, kinds=PLATFORMS, webhook_url=webhook_url(), schema=SCHEMA)
 
 
+def _flash_refused(exc: SettingsError, label) -> None:
+    """Why nothing was saved, in the reader's language: the field by ``label(key)``, then the reason
+    (``params["other"]`` names another field, so it is labelled too)."""
+    params = {name: label(value) if name == "other" else value for name, value in exc.params.items()}
+    flash(_("Not saved: %(key)s %(message)s", key=label(exc.key), message=_(exc.template, **params)), "error")
+
+
+def _setting_label(key: str) -> str:
+    label = SETTING_LABELS.get(key)
+    return str(label) if label is not None else key
+
+
 def _save(keys: list[str], message: str, *, then=None):
     try:
         merchant_settings.save(_form_values(keys))
     except SettingsError as exc:
         db.session.rollback()
-        flash(_("Not saved: %(key)s %(message)s", key=exc.key, message=exc.message), "error")
+        _flash_refused(exc, _setting_label)
         return redirect(url_for("settings.index"), 303)
     if then is not None:
         then()
@@ -182,8 +214,8 @@ def channel_form(channel_id: int | None = None):
             db.session.commit()
         except SettingsError as exc:
             db.session.rollback()
-            key = _field_label(PLATFORMS.get(kind or ""), exc.key.replace("channels[0].", ""))
-            flash(_("Not saved: %(key)s %(message)s", key=key, message=exc.message), "error")
+            platform = PLATFORMS.get(kind or "")
+            _flash_refused(exc, lambda key: _field_label(platform, key.replace("channels[0].", "")))
             return _render_channel_form(channel, kind, form=request.form, status=400)
         if resumed:
             enqueue_push(saved.id)
