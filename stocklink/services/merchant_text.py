@@ -14,7 +14,7 @@ from flask_babel import ngettext
 
 from stocklink.domain.delta import StockDivision
 from stocklink.platforms.base import AuthError, ConnectionCheck, PlatformError, TemporaryError
-from stocklink.platforms.registry import PLATFORMS
+from stocklink.platforms.registry import PLATFORMS, label_of
 
 ERROR_MESSAGES = {
     "smaregi_auth": _l("Smaregi refused the credentials. Check the Smaregi settings."),
@@ -159,5 +159,6 @@ def platform_error_text(exc: PlatformError) -> str:
     return _("%(sentence)s (Details: %(text)s)", sentence=sentence, text=str(exc))
 
 
-TEMPLATE_FILTERS = {"error_text": error_text, "error_detail": error_detail, "error_place": error_place,
-                    "ledger_field": ledger_field, "ledger_cause": ledger_cause, "ledger_source": ledger_source}
+TEMPLATE_FILTERS = {"kind_label": label_of, "error_text": error_text, "error_detail": error_detail,
+                    "error_place": error_place, "ledger_field": ledger_field, "ledger_cause": ledger_cause,
+                    "ledger_source": ledger_source}

@@ -13,7 +13,6 @@ from stocklink.models import (
     Registration,
     SmaregiInbox,
 )
-from stocklink.platforms.registry import PLATFORMS
 from stocklink.web.confirmations import queue_size
 
 bp = Blueprint("dashboard", __name__)
@@ -43,7 +42,7 @@ def index():
         select(ErrorRecord).where(ErrorRecord.resolved_at.is_(None)).order_by(ErrorRecord.last_seen_at.desc())
     ).first()
     return render_template("dashboard/index.html", channels=channels, latest_error=latest_error,
-                           counts=_counts(), kinds=PLATFORMS)
+                           counts=_counts())
 
 
 @bp.get("/counts")

@@ -78,7 +78,7 @@ def index():
     masked = {k: mask(smaregi[k]) for k in ("access_token", "client_secret", "customer_code", "webhook_secret")}
     channels = db.session.scalars(select(Channel).order_by(Channel.id)).all()
     return render_template("settings/index.html", smaregi=smaregi, masked=masked, values=merchant_settings.get_all(),
-                           channels=channels, kinds=PLATFORMS, webhook_url=webhook_url(), schema=SCHEMA)
+                           channels=channels, webhook_url=webhook_url(), schema=SCHEMA)
 
 
 def _flash_refused(exc: SettingsError, label) -> None:
