@@ -255,3 +255,33 @@ def test_healthz_does_not_count_a_cron_scheduler_whose_heartbeat_is_stale(app, c
         assert client.get("/healthz").get_json()["checks"]["scheduler"] == "ok"
         redis.zadd(cron_scheduler_registry.get_registry_key(), {scheduler.name: time.time() - 90})
         assert client.get("/healthz").get_json()["checks"]["scheduler"] == "down"
+
+
+def test_a_stopping_worker_does_not_start_its_dead_scheduler_again(app):
+    """A dead scheduler process is started again on the next heartbeat, unless the worker is
+    stopping (Ctrl-C stops the scheduler too; a new one would outlive the worker's stop)."""
+    with app.app_context():
+        worker = StocklinkSimpleWorker([WEBHOOKS], connection=get_redis())
+        worker._start_scheduler()
+        try:
+            first = worker.scheduler._process
+            assert wait_for(first.is_alive, timeout=10)
+            first.kill()  # dead, as after kill -9 (a SIGTERM handler a test left may catch SIGTERM)
+            first.join(timeout=10)
+            worker.scheduler.release_locks()  # as a scheduler that ended frees them (RQ's locks live on otherwise)
+            worker._restart_scheduler_if_dead()
+            second = worker.scheduler._process
+            assert second is not first and wait_for(second.is_alive, timeout=10)
+            second.kill()
+            second.join(timeout=10)
+            worker.scheduler.release_locks()
+            worker._scheduler_checked = 0.0
+            worker._stop_requested = True  # what RQ's request_stop sets on Ctrl-C
+            worker._restart_scheduler_if_dead()
+            assert worker.scheduler._process is second and not second.is_alive()
+        finally:
+            process = worker.scheduler._process
+            if process is not None and process.is_alive():
+                process.terminate()
+                process.join(timeout=10)
+            worker.scheduler.release_locks()

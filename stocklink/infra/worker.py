@@ -96,8 +96,10 @@ class KeptAlive:
         super()._start_scheduler(burst, *args, **kwargs)
 
     def _restart_scheduler_if_dead(self) -> None:
-        """In the main thread (it forks): RQ itself looks only every 10 minutes."""
-        if not self._keep_scheduler or self.scheduler is None or self.is_horse:
+        """In the main thread (it forks): RQ itself looks only every 10 minutes. Not once the
+        worker is stopping: Ctrl-C reaches the scheduler process too, and one started again then
+        would outlive the stop (``make run`` waited on it)."""
+        if not self._keep_scheduler or self.scheduler is None or self.is_horse or self._stop_requested:
             return
         process = self.scheduler._process
         if process is not None and process.is_alive():
