@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stocklink.domain.text import clean_pasted_secret, normalise_code, variation_label
+from stocklink.domain.text import clean_pasted_secret, normalise_code, search_key, search_words, variation_label
 
 FAST = settings(max_examples=60, deadline=None, database=None)
 
@@ -97,3 +97,28 @@ def test_normalised_code_is_stable_and_trimmed(code):
 def test_variation_label(color, size, expected):
     """Colour then size, joined with " / "; nothing set is None."""
     assert variation_label(color, size) == expected
+
+
+# --- search_key / search_words: the grid's keyword (seed 004) ---
+
+@pytest.mark.parametrize("typed, shown", [
+    ("ｔシャツ", "Tシャツ ホワイト / S"),
+    ("ﾘﾈﾝ", "リネンシャツ"),
+    ("tシャツ", "Ｔシャツ"),
+    ("ａｂｃ１２３", "ABC123"),
+    ("ホワイト", "Tシャツ\u3000ホワイト"),
+])
+def test_search_key_matches_what_a_person_sees_as_the_same(typed, shown):
+    assert search_key(typed) in search_key(shown)
+
+
+def test_search_key_collapses_whitespace_and_treats_none_as_empty():
+    assert search_key("  Tシャツ\u3000\u3000白 \t ") == "tシャツ 白"
+    assert search_key(None) == ""
+    assert search_key(123) == "123"
+
+
+def test_search_words_splits_on_every_kind_of_comma_and_drops_blanks():
+    assert search_words("Tシャツ,ホワイト") == ["tシャツ", "ホワイト"]
+    assert search_words("Ｔシャツ、ﾎﾜｲﾄ，S ,, ") == ["tシャツ", "ホワイト", "s"]
+    assert search_words("") == [] and search_words(None) == [] and search_words(" , ") == []

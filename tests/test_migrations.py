@@ -45,15 +45,25 @@ def test_sqlite_enforces_foreign_keys_and_0003_settles_old_orphans(tmp_path, red
         upgrade(revision="0002")
         # What an old stocklink left: parents deleted, children kept (foreign keys were off).
         db.session.execute(text("PRAGMA foreign_keys=OFF"))
-        db.session.add_all([Product(id=1, name="マグカップ"), Channel(id=7, kind="colorme", name="ColorMe",
-                                                                     base_url="http://x", settings={})])
-        db.session.add_all([Listing(id=1, channel_id=7, product_id=1, identifier="i1"),
-                            Listing(id=2, channel_id=3, product_id=1, identifier="i2"),
-                            Listing(id=3, channel_id=7, product_id=42, identifier="i3")])
-        db.session.add_all([Order(id=1, channel_id=3, channel_order_id="gone"),  # its channel is gone
-                            Order(id=2, channel_id=7, channel_order_id="kept")])
-        db.session.add_all([OrderLine(id=1, order_id=1, line_no=1, listing_identifier="i2", quantity=1),
-                            OrderLine(id=2, order_id=2, line_no=1, listing_identifier="i1", quantity=1)])
+        # Plain SQL with the columns revision 0002 had: the models describe the newest schema.
+        now = "'2026-01-01 00:00:00'"
+        for statement in (
+                "INSERT INTO products (id, name, is_set, stock_managed, smaregi_stock, reserved, created_at,"
+                f" updated_at) VALUES (1, 'マグカップ', 0, 1, 0, 0, {now}, {now})",
+                "INSERT INTO channels (id, kind, name, enabled, base_url, settings, state, range_min, range_max,"
+                f" poll_interval_s, speed_up, created_at) VALUES (7, 'colorme', 'ColorMe', 1, 'http://x', '{{}}',"
+                f" 'active', 0, 999999, 180, 0, {now})",
+                *(f"INSERT INTO listings (id, channel_id, product_id, identifier, sync_enabled, reserve, ratio_percent,"
+                  f" dirty, pending_delta, channel_attributes, difference, created_at)"
+                  f" VALUES ({lid}, {cid}, {pid}, 'i{lid}', 1, 0, 100, 0, 0, '{{}}', 0, {now})"
+                  for lid, cid, pid in ((1, 7, 1), (2, 3, 1), (3, 7, 42))),
+                f"INSERT INTO orders (id, channel_id, channel_order_id, revision, status, fetched_at)"
+                f" VALUES (1, 3, 'gone', 1, 'new', {now})",  # its channel is gone
+                f"INSERT INTO orders (id, channel_id, channel_order_id, revision, status, fetched_at)"
+                f" VALUES (2, 7, 'kept', 1, 'new', {now})",
+                *(f"INSERT INTO order_lines (id, order_id, line_no, listing_identifier, quantity, reserved)"
+                  f" VALUES ({i}, {i}, 1, 'i{i}', 1, 0)" for i in (1, 2))):
+            db.session.execute(text(statement))
         db.session.commit()
         db.session.execute(text("PRAGMA foreign_keys=ON"))
         db.session.commit()

@@ -52,3 +52,25 @@ def normalise_code(code: object) -> str | None:
 def variation_label(color: str | None, size: str | None) -> str | None:
     """How a Smaregi variation is shown: ``"ホワイト / S"``; ``None`` when neither is set."""
     return " / ".join(x for x in (color, size) if x) or None
+
+
+def search_key(text: object) -> str:
+    """Return ``text`` folded for searching: what a person sees as the same matches (seed 004).
+
+    NFKC turns full-width letters and digits into half-width (``ｔ`` → ``t``) and half-width
+    katakana into full-width (``ﾘﾈﾝ`` → ``リネン``), then case is folded, and runs of
+    whitespace (U+3000 included) become one space. Both the stored search text and the
+    merchant's keyword go through this, so ``ｔシャツ`` finds ``Tシャツ``. ``None`` is ``""``.
+    """
+    if text is None:
+        return ""
+    folded = unicodedata.normalize("NFKC", str(text)).casefold()
+    return " ".join("".join(" " if _is_invisible(char) else char for char in folded).split())
+
+
+def search_words(keyword: str | None) -> list[str]:
+    """Split a grid keyword into folded words: commas (``,`` ``、`` ``，``) mean AND (seed 004)."""
+    if not keyword:
+        return []
+    unified = unicodedata.normalize("NFKC", keyword).replace("、", ",")
+    return [word for word in (search_key(part) for part in unified.split(",")) if word]

@@ -2,6 +2,7 @@
 from stocklink.models.catalogue import Product, SetComponent, StockHistoryCursor
 from stocklink.models.channels import Channel, Listing
 from stocklink.models.errors import ErrorRecord
+from stocklink.models.imports import CatalogueImport
 from stocklink.models.inbox import SmaregiInbox
 from stocklink.models.intents import WriteIntent
 from stocklink.models.ledger import StockLedger
@@ -12,7 +13,7 @@ from stocklink.models.settings import Setting
 from stocklink.models.users import User
 
 __all__ = [
-    "Channel", "ConfirmationItem", "ErrorRecord", "Exclusion", "Listing", "Order",
+    "CatalogueImport", "Channel", "ConfirmationItem", "ErrorRecord", "Exclusion", "Listing", "Order",
     "OrderLine", "OutboxMessage", "Product", "Registration", "SetComponent", "Setting",
     "SmaregiInbox", "StockHistoryCursor", "StockLedger", "User", "WriteIntent",
 ]

@@ -27,6 +27,11 @@ class Product(db.Model):
     reserved = db.Column(db.BigInteger, nullable=False, default=0)
     stock_read_at = db.Column(db.DateTime(timezone=True))
     low_stock_threshold = db.Column(db.Integer)
+    # Name, variation and every code, folded by domain.text.search_key: what the grid's keyword
+    # filter matches (services.search_text keeps it current).
+    search_text = db.Column(db.Text, nullable=False, default="")
+    # Set when Smaregi's product list no longer has it: marked, never silently deleted.
+    removed_at = db.Column(db.DateTime(timezone=True))
     created_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
     updated_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow)
 

@@ -30,6 +30,13 @@ class Channel(db.Model):
     initial_order_fetch_at = db.Column(db.DateTime(timezone=True))
     last_sync_at = db.Column(db.DateTime(timezone=True))
     last_poll_at = db.Column(db.DateTime(timezone=True))
+    # The first channel whose catalogue was imported (SPEC §8): later imports link to its codes.
+    is_base = db.Column(db.Boolean, nullable=False, default=False)
+    catalogue_imported_at = db.Column(db.DateTime(timezone=True))
+    last_read_back_at = db.Column(db.DateTime(timezone=True))
+    # Differences heal themselves after this many minutes (None: the merchant reflects them).
+    heal_after_minutes = db.Column(db.Integer)
+    stale_alerted_at = db.Column(db.DateTime(timezone=True))
     created_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
 
     listings = db.relationship("Listing", back_populates="channel", cascade="all, delete-orphan",
@@ -69,6 +76,11 @@ class Listing(db.Model):
     link_problem = db.Column(db.String(50))
     channel_attributes = db.Column(db.JSON, nullable=False, default=dict)
     difference = db.Column(db.Boolean, nullable=False, default=False)
+    difference_since = db.Column(db.DateTime(timezone=True))
+    # The listing's code(s) and title folded by domain.text.search_key (the link screen's search).
+    search_text = db.Column(db.Text, nullable=False, default="")
+    # Set when the channel's catalogue no longer has it (never deleted on the channel, seed 002).
+    removed_at = db.Column(db.DateTime(timezone=True))
     created_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
 
     channel = db.relationship("Channel", back_populates="listings")
