@@ -217,6 +217,8 @@ def _first_error(response: requests.Response) -> tuple[int | None, str]:
 
 
 PLATFORM = Platform(
-    kind="colorme", label=_l("ColorMe Shop"), base_url=DEFAULT_BASE_URL, range_max=999_999, client=ColorMeClient,
+    kind="colorme", label=_l("ColorMe Shop"), base_url=DEFAULT_BASE_URL, range_max=999_999,
+    rate_per_s=2.0,  # ~120 req/min per token (guidance, §1)
+    client=ColorMeClient,
     credentials=(Field("access_token", _l("Access token"), kind="secret"),),
 )

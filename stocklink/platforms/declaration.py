@@ -91,6 +91,9 @@ class Platform:
     credentials: tuple[Field, ...]
     settings: tuple[Field, ...] = field(default=())
     writes: str = "stock"
+    # The channel's documented request rate (requests per second, platform-apis-channels.md);
+    # background reads (catalogue import, read-back) are paced to a fraction of it.
+    rate_per_s: float = 1.0
 
     @property
     def delta(self) -> bool:

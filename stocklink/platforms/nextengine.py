@@ -243,7 +243,9 @@ def _row_errors(message: str) -> list[dict]:
 
 
 PLATFORM = Platform(
-    kind="nextengine", label=_l("NextEngine"), base_url=DEFAULT_BASE_URL, range_max=999_999, client=NextEngineClient,
+    kind="nextengine", label=_l("NextEngine"), base_url=DEFAULT_BASE_URL, range_max=999_999,
+    rate_per_s=2.0,  # none documented; overload answers 003001/003002
+    client=NextEngineClient,
     writes="delta",
     credentials=(Field("access_token", _l("Access token"), kind="secret"),
                  Field("refresh_token", _l("Refresh token"), kind="secret")),

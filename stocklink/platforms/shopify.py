@@ -243,7 +243,9 @@ def _api_version(value: str) -> str:
 
 
 PLATFORM = Platform(
-    kind="shopify", label=_l("Shopify"), base_url=DEFAULT_BASE_URL, range_max=999_999, client=ShopifyClient,
+    kind="shopify", label=_l("Shopify"), base_url=DEFAULT_BASE_URL, range_max=999_999,
+    rate_per_s=2.0,  # cost-based, 100 points/s restored; a page of variants costs ~50
+    client=ShopifyClient,
     credentials=(Field("access_token", _l("Admin API access token"), kind="secret"),),
     settings=(Field("location_id", _l("Location ID"), required=True, check=_location_id,
                     help=_l("The location whose available stock stocklink sets")),
