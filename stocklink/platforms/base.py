@@ -7,11 +7,21 @@ understand is a :class:`PlatformError` and is treated as level 8 as well.
 """
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import requests
 
 DEFAULT_TIMEOUT = 10.0
+
+# A catalogue page refused for the rate limit is sent again after its Retry-After, this many
+# times, when the wait is short: an import of thousands of pages should not start over for one.
+PAGE_RETRIES = 3
+MAX_PAGE_WAIT = 10.0
+
+T = TypeVar("T")
 
 
 class PlatformError(Exception):
@@ -159,3 +169,25 @@ class ChannelClient:
         ``compare_and_set``, ``relative`` (sending it twice applies it twice) or ``delta``.
         Recorded with each write intent (:mod:`stocklink.services.write_intents`)."""
         return "absolute"
+
+
+def page_with_retries(fetch: Callable[[], T], *, retries: int = PAGE_RETRIES,
+                      max_wait: float = MAX_PAGE_WAIT) -> T:
+    """``fetch()`` one page of a read; a rate-limited refusal (:attr:`TemporaryError.rate_limited`,
+    nothing applied) is tried again after its ``retry_after`` up to ``retries`` times while the wait
+    is at most ``max_wait`` seconds. Any other error, or the last refusal, reaches the caller."""
+    for attempt in range(retries + 1):
+        try:
+            return fetch()
+        except TemporaryError as exc:
+            wait = exc.retry_after if exc.retry_after is not None else 1.0
+            if not exc.rate_limited or attempt == retries or wait > max_wait:
+                raise
+            time.sleep(wait)
+    raise AssertionError("unreachable")
+
+
+def pause_between_pages(pace_s: float, page: int) -> None:
+    """Sleep ``pace_s`` seconds before every page but the first (catalogue pacing)."""
+    if page > 0 and pace_s > 0:
+        time.sleep(pace_s)

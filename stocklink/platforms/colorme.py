@@ -18,6 +18,8 @@ retrying.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import requests
 from flask_babel import lazy_gettext as _l
 
@@ -29,15 +31,20 @@ from stocklink.platforms.base import (
     StockWrite,
     TemporaryError,
     WriteResult,
+    page_with_retries,
+    pause_between_pages,
     retry_after_seconds,
     send,
 )
 from stocklink.platforms.declaration import Field, Platform
+from stocklink.platforms.interfaces import ChannelItem
 
 DEFAULT_BASE_URL = "https://api.shop-pro.jp"
 
 NOT_FOUND_CODE = 404100  # §1.8: {"errors":[{"code":404100,"message":"レコードが見つかりませんでした。"}]}
 PAGE_LIMIT = 50  # §1.4: limit max 50 on /v1/stocks and /v1/products
+# §1.4: the spec advises ``fields`` because large option sets make /v1/products slow.
+CATALOGUE_FIELDS = "id,name,model_number,stocks,stock_managed,image_url,variants"
 
 
 def _escape(value: str) -> str:
@@ -78,6 +85,7 @@ class ColorMeClient(ChannelClient):
 
     kind = "colorme"
     max_batch = 1
+    catalogue_total: int | None = None  # products (§1.4 meta.total), each one or more items
 
     def _request(self, method: str, path: str, **kwargs) -> requests.Response:
         """Send one API request; returns 200 and 404100 responses, raises on the rest."""
@@ -139,6 +147,31 @@ class ColorMeClient(ChannelClient):
             if not stocks or offset >= int(body.get("meta", {}).get("total", 0)):
                 return
 
+    def list_catalogue(self, *, pace_s: float = 0.0) -> Iterator[ChannelItem]:
+        """Every product of the shop via ``GET /v1/products`` (§1.4), 50 a page by ``offset``:
+        one item for a product without options, one per variant otherwise.
+
+        ``code`` is the variant's 型番, or the product's for a product without options (§1.7);
+        ``stock`` is ``None`` where stock management is off; ``extra`` keeps ``product_id``,
+        ``option1_value`` / ``option2_value`` and ``stock_managed``. :attr:`catalogue_total`
+        counts products, as ``meta.total`` does.
+        """
+        offset, page = 0, 0
+        while True:
+            pause_between_pages(pace_s, page)
+            params = {"limit": PAGE_LIMIT, "offset": offset, "fields": CATALOGUE_FIELDS}
+            body = page_with_retries(lambda p=params: _json(self._request("GET", "/v1/products.json",
+                                                                          params=p)))
+            total = body.get("meta", {}).get("total")
+            self.catalogue_total = total if isinstance(total, int) else None
+            products = body.get("products") or []
+            for product in products:
+                yield from _catalogue_items(product)
+            offset += len(products)
+            page += 1
+            if not products or self.catalogue_total is None or offset >= self.catalogue_total:
+                return
+
     def write_mode(self, write: StockWrite) -> str:
         return "relative" if write.expected is not None else "absolute"
 
@@ -195,6 +228,29 @@ class ColorMeClient(ChannelClient):
             return WriteResult(identifier, "unknown_item",
                                detail="ColorMe: stock management is off for this product", extra=extra)
         return WriteResult(identifier, "ok", confirmed=product.get("stocks"), extra=extra)
+
+
+def _catalogue_items(product: dict) -> Iterator[ChannelItem]:
+    product_id = int(product["id"])
+    managed = bool(product.get("stock_managed", True))
+    name = str(product.get("name") or "")
+    image = product.get("image_url") or None
+    variants = product.get("variants") or []
+    if not variants:
+        yield ChannelItem(identifier=make_identifier(product_id), name=name,
+                          code=product.get("model_number") or None,
+                          stock=product.get("stocks") if managed else None, image_url=image,
+                          extra={"product_id": product_id, "option1_value": None, "option2_value": None,
+                                 "stock_managed": managed})
+        return
+    for v in variants:
+        option1, option2 = v.get("option1_value"), v.get("option2_value") or None
+        yield ChannelItem(identifier=make_identifier(product_id, option1 or "", option2), name=name,
+                          code=v.get("model_number") or None,
+                          stock=v.get("stocks") if managed else None, image_url=image,
+                          variation=" / ".join(o for o in (option1, option2) if o) or None,
+                          extra={"product_id": product_id, "option1_value": option1,
+                                 "option2_value": option2, "stock_managed": managed})
 
 
 def _json(response: requests.Response) -> dict:

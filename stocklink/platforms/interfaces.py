@@ -21,7 +21,7 @@ orders will need from each channel.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -67,19 +67,36 @@ class DeltaWriter(StockReader, PendingWrites, Protocol):
 
 @dataclass(frozen=True)
 class ChannelItem:
-    """One item of a channel's catalogue, as the channel names it."""
+    """One item (or one variant) of a channel's catalogue, as the channel names it.
+
+    ``identifier`` is exactly what the client's ``read_stock`` / ``write_stock`` take;
+    ``code`` is the key the auto-link rule matches (platform-apis-channels.md: ColorMe 型番,
+    Shopify variant ``sku``, NextEngine 商品コード), ``None`` when the channel has none;
+    ``variation`` the variant's label (``"ホワイト / S"``); ``stock`` the channel's current stock,
+    ``None`` when the channel does not manage it; ``extra`` a plain JSON-able dict of the
+    platform's own ids and of the attributes a later push must keep."""
 
     identifier: str
     name: str
     code: str | None = None
     stock: int | None = None
     extra: dict = field(default_factory=dict)
+    variation: str | None = None
+    image_url: str | None = None
 
 
 @runtime_checkable
 class CatalogueLister(Protocol):
-    def list_catalogue(self) -> Iterable[ChannelItem]:
-        """Every item of the channel's catalogue, page by page as the platform allows."""
+    catalogue_total: int | None
+    """How many items the platform said it holds, set once the first page has answered;
+    ``None`` before that and when the platform does not say."""
+
+    def list_catalogue(self, *, pace_s: float = 0.0) -> Iterator[ChannelItem]:
+        """Every item and variant of the channel's catalogue, page by page, sleeping ``pace_s``
+        seconds between page requests (the caller paces to a fraction of the platform's
+        ``rate_per_s``). Errors are those of the client's other calls: :class:`AuthError` for a
+        refused token, :class:`TemporaryError` (``retry_after`` when known) for a throttled or
+        unavailable page."""
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,9 @@ dirty and writes again against it.
 from __future__ import annotations
 
 import re
+import time
 import uuid
+from collections.abc import Iterator
 
 from flask_babel import lazy_gettext as _l
 
@@ -31,10 +33,13 @@ from stocklink.platforms.base import (
     StockWrite,
     TemporaryError,
     WriteResult,
+    page_with_retries,
+    pause_between_pages,
     retry_after_seconds,
     send,
 )
 from stocklink.platforms.declaration import N_, Field, InvalidValue, Platform
+from stocklink.platforms.interfaces import ChannelItem
 
 DEFAULT_BASE_URL = "https://{shop}.myshopify.com"
 DEFAULT_API_VERSION = "2026-04"  # changeFromQuantity + @idempotent are mandatory from here (§7.3)
@@ -51,6 +56,28 @@ query StocklinkRead($ids: [ID!]!, $location: ID!) {
     }
   }
 }"""
+
+# A page of 50 variants costs about 500 points of the 2000-point bucket (§7.6): pages keep
+# coming at the restore rate without meeting THROTTLED.
+CATALOGUE_PAGE = 50
+DEFAULT_VARIANT_TITLE = "Default Title"  # the one variant of a product without options
+CATALOGUE_QUERY = """
+query StocklinkCatalogue($first: Int!, $after: String, $location: ID!) {{{count}
+  productVariants(first: $first, after: $after) {{
+    pageInfo {{ hasNextPage endCursor }}
+    nodes {{
+      id title sku
+      image {{ url }}
+      product {{ id title featuredMedia {{ preview {{ image {{ url }} }} }} }}
+      inventoryItem {{
+        id tracked
+        inventoryLevel(locationId: $location) {{ quantities(names: ["available"]) {{ name quantity }} }}
+      }}
+    }}
+  }}
+}}"""
+# limit: null asks for the exact count instead of one capped at 10,000.
+CATALOGUE_COUNT = "\n  productVariantsCount(limit: null) { count precision }"
 
 CONNECTION_QUERY = """
 query StocklinkConnection($location: ID!) {
@@ -83,6 +110,8 @@ class ShopifyClient(ChannelClient):
 
     kind = "shopify"
     max_batch = 25
+    catalogue_page = CATALOGUE_PAGE
+    catalogue_total: int | None = None
 
     def setup(self) -> None:
         if not self.settings.get("location_id"):
@@ -92,6 +121,10 @@ class ShopifyClient(ChannelClient):
 
     def _graphql(self, query: str, variables: dict) -> dict:
         """POST one GraphQL document and return ``data``; raises on transport-level errors."""
+        return self._graphql_body(query, variables).get("data") or {}
+
+    def _graphql_body(self, query: str, variables: dict) -> dict:
+        """POST one GraphQL document and return the whole body (``data``, ``extensions``)."""
         url = f"{self.base_url}/admin/api/{self.api_version}/graphql.json"
         headers = {"X-Shopify-Access-Token": self.credentials.get("access_token", "").strip(),
                    "Content-Type": "application/json", "Accept": "application/json"}
@@ -113,7 +146,7 @@ class ShopifyClient(ChannelClient):
         errors = body.get("errors") or []
         if errors:
             raise _graphql_error(errors, body.get("extensions") or {})
-        return body.get("data") or {}
+        return body
 
     def test_connection(self) -> ConnectionCheck:
         """Check the token and that the configured location exists."""
@@ -135,6 +168,40 @@ class ShopifyClient(ChannelClient):
                 quantities = {q["name"]: q["quantity"] for q in (level or {}).get("quantities", [])}
                 found[wanted] = quantities.get("available") if level else None
         return {ident: found.get(g) for ident, g in gids.items()}
+
+    def list_catalogue(self, *, pace_s: float = 0.0) -> Iterator[ChannelItem]:
+        """Every product variant via the ``productVariants`` connection, paged by cursor.
+
+        ``identifier`` is the variant's inventory item id (numeric, as :meth:`read_stock` takes it);
+        ``code`` the variant ``sku`` (§0); ``stock`` ``available`` at the configured location, ``None``
+        when inventory is not tracked or the item is not stocked there; ``extra`` keeps
+        ``variant_id``, ``product_id``, ``inventory_item_id`` (global ids) and ``tracked``.
+        :attr:`catalogue_total` is ``productVariantsCount`` (``None`` unless exact).
+
+        Cost (§7.6): before a page the client waits until the bucket holds what the previous page
+        cost, and a THROTTLED page is sent again after the wait Shopify's cost block implies.
+        """
+        after, page, needed = None, 0, 0.0
+        while True:
+            pause_between_pages(pace_s, page)
+            if needed:
+                time.sleep(needed)
+            query = CATALOGUE_QUERY.format(count=CATALOGUE_COUNT if page == 0 else "")
+            variables = {"first": self.catalogue_page, "after": after, "location": self.location}
+            body = page_with_retries(lambda q=query, v=variables: self._graphql_body(q, v))
+            data = body.get("data") or {}
+            if page == 0:
+                count = data.get("productVariantsCount") or {}
+                exact = count.get("precision") == "EXACT" and isinstance(count.get("count"), int)
+                self.catalogue_total = count["count"] if exact else None
+            connection = data.get("productVariants") or {}
+            for node in connection.get("nodes") or []:
+                yield _catalogue_item(node)
+            info = connection.get("pageInfo") or {}
+            if not info.get("hasNextPage") or not info.get("endCursor"):
+                return
+            after, page = info["endCursor"], page + 1
+            needed = _refill_wait((body.get("extensions") or {}).get("cost") or {})
 
     def write_mode(self, write: StockWrite) -> str:
         return "compare_and_set" if write.expected is not None else "absolute"
@@ -203,6 +270,37 @@ class ShopifyClient(ChannelClient):
 
 
 _THROTTLED = re.compile(r"throttled", re.IGNORECASE)
+
+
+def _catalogue_item(node: dict) -> ChannelItem:
+    item = node.get("inventoryItem") or {}
+    product = node.get("product") or {}
+    tracked = bool(item.get("tracked"))
+    level = item.get("inventoryLevel")
+    quantities = {q.get("name"): q.get("quantity") for q in (level or {}).get("quantities") or []}
+    media = ((product.get("featuredMedia") or {}).get("preview") or {}).get("image") or {}
+    image = (node.get("image") or {}).get("url") or media.get("url")
+    title = node.get("title")
+    return ChannelItem(
+        identifier=str(item.get("id", "")).rpartition("/")[2],
+        name=str(product.get("title") or ""),
+        code=node.get("sku") or None,
+        stock=quantities.get("available") if tracked and level else None,
+        variation=title if title and title != DEFAULT_VARIANT_TITLE else None,
+        image_url=image or None,
+        extra={"variant_id": node.get("id"), "product_id": product.get("id"),
+               "inventory_item_id": item.get("id"), "tracked": tracked},
+    )
+
+
+def _refill_wait(cost: dict) -> float:
+    """Seconds until the bucket again holds what the last page cost (§7.6); 0 if it already does."""
+    try:
+        status = cost["throttleStatus"]
+        missing = float(cost["requestedQueryCost"]) - float(status["currentlyAvailable"])
+        return max(0.0, missing) / float(status["restoreRate"])
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return 0.0
 
 
 def _graphql_error(errors: list, extensions: dict) -> PlatformError:

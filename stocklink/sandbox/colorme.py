@@ -78,8 +78,11 @@ class ColorMeSandbox(SandboxState):
             self._throttle += count
 
     def add_product(self, name: str = "商品", *, stocks: int | None = 0, model_number: str = "",
-                    variants: list[dict] | None = None, stock_managed: bool = True) -> int:
-        """Add a product (with per-option ``variants`` if given) and return its id."""
+                    variants: list[dict] | None = None, stock_managed: bool = True,
+                    image_url: str | None = None) -> int:
+        """Add a product (with per-option ``variants`` if given) and return its id.
+
+        ``image_url`` is the product's main image (ColorMe's ``image_url``; null without one)."""
         now = int(time.time())
         with self.lock:
             product_id = self._next_id
@@ -99,7 +102,7 @@ class ColorMeSandbox(SandboxState):
                 "id": product_id, "account_id": self.account_id, "name": name,
                 "model_number": model_number, "stock_managed": stock_managed,
                 "stocks": stocks if stock_managed else None, "few_num": 0,
-                "display_state": "showing", "variants": rows,
+                "display_state": "showing", "variants": rows, "image_url": image_url,
                 "make_date": now, "update_date": now,
             }
             return product_id
@@ -319,7 +322,7 @@ def _controls(app: Flask, sandbox: ColorMeSandbox) -> None:
         product_id = sandbox.add_product(
             body.get("name", "商品"), stocks=body.get("stocks", 0),
             model_number=body.get("model_number", ""), variants=body.get("variants"),
-            stock_managed=body.get("stock_managed", True))
+            stock_managed=body.get("stock_managed", True), image_url=body.get("image_url"))
         return jsonify(product=sandbox.product_json(product_id)), 201
 
     @app.get("/sandbox/products/<int:product_id>")

@@ -87,6 +87,9 @@ class FieldDef:
     required: tuple = ()
     optional: tuple = ()
     resolve: Callable | None = None  # (parent, args, ctx, field) -> value
+    # A connection (``first``/``last`` paged): Shopify's calculated cost is 2 plus ``first``
+    # times the cost of one node's selection, not 1 (shopify.dev "calculated query cost").
+    connection: bool = False
 
 
 @dataclass
@@ -302,8 +305,9 @@ def _used_vars(value, out: set) -> None:
 class _Validator:
     """Static checks of one operation; also sums the requested cost."""
 
-    def __init__(self, schema: Schema, operation: Operation, fragments: dict):
+    def __init__(self, schema: Schema, operation: Operation, fragments: dict, variables: dict | None = None):
         self.schema, self.op, self.fragments = schema, operation, fragments
+        self.variables = variables or {}
         self.errors: list[GraphQLError] = []
         self.used: set[str] = set()
         self.cost = 0
@@ -381,6 +385,13 @@ class _Validator:
                 f"Field must have selections (field '{sel.name}' returns {definition.type} "
                 "but has no selections)", **where))
             return
+        if definition.connection:
+            size = _substitute(sel.args.get("first", sel.args.get("last")), self.variables)
+            outer, self.cost = self.cost, 0
+            self.walk(definition.type, sel.selections, seen=seen)
+            per_page = self.cost
+            self.cost = outer + 2 + (size if isinstance(size, int) and size > 0 else 1) * per_page
+            return
         self.cost += self.schema.mutation_cost if top and self.op.kind == "mutation" else 1
         self.walk(definition.type, sel.selections, seen=seen)
 
@@ -409,12 +420,13 @@ def prepare(schema: Schema, text: str, variables: dict | None,
         raise ValidationFailed([GraphQLError("An operation name is required" if operations
                                              else "No operations in query document")])
     operation = operations[0]
-    validator = _Validator(schema, operation, fragments)
-    validator.run()
     values = dict(variables or {})
-    for name, (type_text, non_null, default) in operation.variables.items():
+    for name, (_type_text, _non_null, default) in operation.variables.items():
         if name not in values and default is not None:
             values[name] = default
+    validator = _Validator(schema, operation, fragments, values)
+    validator.run()
+    for name, (type_text, non_null, _default) in operation.variables.items():
         if non_null and values.get(name) is None:
             validator.errors.append(GraphQLError(
                 f"Variable ${name} of type {type_text}! was provided invalid value",

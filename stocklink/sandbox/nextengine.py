@@ -13,7 +13,7 @@ a usable refresh token ``result: "redirect"``.
 
 Python control methods on :class:`NextEngineSandbox`, mirrored under ``/sandbox/``:
 
-- ``add_goods(code, stock, allocated=0)`` — ``POST /sandbox/goods``
+- ``add_goods(code, stock, allocated=0, name="", representation_id=None)`` — ``POST /sandbox/goods``
 - ``stock(code)`` — ``GET /sandbox/goods/<code>``
 - ``set_stock(code, stock)`` (a sale NextEngine took) — ``POST /sandbox/goods/<code>/stock``
 - ``login()`` → token dict — ``POST /sandbox/tokens``; ``issue_uid_state()`` for ``/api_neauth``
@@ -197,12 +197,15 @@ class NextEngineSandbox(SandboxState):
             return None, self._token_fields()
 
     # Goods and stock -----------------------------------------------------
-    def add_goods(self, code: str, stock: int = 0, *, allocated: int = 0, name: str = "") -> None:
-        """Register goods ``code`` (商品コード) with ``stock`` (在庫数)."""
+    def add_goods(self, code: str, stock: int = 0, *, allocated: int = 0, name: str = "",
+                  representation_id: str | None = None) -> None:
+        """Register goods ``code`` (商品コード) with ``stock`` (在庫数); ``representation_id`` is
+        the 代表商品コード grouping its variants (the code itself when not given)."""
         now = _fmt(self.now())
         with self.lock:
             self.goods[code] = {"name": name or code, "stock": int(stock),
-                                "allocated": int(allocated), "created": now, "modified": now}
+                                "allocated": int(allocated), "created": now, "modified": now,
+                                "representation_id": representation_id or code}
 
     def stock(self, code: str) -> int | None:
         with self.lock:
@@ -223,6 +226,13 @@ class NextEngineSandbox(SandboxState):
                 "stock_remaining_order_quantity": "0", "stock_out_quantity": "0",
                 "stock_free_quantity": str(free), "stock_deleted_flag": "0",
                 "stock_creation_date": g["created"], "stock_last_modified_date": g["modified"]}
+
+    def goods_row(self, code: str) -> dict:
+        """A ``/api_v1_master_goods/search`` row (§2.5): every value a string (§2.3)."""
+        g = self.goods[code]
+        return {"goods_id": code, "goods_name": g["name"], "goods_representation_id": g["representation_id"],
+                "stock_quantity": str(g["stock"]), "goods_deleted_flag": "0",
+                "goods_creation_date": g["created"], "goods_last_modified_date": g["modified"]}
 
     # Failures ------------------------------------------------------------
     def error_next(self, count: int = 1, code: str = "003002") -> None:
@@ -323,6 +333,14 @@ def _compare(rows: list[dict], form) -> list[dict]:
     return rows
 
 
+def _sorted(rows: list[dict], form) -> list[dict]:
+    """Apply ``sort=<field>-asc|-desc[,…]`` (§2.3); rows keep their order without one."""
+    for item in reversed([i for i in form.get("sort", "").split(",") if i]):
+        field, _, direction = item.rpartition("-")
+        rows = sorted(rows, key=lambda r, f=field: str(r.get(f) or ""), reverse=direction == "desc")
+    return rows
+
+
 def _select(rows: list[dict], form) -> dict:
     fields = [f for f in form.get("fields", "").split(",") if f]
     offset = int(form.get("offset", 0) or 0)
@@ -389,6 +407,25 @@ def create_app(sandbox: NextEngineSandbox) -> Flask:
             return _select(rows, form)
         return api(handler)
 
+    @app.post("/api_v1_master_goods/search")
+    def goods_search():
+        def handler(form):
+            wanted = _conditions(form, "goods_id")
+            with sandbox.lock:
+                rows = [sandbox.goods_row(c) for c in sorted(sandbox.goods) if wanted is None or c in wanted]
+            return _select(_sorted(_compare(rows, form), form), form)
+        return api(handler)
+
+    @app.post("/api_v1_master_goods/count")
+    def goods_count():
+        # §2.3: ``count`` takes the search conditions and answers how many rows match.
+        def handler(form):
+            wanted = _conditions(form, "goods_id")
+            with sandbox.lock:
+                rows = [sandbox.goods_row(c) for c in sorted(sandbox.goods) if wanted is None or c in wanted]
+            return {"result": "success", "count": str(len(_compare(rows, form)))}
+        return api(handler)
+
     @app.post("/api_v1_master_goods/upload")
     def goods_upload():
         def handler(form):
@@ -427,7 +464,7 @@ def _controls(app: Flask, sandbox: NextEngineSandbox) -> None:
     def _add_goods():
         b = body()
         sandbox.add_goods(b["goods_id"], int(b.get("stock", 0)), allocated=int(b.get("allocated", 0)),
-                          name=b.get("name", ""))
+                          name=b.get("name", ""), representation_id=b.get("representation_id"))
         return jsonify(ok=True), 201
 
     @app.get("/sandbox/goods/<code>")

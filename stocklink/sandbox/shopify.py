@@ -3,7 +3,9 @@
 ``POST /admin/api/{version}/graphql.json`` with ``X-Shopify-Access-Token``; real GraphQL
 parsing and validation (:mod:`stocklink.sandbox.minigraphql`) over this schema subset:
 ``shop``, ``location(id)``, ``inventoryItem(id){inventoryLevel(locationId){quantities(names)}}``,
-``nodes(ids)`` / ``node(id)``, and the mutation ``inventorySetQuantities(input)`` with the
+``nodes(ids)`` / ``node(id)``, the catalogue ``productVariants(first, after)`` connection
+(``edges{cursor node}``, ``nodes``, ``pageInfo``; ``first`` ≤ 250, cost 2 + first × node cost) with
+``productVariantsCount``, and the mutation ``inventorySetQuantities(input)`` with the
 2026-04 rules: ``@idempotent(key:)`` and ``changeFromQuantity`` on every quantity are
 mandatory; a mismatch is ``CHANGE_FROM_QUANTITY_STALE`` and nothing is applied (§7.3);
 the same key with the same arguments replays the first result, with other arguments it
@@ -13,8 +15,10 @@ bucket (2000 points, 100/s) and ``{"errors":[{"message":"Throttled",…}]}``.
 Python control methods on :class:`ShopifySandbox`, mirrored under ``/sandbox/``:
 
 - ``add_location(name)`` → id — ``POST /sandbox/locations``
-- ``add_item(sku, available, location_id=None, stocked=True)`` → inventory item id —
-  ``POST /sandbox/items``
+- ``add_item(sku, available, location_id=None, stocked=True, tracked=True)`` → inventory item id
+  (of a new one-variant product) — ``POST /sandbox/items``
+- ``add_product(title, variants=[{"title", "sku", "available", "tracked", "stocked"}], image_url=None)``
+  → the variants' inventory item ids — ``POST /sandbox/products``
 - ``stock(item_id, location_id=None)`` — ``GET /sandbox/items/<id>``
 - ``set_stock(item_id, available, location_id=None)`` (a sale Shopify took) —
   ``POST /sandbox/items/<id>/stock``
@@ -27,6 +31,7 @@ Orders (§7.5) are not simulated yet; ``self.orders`` is where they go.
 """
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import re
@@ -54,6 +59,9 @@ REASONS = {"correction", "cycle_count_available", "damaged", "movement_created",
            "quality_control", "received", "reservation_created", "reservation_deleted",
            "reservation_updated", "restock", "safety_stock", "shrinkage"}
 MAX_QUANTITY = 1_000_000_000
+MAX_PAGE = 250  # connections: first/last at most 250 (shopify.dev pagination)
+COUNT_LIMIT = 10_000  # productVariantsCount's default limit; above it precision is AT_LEAST
+DEFAULT_TITLE = "Default Title"  # the one variant of a product without options
 UNAUTHORIZED = "[API] Invalid API key or access token (unrecognized login or wrong password)"
 
 
@@ -78,7 +86,9 @@ class ShopifySandbox(SandboxState):
         self.shop_name = shop_name
         self.tokens: set[str] = set()
         self.locations: dict[int, str] = {}
-        self.items: dict[int, dict] = {}           # id -> {"sku", "levels": {loc: {name: qty}}}
+        self.items: dict[int, dict] = {}           # id -> {"sku", "tracked", "variant", "levels": {loc: {name: qty}}}
+        self.products: dict[int, dict] = {}        # id -> {"title", "image_url", "variants": [variant ids]}
+        self.variants: dict[int, dict] = {}        # id -> {"product", "title", "sku", "item", "image_url"}
         self.idempotency: dict[str, tuple[str, dict]] = {}
         self.adjustments: list[dict] = []
         self.orders: list[dict] = []
@@ -87,6 +97,7 @@ class ShopifySandbox(SandboxState):
         self._last_refill = time.monotonic()
         self._throttle = 0
         self._next_location, self._next_item, self._next_group = 70000000001, 40000000001, 90000000001
+        self._next_product, self._next_variant = 8000000001, 45000000001
         self.default_location = self.add_location("本店倉庫")
 
     def issue_token(self) -> str:
@@ -108,17 +119,38 @@ class ShopifySandbox(SandboxState):
             return location_id
 
     def add_item(self, sku: str, available: int = 0, location_id: int | None = None, *,
-                 stocked: bool = True) -> int:
-        """Add an inventory item, stocked at ``location_id`` (default location) unless told not."""
+                 stocked: bool = True, tracked: bool = True) -> int:
+        """Add a product with one variant (``Default Title``) and return its inventory item id,
+        stocked at ``location_id`` (default location) unless told not."""
+        [item_id] = self.add_product(sku, [{"sku": sku, "available": available, "stocked": stocked,
+                                            "tracked": tracked, "location_id": location_id}])
+        return item_id
+
+    def add_product(self, title: str, variants: list[dict], *, image_url: str | None = None) -> list[int]:
+        """Add a product with ``variants`` (each ``title``, ``sku``, ``available``, ``stocked``,
+        ``tracked``, ``location_id``, ``image_url``) and return their inventory item ids, in order."""
         with self.lock:
-            item_id = self._next_item
-            self._next_item += 1
-            levels = {}
-            if stocked:
-                levels[location_id or self.default_location] = {"available": int(available),
-                                                                "on_hand": int(available)}
-            self.items[item_id] = {"sku": sku, "levels": levels}
-            return item_id
+            product_id = self._next_product
+            self._next_product += 1
+            self.products[product_id] = {"title": title, "image_url": image_url, "variants": []}
+            items = []
+            for v in variants or [{}]:
+                item_id, variant_id = self._next_item, self._next_variant
+                self._next_item += 1
+                self._next_variant += 1
+                levels = {}
+                if v.get("stocked", True):
+                    available = int(v.get("available", 0))
+                    levels[v.get("location_id") or self.default_location] = {"available": available,
+                                                                             "on_hand": available}
+                self.items[item_id] = {"sku": v.get("sku", ""), "tracked": bool(v.get("tracked", True)),
+                                       "variant": variant_id, "levels": levels}
+                self.variants[variant_id] = {"product": product_id, "title": v.get("title") or DEFAULT_TITLE,
+                                             "sku": v.get("sku", ""), "item": item_id,
+                                             "image_url": v.get("image_url")}
+                self.products[product_id]["variants"].append(variant_id)
+                items.append(item_id)
+            return items
 
     def stock(self, item_id: int, location_id: int | None = None) -> int | None:
         with self.lock:
@@ -167,7 +199,54 @@ class ShopifySandbox(SandboxState):
         if item is None:
             return None
         return {"__typename": "InventoryItem", "id": gid("InventoryItem", item_id),
-                "sku": item["sku"], "tracked": True, "_num": item_id}
+                "sku": item["sku"], "tracked": item.get("tracked", True), "_num": item_id}
+
+    def variant_obj(self, variant_id: int) -> dict | None:
+        variant = self.variants.get(variant_id)
+        if variant is None:
+            return None
+        product = self.products[variant["product"]]
+        title = product["title"] if variant["title"] == DEFAULT_TITLE else \
+            f"{product['title']} - {variant['title']}"
+        image = {"url": variant["image_url"], "altText": None} if variant["image_url"] else None
+        return {"__typename": "ProductVariant", "id": gid("ProductVariant", variant_id),
+                "title": variant["title"], "sku": variant["sku"] or None, "displayName": title,
+                "image": image, "_num": variant_id, "_item": variant["item"], "_product": variant["product"]}
+
+    def product_obj(self, product_id: int) -> dict | None:
+        product = self.products.get(product_id)
+        if product is None:
+            return None
+        media = None
+        if product["image_url"]:
+            media = {"preview": {"image": {"url": product["image_url"], "altText": None}}}
+        return {"__typename": "Product", "id": gid("Product", product_id), "title": product["title"],
+                "featuredMedia": media}
+
+    def variant_page(self, args: dict) -> dict:
+        """``productVariants(first, after)``: variants in id order after the cursor (shopify.dev
+        pagination); the cursor is opaque to clients."""
+        first = args.get("first")
+        if not isinstance(first, int) or not 0 < first <= MAX_PAGE:
+            raise GraphQLError(f"The 'first' argument must be between 1 and {MAX_PAGE}.",
+                               extensions={"code": "BAD_REQUEST"})
+        after = args.get("after")
+        start = 0
+        ordered = sorted(self.variants)
+        if after:
+            try:
+                last = int(base64.b64decode(str(after)).decode().rpartition("/")[2])
+            except (ValueError, UnicodeDecodeError):
+                raise GraphQLError("Invalid cursor for current pagination sort.",
+                                   extensions={"code": "BAD_REQUEST"}) from None
+            start = next((i for i, v in enumerate(ordered) if v > last), len(ordered))
+        chunk = ordered[start:start + first]
+        edges = [{"cursor": base64.b64encode(f"ProductVariant/{v}".encode()).decode(),
+                  "node": self.variant_obj(v)} for v in chunk]
+        return {"edges": edges, "nodes": [e["node"] for e in edges],
+                "pageInfo": {"hasNextPage": start + first < len(ordered), "hasPreviousPage": start > 0,
+                             "startCursor": edges[0]["cursor"] if edges else None,
+                             "endCursor": edges[-1]["cursor"] if edges else None}}
 
     def location_obj(self, location_id: int) -> dict | None:
         if location_id not in self.locations:
@@ -302,6 +381,13 @@ def _schema() -> Schema:
         kind, number = match.group(1), int(match.group(2))
         return sb.item_obj(number) if kind == "InventoryItem" else sb.location_obj(number)
 
+    def variants_count(_parent, args, sb, _d):
+        limit = args.get("limit", COUNT_LIMIT)
+        total = len(sb.variants)
+        if limit is not None and total > limit:
+            return {"count": limit, "precision": "AT_LEAST"}
+        return {"count": total, "precision": "EXACT"}
+
     def nodes(_parent, args, sb, _d):
         return [node(None, {"id": i}, sb, _d) for i in args["ids"] or []]
 
@@ -329,7 +415,29 @@ def _schema() -> Schema:
             "inventoryItem": FieldDef("InventoryItem", required=("id",), resolve=inventory_item),
             "node": FieldDef("Node", required=("id",), resolve=node),
             "nodes": FieldDef("Node", required=("ids",), resolve=nodes),
+            "productVariants": FieldDef("ProductVariantConnection", connection=True,
+                                        optional=("first", "after"),
+                                        resolve=lambda p, a, sb, d: sb.variant_page(a)),
+            "productVariantsCount": FieldDef("Count", optional=("limit",), resolve=variants_count),
         },
+        "Count": {"count": FieldDef(), "precision": FieldDef()},
+        "ProductVariantConnection": {
+            "edges": FieldDef("ProductVariantEdge"), "nodes": FieldDef("ProductVariant"),
+            "pageInfo": FieldDef("PageInfo"),
+        },
+        "ProductVariantEdge": {"cursor": FieldDef(), "node": FieldDef("ProductVariant")},
+        "PageInfo": {"hasNextPage": FieldDef(), "hasPreviousPage": FieldDef(), "startCursor": FieldDef(),
+                     "endCursor": FieldDef()},
+        "ProductVariant": {
+            "id": FieldDef(), "title": FieldDef(), "sku": FieldDef(), "displayName": FieldDef(),
+            "image": FieldDef("Image"),
+            "product": FieldDef("Product", resolve=lambda v, a, sb, d: sb.product_obj(v["_product"])),
+            "inventoryItem": FieldDef("InventoryItem", resolve=lambda v, a, sb, d: sb.item_obj(v["_item"])),
+        },
+        "Product": {"id": FieldDef(), "title": FieldDef(), "featuredMedia": FieldDef("Media")},
+        "Media": {"preview": FieldDef("MediaPreview")},
+        "MediaPreview": {"image": FieldDef("Image")},
+        "Image": {"url": FieldDef(), "altText": FieldDef()},
         "Mutation": {
             "inventorySetQuantities": FieldDef(
                 "InventorySetQuantitiesPayload", required=("input",),
@@ -340,6 +448,8 @@ def _schema() -> Schema:
         "Location": {"id": FieldDef(), "name": FieldDef(), "isActive": FieldDef()},
         "InventoryItem": {
             "id": FieldDef(), "sku": FieldDef(), "tracked": FieldDef(),
+            "variant": FieldDef("ProductVariant", resolve=lambda it, a, sb, d: sb.variant_obj(
+                sb.items[it["_num"]]["variant"])),
             "inventoryLevel": FieldDef("InventoryLevel", required=("locationId",), resolve=inventory_level),
         },
         "InventoryLevel": {
@@ -427,8 +537,14 @@ def _controls(app: Flask, sandbox: ShopifySandbox) -> None:
     def _add_item():
         b = body()
         item_id = sandbox.add_item(b.get("sku", ""), int(b.get("available", 0)), b.get("location_id"),
-                                   stocked=b.get("stocked", True))
+                                   stocked=b.get("stocked", True), tracked=b.get("tracked", True))
         return jsonify(id=item_id, gid=gid("InventoryItem", item_id)), 201
+
+    @app.post("/sandbox/products")
+    def _add_product():
+        b = body()
+        items = sandbox.add_product(b.get("title", "商品"), b.get("variants") or [{}], image_url=b.get("image_url"))
+        return jsonify(inventory_item_ids=items), 201
 
     @app.get("/sandbox/items/<int:item_id>")
     def _show_item(item_id: int):
