@@ -333,3 +333,32 @@ def test_items_are_channel_items(shop, sessions):
     """list_catalogue yields ChannelItem values."""
     shop.add_product("靴下", stocks=1)
     assert all(isinstance(i, ChannelItem) for i in colorme_client(shop, sessions).list_catalogue())
+
+
+def test_sample_catalogue_images_are_valid_pngs():
+    """The sample catalogue's image data: URLs decode to well-formed PNGs (valid chunk CRCs and
+    pixel data), and some sample products have no image."""
+    import base64
+    import struct
+    import zlib
+
+    from stocklink.sandbox.catalogue import sample_products
+
+    products = sample_products()
+    urls = {p.image_url for p in products if p.image_url}
+    assert urls and any(p.image_url is None for p in products)
+    for url in urls:
+        assert url.startswith("data:image/png;base64,")
+        png = base64.b64decode(url.partition(",")[2], validate=True)
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+        pos, chunks = 8, {}
+        while pos < len(png):
+            (length,) = struct.unpack(">I", png[pos:pos + 4])
+            kind, data = png[pos + 4:pos + 8], png[pos + 8:pos + 8 + length]
+            (crc,) = struct.unpack(">I", png[pos + 8 + length:pos + 12 + length])
+            assert crc == zlib.crc32(kind + data)
+            chunks[kind] = data
+            pos += 12 + length
+        width, height, depth, colour = struct.unpack(">IIBB", chunks[b"IHDR"][:10])
+        assert (depth, colour) == (8, 2) and len(zlib.decompress(chunks[b"IDAT"])) == height * (1 + 3 * width)
+        assert set(chunks) == {b"IHDR", b"IDAT", b"IEND"}

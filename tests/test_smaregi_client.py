@@ -116,10 +116,22 @@ def test_iter_products_pages_through_the_catalogue(smaregi, smaregi_sandbox):
     assert len({p.product_id for p in products}) == len(products)
     first = products[0]
     assert first == SmaregiProduct("8000001", "TS01-WH-S", "オーガニックコットンTシャツ", "S", "ホワイト",
-                                   "TS01", True)
+                                   "TS01", True, sample_products()[0].image_url)
     by_id = {p.product_id: p for p in products}
+    assert products[-1].product_id == "9001001" and products[-1].image_url is None
     assert by_id[UNMANAGED].stock_managed is False
     assert by_id["8000037"].name == "帆布トートバッグ" and by_id["8000037"].size is None
+
+
+def test_products_carry_their_image_url(smaregi, smaregi_sandbox):
+    """Both generations read the product image's URL; a product without one has None."""
+    smaregi_sandbox.add_product("9100001", "画像つき", code="IMG1", image_url="https://img.example.test/1.png")
+    smaregi_sandbox.add_product("9100002", "画像なし", code="IMG2")
+    listed = {p.product_id: p.image_url for p in smaregi.iter_products()}
+    assert listed["9100001"] == "https://img.example.test/1.png" and listed["9100002"] is None
+    assert listed[TSHIRT_WHITE_S].startswith("data:image/png;base64,")
+    got = smaregi.get_products(["9100001", "9100002"])
+    assert (got["9100001"].image_url, got["9100002"].image_url) == ("https://img.example.test/1.png", None)
 
 
 def test_get_products_returns_known_ids_only(smaregi, smaregi_sandbox):

@@ -93,6 +93,7 @@ class Product:
     color: str | None = None
     stock_control_division: str = "0"  # "0" 在庫管理対象, "1" 在庫管理対象外 (doc §3.8)
     category_id: str = "1"
+    image_url: str | None = None  # the product image, as ``imageUrl`` (name NOT FOUND, see common.IMAGE_FIELD)
     created: datetime = field(default_factory=now_jst)
     updated: datetime = field(default_factory=now_jst)
 
@@ -102,7 +103,7 @@ class Product:
                 "productName": self.name, "taxDivision": "0", "price": str(self.price),
                 "groupCode": self.group_code, "size": self.size, "color": self.color,
                 "stockControlDivision": self.stock_control_division, "displayFlag": "1",
-                "division": "0", "salesDivision": "0",
+                "division": "0", "salesDivision": "0", "imageUrl": self.image_url,
                 "insDateTime": timefmt(self.created), "updDateTime": timefmt(self.updated)}
 
 
@@ -295,8 +296,9 @@ class SmaregiSandbox:
     def add_product(self, product_id: str, name: str, *, code: str | None = None, price: int = 0,
                     group_code: str | None = None, size: str | None = None, color: str | None = None,
                     stock_control_division: str = "0", stock: int | None = None,
-                    store_id: str | None = None) -> Product:
-        """Register a product; ``stock`` (if given) creates its stock row with a 01 修正 history row.
+                    store_id: str | None = None, image_url: str | None = None) -> Product:
+        """Register a product; ``stock`` (if given) creates its stock row with a 01 修正 history row;
+        ``image_url`` is its image (null in both APIs without one).
 
         Without ``stock`` the product has no stock row, as in Smaregi before its first movement.
         """
@@ -306,7 +308,7 @@ class SmaregiSandbox:
         if stock_control_division not in ("0", "1"):
             raise SandboxError("invalid", "stockControlDivision must be 0 or 1")
         product = Product(product_id, name, code=code, price=price, group_code=group_code, size=size,
-                          color=color, stock_control_division=stock_control_division)
+                          color=color, stock_control_division=stock_control_division, image_url=image_url)
         with self._lock:
             if product_id in self.products:
                 raise SandboxError("invalid", f"product {product_id} exists")

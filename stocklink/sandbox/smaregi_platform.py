@@ -28,7 +28,7 @@ TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "NotFo
           429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
 PRODUCT_FIELDS = ("productId", "categoryId", "productCode", "productName", "taxDivision", "price",
                   "groupCode", "size", "color", "stockControlDivision", "displayFlag", "division",
-                  "salesDivision", "insDateTime", "updDateTime")
+                  "salesDivision", "imageUrl", "insDateTime", "updDateTime")
 STOCK_FIELDS = ("storeId", "productId", "stockAmount", "layawayStockAmount", "updDateTime")
 CHANGE_FIELDS = ("id", "updDateTime", "targetDateTime", "productId", "storeId", "amount", "stockAmount",
                  "layawayStockAmount", "stockDivision", "fromStoreId", "toStoreId", "memo", "staffId",

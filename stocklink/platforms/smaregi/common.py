@@ -63,6 +63,13 @@ MAX_RETRY_WAIT = 10.0  # seconds; a longer Retry-After is the caller's to wait (
 
 JST = timezone(timedelta(hours=9))
 
+# The product image's URL. Its name in product reads is NOT FOUND in the stored docs; Smaregi's
+# image registration (``PUT /products/{id}/image``) and its completion callback call it
+# ``imageUrl``, and both generations are read by that name. Product reads therefore ask for
+# every column (no ``fields``): a column name Smaregi does not know would make it refuse the
+# whole read, while a missing column only leaves ``image_url`` None.
+IMAGE_FIELD = "imageUrl"
+
 
 @dataclass
 class SmaregiProduct:
@@ -75,6 +82,7 @@ class SmaregiProduct:
     color: str | None
     group_code: str | None
     stock_managed: bool  # stockControlDivision (doc §3.8, §4.2), read by domain.linking.is_stock_managed
+    image_url: str | None = None  # the product image (:data:`IMAGE_FIELD`); None without one
 
 
 @dataclass
@@ -113,6 +121,7 @@ def _product(row: dict) -> SmaregiProduct:
         color=_text(row.get("color")),
         group_code=_text(row.get("groupCode")),
         stock_managed=is_stock_managed(row.get("stockControlDivision")),
+        image_url=_text(row.get(IMAGE_FIELD)),
     )
 
 

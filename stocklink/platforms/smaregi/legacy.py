@@ -94,8 +94,9 @@ class LegacySmaregiClient(_Closable):
         """Every row of a ``*_ref`` query, 1000 rows a page (doc §1.5)."""
         page = 1
         while True:
-            params = {"table_name": table, "fields": fields, "order": order, "limit": PAGE_LIMIT,
-                      "page": page}
+            params = {"table_name": table, "order": order, "limit": PAGE_LIMIT, "page": page}
+            if fields:  # optional (doc §1.5): without it every column is answered
+                params["fields"] = fields
             if conditions:
                 params["conditions"] = conditions
             body = self._call(proc_name, params)
@@ -135,8 +136,7 @@ class LegacySmaregiClient(_Closable):
         return {str(row["productId"]): _int(row.get("stockAmount"), "stockAmount") for row in self._ref(
             "stock_ref", "Stock", ["productId", "stockAmount", "updDateTime"], conditions, ["productId"])}
 
-    _PRODUCT_FIELDS = ["productId", "productCode", "productName", "size", "color", "groupCode",
-                       "stockControlDivision"]
+    _PRODUCT_FIELDS: list[str] = []  # every column, the image's included (common.IMAGE_FIELD)
 
     def iter_products(self) -> Iterator[SmaregiProduct]:
         """Every product of the contract, in productId order, fetched 1000 a page."""

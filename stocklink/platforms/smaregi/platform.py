@@ -208,11 +208,10 @@ class PlatformSmaregiClient(_Closable):
         return {str(row["productId"]): _int(row.get("stockAmount"), "stockAmount")
                 for row in self._pages("/stock", params)}
 
-    _PRODUCT_FIELDS = "productId,productCode,productName,size,color,groupCode,stockControlDivision"
-
     def iter_products(self) -> Iterator[SmaregiProduct]:
-        """Every product of the contract, in productId order, fetched 1000 a page."""
-        for row in self._pages("/products", {"fields": self._PRODUCT_FIELDS, "sort": "productId"}):
+        """Every product of the contract, in productId order, fetched 1000 a page (every field:
+        the image's name is not documented, :data:`~stocklink.platforms.smaregi.common.IMAGE_FIELD`)."""
+        for row in self._pages("/products", {"sort": "productId"}):
             yield _product(row)
 
     def get_products(self, product_ids: Sequence[str]) -> dict[str, SmaregiProduct]:
@@ -224,8 +223,7 @@ class PlatformSmaregiClient(_Closable):
         found = {}
         for one in ids:
             try:
-                row = self._request("GET", f"/products/{quote(one, safe='')}",
-                                    params={"fields": self._PRODUCT_FIELDS})
+                row = self._request("GET", f"/products/{quote(one, safe='')}")
             except PlatformError as exc:
                 if exc.code == "not_found":
                     continue
