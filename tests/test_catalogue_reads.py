@@ -171,7 +171,7 @@ def test_shopify_lists_variants_over_cursor_pages(store, sessions):
     tee = store.add_product("Tシャツ", image_url="http://127.0.0.1/img/tee.png", variants=[
         {"title": "ホワイト / S", "sku": "TS-WH-S", "available": 4},
         {"title": "ホワイト / M", "sku": "TS-WH-M", "available": 0},
-        {"title": "ブラック / S", "sku": "", "available": 2}])
+        {"title": "ブラック / S", "sku": "", "available": 2, "image_url": "http://127.0.0.1/img/black.png"}])
     plain = store.add_item("MUG-01", 9)
     untracked = store.add_item("GIFT", 5, tracked=False)
     elsewhere = store.add_item("FAR", 3, store.add_location("倉庫2"))
@@ -188,7 +188,7 @@ def test_shopify_lists_variants_over_cursor_pages(store, sessions):
     assert white_s.extra["inventory_item_id"] == f"gid://shopify/InventoryItem/{tee[0]}"
     assert white_s.extra["variant_id"].startswith("gid://shopify/ProductVariant/")
     assert white_s.extra["product_id"].startswith("gid://shopify/Product/") and white_s.extra["tracked"]
-    assert by_id[str(tee[2])].code is None
+    assert (by_id[str(tee[2])].code, by_id[str(tee[2])].image_url) == (None, "http://127.0.0.1/img/black.png")
     mug = by_id[str(plain)]
     assert (mug.name, mug.variation, mug.code, mug.stock, mug.image_url) == ("MUG-01", None, "MUG-01", 9, None)
     assert (by_id[str(untracked)].stock, by_id[str(untracked)].extra["tracked"]) == (None, False)
@@ -236,7 +236,7 @@ def test_shopify_waits_for_the_bucket_between_pages(store, sessions, monkeypatch
     refill instead of meeting THROTTLED."""
     for i in range(6):
         store.add_item(f"A-{i}", i)
-    store.set_bucket(50, 100)  # three pages of two cost ~67 points: the third must wait
+    store.set_bucket(50, 100)  # a page of two variants costs ~30 points: the next must wait
     slept: list[float] = []
     real_sleep = time.sleep
 
@@ -273,10 +273,12 @@ def nextengine_client(ne, sessions, credentials=None, page=2, saved=None) -> Nex
 
 
 def test_nextengine_lists_goods_over_pages(ne, sessions):
-    """NextEngine: every goods record over offset/limit pages, coded by 商品コード, with its stock;
-    catalogue_total from the goods count."""
-    for code, stock in (("TS-WH-S", 4), ("TS-WH-M", 0), ("MUG-01", 9), ("BAG-01", 2), ("CAP-01", 1)):
+    """NextEngine: every goods record not deleted, over offset/limit pages, coded by 商品コード, with
+    its stock; catalogue_total from the goods count."""
+    for code, stock in (("TS-WH-S", 4), ("TS-WH-M", 0), ("MUG-01", 9), ("BAG-01", 2), ("CAP-01", 1),
+                        ("OLD-01", 5)):
         ne.add_goods(code, stock, name=f"{code}の商品", representation_id=code.split("-")[0])
+    ne.delete_goods("OLD-01")  # deleted goods are not part of the catalogue
     saved: list[dict] = []
     client = nextengine_client(ne, sessions, saved=saved)
     assert isinstance(client, CatalogueLister)

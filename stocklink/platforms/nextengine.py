@@ -149,19 +149,21 @@ class NextEngineClient(ChannelClient):
         return {code: found.get(code) for code in identifiers}
 
     def list_catalogue(self, *, pace_s: float = 0.0) -> Iterator[ChannelItem]:
-        """Every goods record via ``/api_v1_master_goods/search`` (§2.5), paged by ``offset`` /
-        ``limit`` in 商品コード order; :attr:`catalogue_total` from ``/api_v1_master_goods/count``.
+        """Every goods record not deleted via ``/api_v1_master_goods/search`` (§2.5), paged by
+        ``offset`` / ``limit`` in 商品コード order; :attr:`catalogue_total` from
+        ``/api_v1_master_goods/count`` with the same condition.
 
         ``identifier`` and ``code`` are the 商品コード ``goods_id`` (§2.8); ``stock`` is read for each
         page as :meth:`read_stock` reads it (the ``stock_field`` setting), ``None`` for goods without
         a stock record; ``extra`` keeps ``goods_representation_id`` (代表商品コード).
         """
-        count = page_with_retries(lambda: self._call("/api_v1_master_goods/count"))
+        live = {"goods_deleted_flag-eq": "0"}  # a deleted record stays in the master, flagged
+        count = page_with_retries(lambda: self._call("/api_v1_master_goods/count", live))
         self.catalogue_total = _count(count)
         offset, page = 0, 0
         while True:
             pause_between_pages(pace_s, page)
-            params = {"fields": GOODS_FIELDS, "sort": "goods_id-asc", "offset": str(offset),
+            params = {**live, "fields": GOODS_FIELDS, "sort": "goods_id-asc", "offset": str(offset),
                       "limit": str(self.catalogue_page)}
             rows = page_with_retries(lambda p=params: self._call("/api_v1_master_goods/search", p)).get("data") or []
             if not rows:

@@ -67,7 +67,7 @@ query StocklinkCatalogue($first: Int!, $after: String, $location: ID!) {{{count}
     pageInfo {{ hasNextPage endCursor }}
     nodes {{
       id title sku
-      image {{ url }}
+      media(first: 1) {{ nodes {{ preview {{ image {{ url }} }} }} }}
       product {{ id title featuredMedia {{ preview {{ image {{ url }} }} }} }}
       inventoryItem {{
         id tracked
@@ -175,7 +175,8 @@ class ShopifyClient(ChannelClient):
         ``identifier`` is the variant's inventory item id (numeric, as :meth:`read_stock` takes it);
         ``code`` the variant ``sku`` (§0); ``stock`` ``available`` at the configured location, ``None``
         when inventory is not tracked or the item is not stocked there; ``extra`` keeps
-        ``variant_id``, ``product_id``, ``inventory_item_id`` (global ids) and ``tracked``.
+        ``variant_id``, ``product_id``, ``inventory_item_id`` (global ids) and ``tracked``;
+        ``image_url`` the variant's own image, else the product's featured one.
         :attr:`catalogue_total` is ``productVariantsCount`` (``None`` unless exact).
 
         Cost (§7.6): before a page the client waits until the bucket holds what the previous page
@@ -278,8 +279,8 @@ def _catalogue_item(node: dict) -> ChannelItem:
     tracked = bool(item.get("tracked"))
     level = item.get("inventoryLevel")
     quantities = {q.get("name"): q.get("quantity") for q in (level or {}).get("quantities") or []}
-    media = ((product.get("featuredMedia") or {}).get("preview") or {}).get("image") or {}
-    image = (node.get("image") or {}).get("url") or media.get("url")
+    own = next(iter((node.get("media") or {}).get("nodes") or []), None) or {}
+    image = _preview_url(own) or _preview_url(product.get("featuredMedia") or {})
     title = node.get("title")
     return ChannelItem(
         identifier=str(item.get("id", "")).rpartition("/")[2],
@@ -291,6 +292,10 @@ def _catalogue_item(node: dict) -> ChannelItem:
         extra={"variant_id": node.get("id"), "product_id": product.get("id"),
                "inventory_item_id": item.get("id"), "tracked": tracked},
     )
+
+
+def _preview_url(media: dict) -> str | None:
+    return ((media.get("preview") or {}).get("image") or {}).get("url")
 
 
 def _refill_wait(cost: dict) -> float:

@@ -13,7 +13,8 @@ a usable refresh token ``result: "redirect"``.
 
 Python control methods on :class:`NextEngineSandbox`, mirrored under ``/sandbox/``:
 
-- ``add_goods(code, stock, allocated=0, name="", representation_id=None)`` — ``POST /sandbox/goods``
+- ``add_goods(code, stock, allocated=0, name="", representation_id=None)`` — ``POST /sandbox/goods``;
+  ``delete_goods(code)`` (``goods_deleted_flag`` 1)
 - ``stock(code)`` — ``GET /sandbox/goods/<code>``
 - ``set_stock(code, stock)`` (a sale NextEngine took) — ``POST /sandbox/goods/<code>/stock``
 - ``login()`` → token dict — ``POST /sandbox/tokens``; ``issue_uid_state()`` for ``/api_neauth``
@@ -205,7 +206,12 @@ class NextEngineSandbox(SandboxState):
         with self.lock:
             self.goods[code] = {"name": name or code, "stock": int(stock),
                                 "allocated": int(allocated), "created": now, "modified": now,
-                                "representation_id": representation_id or code}
+                                "representation_id": representation_id or code, "deleted": False}
+
+    def delete_goods(self, code: str) -> None:
+        """Mark goods deleted as NextEngine does (``goods_deleted_flag`` 1; the record stays)."""
+        with self.lock:
+            self.goods[code]["deleted"] = True
 
     def stock(self, code: str) -> int | None:
         with self.lock:
@@ -231,7 +237,7 @@ class NextEngineSandbox(SandboxState):
         """A ``/api_v1_master_goods/search`` row (§2.5): every value a string (§2.3)."""
         g = self.goods[code]
         return {"goods_id": code, "goods_name": g["name"], "goods_representation_id": g["representation_id"],
-                "stock_quantity": str(g["stock"]), "goods_deleted_flag": "0",
+                "stock_quantity": str(g["stock"]), "goods_deleted_flag": "1" if g.get("deleted") else "0",
                 "goods_creation_date": g["created"], "goods_last_modified_date": g["modified"]}
 
     # Failures ------------------------------------------------------------
@@ -323,9 +329,10 @@ def _conditions(form, field: str) -> set[str] | None:
 
 
 def _compare(rows: list[dict], form) -> list[dict]:
-    """Apply the ``<field>-gte`` / ``-gt`` / ``-lte`` / ``-lt`` conditions of a search (§2.3; values
-    compare as NextEngine's strings do, which orders ``YYYY-MM-DD HH:MM:SS`` dates)."""
-    ops = {"gte": lambda a, b: a >= b, "gt": lambda a, b: a > b, "lte": lambda a, b: a <= b, "lt": lambda a, b: a < b}
+    """Apply the ``<field>-eq`` / ``-neq`` / ``-gte`` / ``-gt`` / ``-lte`` / ``-lt`` conditions of a search
+    (§2.3; values compare as NextEngine's strings do, which orders ``YYYY-MM-DD HH:MM:SS`` dates)."""
+    ops = {"eq": lambda a, b: a == b, "neq": lambda a, b: a != b, "gte": lambda a, b: a >= b,
+           "gt": lambda a, b: a > b, "lte": lambda a, b: a <= b, "lt": lambda a, b: a < b}
     for name, value in form.items():
         field, _, op = name.rpartition("-")
         if op in ops and field:

@@ -4,11 +4,13 @@
 parsing and validation (:mod:`stocklink.sandbox.minigraphql`) over this schema subset:
 ``shop``, ``location(id)``, ``inventoryItem(id){inventoryLevel(locationId){quantities(names)}}``,
 ``nodes(ids)`` / ``node(id)``, the catalogue ``productVariants(first, after)`` connection
-(``edges{cursor node}``, ``nodes``, ``pageInfo``; ``first`` ≤ 250, cost 2 + first × node cost) with
-``productVariantsCount``, and the mutation ``inventorySetQuantities(input)`` with the
-2026-04 rules: ``@idempotent(key:)`` and ``changeFromQuantity`` on every quantity are
-mandatory; a mismatch is ``CHANGE_FROM_QUANTITY_STALE`` and nothing is applied (§7.3);
-the same key with the same arguments replays the first result, with other arguments it
+(``edges{cursor node}``, ``nodes``, ``pageInfo``; ``first`` ≤ 250, cost 2 + first × node cost; a
+variant's ``media`` and its product's ``featuredMedia`` for images) with ``productVariantsCount``
+(the actual cost is not refunded: the bucket drains as if every page were full), and the
+mutation ``inventorySetQuantities(input)`` with the 2026-04 rules: ``@idempotent(key:)`` and
+``changeFromQuantity`` on every quantity are mandatory; a mismatch is
+``CHANGE_FROM_QUANTITY_STALE`` and nothing is applied (§7.3); the same key with the same
+arguments replays the first result, with other arguments it
 is ``IDEMPOTENCY_KEY_PARAMETER_MISMATCH`` (§7.4). Cost-based throttling (§7.6): a leaky
 bucket (2000 points, 100/s) and ``{"errors":[{"message":"Throttled",…}]}``.
 
@@ -208,10 +210,11 @@ class ShopifySandbox(SandboxState):
         product = self.products[variant["product"]]
         title = product["title"] if variant["title"] == DEFAULT_TITLE else \
             f"{product['title']} - {variant['title']}"
-        image = {"url": variant["image_url"], "altText": None} if variant["image_url"] else None
+        media = [{"preview": {"image": {"url": variant["image_url"], "altText": None}}}] \
+            if variant["image_url"] else []
         return {"__typename": "ProductVariant", "id": gid("ProductVariant", variant_id),
                 "title": variant["title"], "sku": variant["sku"] or None, "displayName": title,
-                "image": image, "_num": variant_id, "_item": variant["item"], "_product": variant["product"]}
+                "_media": media, "_num": variant_id, "_item": variant["item"], "_product": variant["product"]}
 
     def product_obj(self, product_id: int) -> dict | None:
         product = self.products.get(product_id)
@@ -430,11 +433,13 @@ def _schema() -> Schema:
                      "endCursor": FieldDef()},
         "ProductVariant": {
             "id": FieldDef(), "title": FieldDef(), "sku": FieldDef(), "displayName": FieldDef(),
-            "image": FieldDef("Image"),
+            "media": FieldDef("MediaConnection", connection=True, optional=("first",),
+                              resolve=lambda v, a, sb, d: {"nodes": v["_media"][:a.get("first") or 0]}),
             "product": FieldDef("Product", resolve=lambda v, a, sb, d: sb.product_obj(v["_product"])),
             "inventoryItem": FieldDef("InventoryItem", resolve=lambda v, a, sb, d: sb.item_obj(v["_item"])),
         },
         "Product": {"id": FieldDef(), "title": FieldDef(), "featuredMedia": FieldDef("Media")},
+        "MediaConnection": {"nodes": FieldDef("Media")},
         "Media": {"preview": FieldDef("MediaPreview")},
         "MediaPreview": {"image": FieldDef("Image")},
         "Image": {"url": FieldDef(), "altText": FieldDef()},
