@@ -89,7 +89,8 @@ class ChannelItem:
 class CatalogueLister(Protocol):
     catalogue_total: int | None
     """How many items the platform said it holds, set once the first page has answered;
-    ``None`` before that and when the platform does not say."""
+    ``None`` before that and when the platform does not say. It is the platform's own count:
+    ColorMe counts products, each of which may list as several variants."""
 
     def list_catalogue(self, *, pace_s: float = 0.0) -> Iterator[ChannelItem]:
         """Every item and variant of the channel's catalogue, page by page, sleeping ``pace_s``
