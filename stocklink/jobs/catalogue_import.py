@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 
 from redis.exceptions import LockError
+from rq import Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from sqlalchemy import select, update
@@ -21,7 +22,7 @@ from stocklink.infra.leases import LEASE_TTL, Heartbeat
 from stocklink.infra.queues import MAINTENANCE, get_queue, get_redis
 from stocklink.jobs import job
 from stocklink.jobs.push import enqueue_push
-from stocklink.models import CatalogueImport, Channel
+from stocklink.models import CatalogueImport, Channel, Listing
 from stocklink.models._types import utcnow
 from stocklink.platforms.base import AuthError, PlatformError
 from stocklink.services import catalogue_import
@@ -160,3 +161,28 @@ def run_now(source: str, channel: Channel | None = None) -> CatalogueImport:
     import_catalogue(row.job_id)
     db.session.refresh(row)
     return row
+
+
+def enqueue_verify(listing_id: int) -> None:
+    get_queue(MAINTENANCE).enqueue(verify_link, listing_id, job_timeout=120, result_ttl=0,
+                                   failure_ttl=7 * 86400, retry=Retry(max=3, interval=[5, 30, 120]))
+
+
+@job
+def verify_link(listing_id: int) -> str:
+    """Read a newly linked item back from its channel: its stock becomes the channel's confirmed
+    figure, and an item the channel does not know is marked ``unknown_item`` (never pushed)."""
+    listing = db.session.get(Listing, listing_id)
+    if listing is None or listing.product_id is None:
+        return "not linked"
+    client = make_channel_client(listing.channel)
+    stock = client.read_stock([listing.identifier]).get(listing.identifier)
+    if stock is None:
+        listing.link_problem = "unknown_item"
+    else:
+        if not listing.dirty and not listing.pending_ref:
+            listing.last_confirmed_quantity, listing.last_confirmed_at = stock, utcnow()
+        if listing.link_problem == "unknown_item":
+            listing.link_problem = None
+    db.session.commit()
+    return f"{listing.identifier}: {'unknown on the channel' if stock is None else stock}"
