@@ -16,12 +16,14 @@ from stocklink.infra.worker import run_cron, run_worker
 # Every job module, and through them every registered platform client, is loaded before a
 # worker takes its first job (see worker).
 from stocklink.jobs import backfill, catalogue, inbox, mail, push, report  # noqa: F401
-from stocklink.models import User
+from stocklink.jobs.catalogue_import import run_now
+from stocklink.models import Channel, User
 from stocklink.services.merchant_settings import SettingsError
 from stocklink.services.provisioning import load_file
 
 user_cli = AppGroup("user", help="Manage operators who log in to the console.")
 config_cli = AppGroup("config", help="Load merchant settings from a TOML file.")
+catalogue_cli = AppGroup("catalogue", help="Import Smaregi's or a channel's catalogue.")
 
 
 @user_cli.command("create")
@@ -52,6 +54,30 @@ def load_config(path: str):
     except SettingsError as exc:
         raise click.ClickException(f"not loaded, nothing saved: {exc}") from None
     click.echo(f"loaded {result['settings']} settings and {result['channels']} channel(s) from {path}")
+
+
+@catalogue_cli.command("import")
+@click.argument("source")
+def import_catalogue(source: str):
+    """Import SOURCE's catalogue and wait for it: ``smaregi``, or a channel's name (or id).
+
+    A channel's import links its listings by the SKU rule; the first channel imported becomes
+    the base channel. Exits non-zero with the reason when the import fails."""
+    channel = None
+    if source != "smaregi":
+        channel = db.session.scalars(db.select(Channel).where(Channel.name == source)).first()
+        if channel is None and source.isdigit():
+            channel = db.session.get(Channel, int(source))
+        if channel is None:
+            names = ", ".join(db.session.scalars(db.select(Channel.name).order_by(Channel.id))) or "none"
+            raise click.ClickException(f"no channel named {source!r} (channels: {names}; or 'smaregi')")
+    try:
+        row = run_now("smaregi" if channel is None else "channel", channel)
+    except Exception as exc:  # the row holds the reason; the operator reads it here
+        raise click.ClickException(f"import failed: {exc}") from None
+    click.echo(f"imported {row.done} item(s): {row.created} new, {row.updated} updated, {row.removed} marked removed"
+               + (f", {row.linked} linked, {row.problems} with a problem to fix on the link screen"
+                  if channel is not None else ""))
 
 
 @click.command("worker")
@@ -85,5 +111,6 @@ def cron():
 def init_app(app) -> None:
     app.cli.add_command(user_cli)
     app.cli.add_command(config_cli)
+    app.cli.add_command(catalogue_cli)
     app.cli.add_command(worker)
     app.cli.add_command(cron)

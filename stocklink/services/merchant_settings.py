@@ -15,6 +15,7 @@ from typing import Any
 from flask import current_app
 
 from stocklink.domain.linking import DEFAULT_UNLINKABLE_MODE, UnlinkableMode
+from stocklink.domain.matching import SECOND_KEYS
 from stocklink.domain.text import clean_pasted_secret
 from stocklink.infra.crypto import SecretUnreadable, decrypt, encrypt
 from stocklink.infra.extensions import db
@@ -53,6 +54,8 @@ SCHEMA: dict[str, Field] = {
     "smaregi.legacy_base_url": Field("url", LEGACY_BASE_URL),
     "smaregi.platform_id_base_url": Field("url", PLATFORM_ID_BASE_URL),
     "smaregi.platform_api_base_url": Field("url", PLATFORM_API_BASE_URL),
+    # The link rule's second key (紐づけ条件の追加): none, the Smaregi product id, or the base channel's code.
+    "sync.link_second_key": Field("choice", SECOND_KEYS[0], SECOND_KEYS),
     "sync.unlinkable_mode": Field("choice", DEFAULT_UNLINKABLE_MODE.value, tuple(m.value for m in UnlinkableMode)),
     "notify.error_to": Field("emails"),
     "notify.unlinkable_to": Field("emails"),

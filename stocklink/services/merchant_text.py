@@ -63,6 +63,7 @@ CAUSES = {
     "smaregi:notification": _l("Stock change notified by Smaregi"),
     "smaregi:backfill": _l("Periodic check against Smaregi"),
     "merchant:release_adjust": _l("Matched to Smaregi on release from the confirmation queue"),
+    "catalogue_import": _l("Read in the Smaregi catalogue import"),
 }
 
 

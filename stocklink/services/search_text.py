@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import bindparam, select, update
 
-from stocklink.domain.text import search_key
+from stocklink.domain.text import search_key, search_words
 from stocklink.infra.extensions import db
 from stocklink.models import Listing, Product
 
@@ -78,3 +78,14 @@ def refresh_listings(listing_ids: Iterable[int] | None = None) -> int:
         db.session.connection().execute(update(table).where(table.c.id == bindparam("lid"))
                                         .values(search_text=bindparam("text")), changes)
     return len(changes)
+
+
+def _escape_like(word: str) -> str:
+    return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def matching(column, keyword: str | None) -> list:
+    """``WHERE`` conditions for a keyword on a ``search_text`` column: every comma-separated word
+    (folded by :func:`~stocklink.domain.text.search_words`) must appear; ``%`` and ``_`` typed by
+    the merchant are matched as themselves."""
+    return [column.like(f"%{_escape_like(word)}%", escape="\\") for word in search_words(keyword)]

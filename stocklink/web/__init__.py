@@ -16,12 +16,14 @@ def register_blueprints(app) -> None:
     # not import every screen whenever one of its modules is imported.
     from stocklink.web import (
         auth,
+        catalogue,
         confirmations,
         dashboard,
         errors,
         exclusions,
         health,
         language,
+        links,
         outbox,
         products,
         settings,
@@ -30,8 +32,8 @@ def register_blueprints(app) -> None:
     from stocklink.web.params import install
 
     install(app)  # before the routes: <int:…> ids are bounded to the database's range
-    for module in (auth, confirmations, dashboard, errors, exclusions, health, language, outbox, products,
-                   settings, webhooks):
+    for module in (auth, catalogue, confirmations, dashboard, errors, exclusions, health, language, links, outbox,
+                   products, settings, webhooks):
         app.register_blueprint(module.bp)
     stopped_channels_banner(app)
     error_pages(app)
