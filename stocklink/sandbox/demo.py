@@ -16,7 +16,7 @@ from stocklink.domain.linking import is_stock_managed
 from stocklink.domain.text import variation_label
 from stocklink.infra.extensions import db
 from stocklink.models import Channel, Listing, Product, SetComponent, User
-from stocklink.sandbox import colorme, nextengine, shopify
+from stocklink.sandbox import channels_control, colorme, nextengine, shopify
 from stocklink.sandbox import smaregi as smaregi_sandbox
 from stocklink.sandbox.catalogue import load_sample
 from stocklink.services import merchant_settings
@@ -47,16 +47,30 @@ def _not_found(environ, start_response):
     return [b"not found"]
 
 
+SMAREGI_CONTROL_PATH = "/smaregi/sandbox/"
+CHANNELS_CONTROL_PATH = "/channels/"
+
+
+def sandbox_dispatcher(sm, cm, sh, ne) -> DispatcherMiddleware:
+    """Every sandbox under one host: each platform's API at ``/<platform>``, the Smaregi control
+    page at :data:`SMAREGI_CONTROL_PATH` and the channels' at :data:`CHANNELS_CONTROL_PATH`,
+    each page linking to the other."""
+    smaregi_app = smaregi_sandbox.create_app(sm)
+    smaregi_app.config["SANDBOX_LINKS"] = {"チャネルの操作 / channel controls →": CHANNELS_CONTROL_PATH}
+    controls = channels_control.create_app(colorme=cm, shopify=sh, nextengine=ne,
+                                           links={"← スマレジの操作 / Smaregi controls": SMAREGI_CONTROL_PATH})
+    return DispatcherMiddleware(_not_found, {
+        "/smaregi": smaregi_app, "/colorme": colorme.create_app(cm), "/shopify": shopify.create_app(sh),
+        "/nextengine": nextengine.create_app(ne), CHANNELS_CONTROL_PATH.rstrip("/"): controls})
+
+
 def start_demo(app, stocklink_url: str) -> Demo:
     """Start the sandboxes, point stocklink at them and load the sample data."""
     sm = smaregi_sandbox.SmaregiSandbox(contract_id="demo")
     samples = load_sample(sm)
     cm, sh, ne = colorme.ColorMeSandbox(), shopify.ShopifySandbox(), nextengine.NextEngineSandbox(
         rotate="on_expiry", auto_process=True)
-    dispatcher = DispatcherMiddleware(_not_found, {
-        "/smaregi": smaregi_sandbox.create_app(sm), "/colorme": colorme.create_app(cm),
-        "/shopify": shopify.create_app(sh), "/nextengine": nextengine.create_app(ne)})
-    server = smaregi_sandbox.serve_smaregi(dispatcher)
+    server = smaregi_sandbox.serve_smaregi(sandbox_dispatcher(sm, cm, sh, ne))
     url = server.url
     customer_code = secrets.token_urlsafe(12)
     sm.configure(notify_url=f"{stocklink_url}/webhooks/smaregi/{customer_code}", notify_mode="legacy")
