@@ -281,7 +281,7 @@ td,th{border:1px solid #ccc;padding:2px 6px}form{margin:.3em 0}.ok{color:#070;ov
 次の / next <input name="count" type="number" value="1" min="1" max="{{ max_count }}" size="4"> 件 / requests
 <button>失敗させる / fail them</button></form>
 <div>トークン / tokens: <small>{{ c.token_note }}</small>
-{% for value, label in c.tokens %}<form method="post" action="{{ url_for('.token', kind=c.kind) }}">
+{% for value, label in c.tokens %}<form method="post" action="{{ url_for('.token', kind=c.kind) }}" class="inline">
 <input type="hidden" name="action" value="{{ value }}"><button>{{ label }}</button></form>{% endfor %}</div>
 </div>
 <h3>在庫 / stock <small>(ショップの管理画面での編集として / as the merchant editing on the channel)</small></h3>
