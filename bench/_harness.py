@@ -225,7 +225,7 @@ class Stack:
 
         from stocklink.sandbox.demo import start_demo
 
-        self.demo = start_demo(self.app, stocklink_url=self.url)
+        self.demo = start_demo(self.app, stocklink_url=self.url, unlinked=())  # every channel linked
         log(f"demo sandboxes at {self.demo.url}")
 
     def _spawn(self, name: str, argv: list[str], *, append: bool = False) -> Child:

@@ -71,7 +71,8 @@ def main() -> int:
             from stocklink.sandbox.demo import start_demo
 
             demo = start_demo(app, stocklink_url=f"http://127.0.0.1:{port}")
-            _log(f"demo: sandbox Smaregi and channels at {demo.url} (control page {demo.url}/smaregi/sandbox/)")
+            _log(f"demo: sandbox Smaregi and channels at {demo.url} (control pages {demo.url}/smaregi/sandbox/ "
+                 f"and {demo.url}/channels/)")
         flask = [sys.executable, "-m", "flask", "--app", "app"]
         children.append(subprocess.Popen(flask + ["run", "--host", "127.0.0.1", "--port", str(port),
                                                   "--no-reload", "--no-debugger"]))

@@ -10,7 +10,7 @@ envelope (§1.8) and both stock write forms (§1.5). Python control methods on
 - ``stock(product_id, option1=None, option2=None)`` — ``GET /sandbox/products/<id>``
 - ``set_stock(product_id, stocks, option1=None, option2=None)`` (the shop's own sale)
   — ``POST /sandbox/products/<id>/stock``
-- ``issue_token()`` / ``revoke_token(token)`` — ``POST /sandbox/tokens``,
+- ``issue_token()`` / ``revoke_token(token)`` / ``revoke_tokens()`` — ``POST /sandbox/tokens``,
   ``POST /sandbox/tokens/revoke``
 - ``throttle_next(count)`` — ``POST /sandbox/throttle`` (429 with ``Retry-After``)
 - maintenance, forced 5xx, delay and the request log: :mod:`stocklink.sandbox.common`.
@@ -71,6 +71,11 @@ class ColorMeSandbox(SandboxState):
         """The shop owner revoked the app (許可済みアプリ一覧, §1.2)."""
         with self.lock:
             self.tokens.discard(token)
+
+    def revoke_tokens(self) -> None:
+        """Every issued token stops working (the app was removed from the shop)."""
+        with self.lock:
+            self.tokens.clear()
 
     def throttle_next(self, count: int = 1) -> None:
         """Answer the next ``count`` API requests with 429 (throttling body NOT FOUND, §1.8)."""

@@ -2,7 +2,12 @@
 
 Runs the sandbox Smaregi and three sandbox channels (ColorMe Shop, Shopify, NextEngine)
 in this process on one loopback port, configures stocklink against them (only base URLs
-differ from production), loads the sample catalogue, links it, and creates an operator.
+differ from production), loads the sample catalogue, and creates an operator.
+
+ColorMe (the base channel) and NextEngine start linked. Shopify starts configured but with
+no listing in stocklink, while the Shopify sandbox holds every product under a SKU equal to
+its Smaregi product code: a newcomer imports that catalogue (``flask --app app catalogue
+import "デモ Shopify"``, or from the console) and sees it linked by the SKU rule.
 """
 from __future__ import annotations
 
@@ -16,11 +21,13 @@ from stocklink.domain.linking import is_stock_managed
 from stocklink.domain.text import variation_label
 from stocklink.infra.extensions import db
 from stocklink.models import Channel, Listing, Product, SetComponent, User
-from stocklink.sandbox import colorme, nextengine, shopify
+from stocklink.models._types import utcnow
+from stocklink.sandbox import channels_control, colorme, nextengine, shopify
 from stocklink.sandbox import smaregi as smaregi_sandbox
 from stocklink.sandbox.catalogue import load_sample
 from stocklink.services import merchant_settings
 from stocklink.services.channel_clients import save_credentials
+from stocklink.services.search_text import refresh_listings, refresh_products
 from stocklink.services.stock_ledger import mark_listings_dirty
 
 DEMO_CHANNELS = ("デモ カラーミーショップ", "デモ Shopify", "デモ ネクストエンジン")
@@ -47,16 +54,32 @@ def _not_found(environ, start_response):
     return [b"not found"]
 
 
-def start_demo(app, stocklink_url: str) -> Demo:
-    """Start the sandboxes, point stocklink at them and load the sample data."""
+SMAREGI_CONTROL_PATH = "/smaregi/sandbox/"
+CHANNELS_CONTROL_PATH = "/channels/"
+
+
+def sandbox_dispatcher(sm, cm, sh, ne) -> DispatcherMiddleware:
+    """Every sandbox under one host: each platform's API at ``/<platform>``, the Smaregi control
+    page at :data:`SMAREGI_CONTROL_PATH` and the channels' at :data:`CHANNELS_CONTROL_PATH`,
+    each page linking to the other."""
+    smaregi_app = smaregi_sandbox.create_app(sm)
+    smaregi_app.config["SANDBOX_LINKS"] = {"チャネルの操作 / channel controls →": CHANNELS_CONTROL_PATH}
+    controls = channels_control.create_app(colorme=cm, shopify=sh, nextengine=ne,
+                                           links={"← スマレジの操作 / Smaregi controls": SMAREGI_CONTROL_PATH})
+    return DispatcherMiddleware(_not_found, {
+        "/smaregi": smaregi_app, "/colorme": colorme.create_app(cm), "/shopify": shopify.create_app(sh),
+        "/nextengine": nextengine.create_app(ne), CHANNELS_CONTROL_PATH.rstrip("/"): controls})
+
+
+def start_demo(app, stocklink_url: str, *, unlinked: tuple[str, ...] = ("shopify",)) -> Demo:
+    """Start the sandboxes, point stocklink at them and load the sample data. The channel kinds in
+    ``unlinked`` get no listings (their sandbox still holds the products); the benchmarks pass
+    ``()`` to start with every channel linked."""
     sm = smaregi_sandbox.SmaregiSandbox(contract_id="demo")
     samples = load_sample(sm)
     cm, sh, ne = colorme.ColorMeSandbox(), shopify.ShopifySandbox(), nextengine.NextEngineSandbox(
         rotate="on_expiry", auto_process=True)
-    dispatcher = DispatcherMiddleware(_not_found, {
-        "/smaregi": smaregi_sandbox.create_app(sm), "/colorme": colorme.create_app(cm),
-        "/shopify": shopify.create_app(sh), "/nextengine": nextengine.create_app(ne)})
-    server = smaregi_sandbox.serve_smaregi(dispatcher)
+    server = smaregi_sandbox.serve_smaregi(sandbox_dispatcher(sm, cm, sh, ne))
     url = server.url
     customer_code = secrets.token_urlsafe(12)
     sm.configure(notify_url=f"{stocklink_url}/webhooks/smaregi/{customer_code}", notify_mode="legacy")
@@ -70,7 +93,9 @@ def start_demo(app, stocklink_url: str) -> Demo:
             "smaregi.client_id": sm.client_id, "smaregi.client_secret": sm.client_secret,
         })
         _load_catalogue(samples)
-        _create_channels(url, samples, cm, sh, ne)
+        _create_channels(url, samples, cm, sh, ne, unlinked)
+        refresh_products()
+        refresh_listings()
         user = db.session.scalars(select(User).where(User.username == "admin")).first() or User(username="admin")
         user.set_password(password)
         db.session.add(user)
@@ -105,16 +130,22 @@ def _load_catalogue(samples) -> None:
     db.session.flush()
 
 
-def _create_channels(url, samples, cm, sh, ne) -> None:
-    """Fresh demo channels on every start (the sandboxes start empty), each listing linked."""
+def _create_channels(url, samples, cm, sh, ne, unlinked: tuple[str, ...]) -> None:
+    """Fresh demo channels on every start (the sandboxes start empty), each item in a sandbox
+    linked to its product unless its channel's kind is in ``unlinked``."""
     db.session.execute(delete(Channel).where(Channel.name.in_(DEMO_CHANNELS)))
     db.session.flush()
     products = {p.product_code: p for p in db.session.scalars(select(Product))}
     linkable = [s for s in samples if not s.store_only and is_stock_managed(s.stock_control_division)]
-    colorme_ch = Channel(kind="colorme", name=DEMO_CHANNELS[0], base_url=f"{url}/colorme", settings={})
+    # ColorMe plays the channel imported first (the base channel): later imports link to it by SKU.
+    colorme_ch = Channel(kind="colorme", name=DEMO_CHANNELS[0], base_url=f"{url}/colorme", settings={},
+                         is_base=True)
     shopify_ch = Channel(kind="shopify", name=DEMO_CHANNELS[1], base_url=f"{url}/shopify",
                          settings={"location_id": str(sh.default_location)})
     ne_ch = Channel(kind="nextengine", name=DEMO_CHANNELS[2], base_url=f"{url}/nextengine", settings={})
+    for channel in (colorme_ch, shopify_ch, ne_ch):
+        if channel.kind not in unlinked:  # as if its catalogue had been imported
+            channel.catalogue_imported_at = utcnow()
     db.session.add_all([colorme_ch, shopify_ch, ne_ch])
     db.session.flush()
     save_credentials(colorme_ch, {"access_token": cm.issue_token()}, by_merchant=True)
@@ -125,15 +156,21 @@ def _create_channels(url, samples, cm, sh, ne) -> None:
     for s in linkable:
         product = products[s.code]
         start = max(s.stock or 0, 0)
-        db.session.add(Listing(channel=colorme_ch, product=product, sku=s.code, title=s.name,
-                               identifier=str(cm.add_product(s.name, stocks=start, model_number=s.code))))
-        db.session.add(Listing(channel=shopify_ch, product=product, sku=s.code, title=s.name,
-                               identifier=str(sh.add_item(s.code, start))))
+        colorme_id = str(cm.add_product(s.name, stocks=start, model_number=s.code))
+        shopify_id = str(sh.add_item(s.code, start))
         ne.add_goods(s.code, start, name=s.name)
-        db.session.add(Listing(channel=ne_ch, product=product, sku=s.code, title=s.name, identifier=s.code,
-                               last_confirmed_quantity=start))
+        if "colorme" not in unlinked:
+            db.session.add(Listing(channel=colorme_ch, product=product, sku=s.code, title=s.name,
+                                   identifier=colorme_id))
+        if "shopify" not in unlinked:
+            db.session.add(Listing(channel=shopify_ch, product=product, sku=s.code, title=s.name,
+                                   identifier=shopify_id))
+        if "nextengine" not in unlinked:
+            db.session.add(Listing(channel=ne_ch, product=product, sku=s.code, title=s.name, identifier=s.code,
+                                   last_confirmed_quantity=start))
     gift = products[SET_CODE]
-    db.session.add(Listing(channel=colorme_ch, product=gift, sku=SET_CODE, title=gift.name,
-                           identifier=str(cm.add_product(gift.name, stocks=0, model_number=SET_CODE))))
+    gift_id = str(cm.add_product(gift.name, stocks=0, model_number=SET_CODE))
+    if "colorme" not in unlinked:
+        db.session.add(Listing(channel=colorme_ch, product=gift, sku=SET_CODE, title=gift.name, identifier=gift_id))
     db.session.flush()
     mark_listings_dirty({p.id for p in products.values()})

@@ -24,7 +24,7 @@ Python control methods on :class:`ShopifySandbox`, mirrored under ``/sandbox/``:
 - ``stock(item_id, location_id=None)`` — ``GET /sandbox/items/<id>``
 - ``set_stock(item_id, available, location_id=None)`` (a sale Shopify took) —
   ``POST /sandbox/items/<id>/stock``
-- ``issue_token()`` / ``revoke_token(token)`` — ``POST /sandbox/tokens``, ``…/tokens/revoke``
+- ``issue_token()`` / ``revoke_token(token)`` / ``revoke_tokens()`` — ``POST /sandbox/tokens``, ``…/tokens/revoke``
 - ``throttle_next(count)`` — ``POST /sandbox/throttle``; ``set_bucket(max, rate)``
 - ``adjustments`` (every applied adjustment group) — ``GET /sandbox/adjustments``
 - maintenance (503), forced 5xx, delay, request log: :mod:`stocklink.sandbox.common`.
@@ -112,6 +112,11 @@ class ShopifySandbox(SandboxState):
         """The app was uninstalled or its token rotated."""
         with self.lock:
             self.tokens.discard(token)
+
+    def revoke_tokens(self) -> None:
+        """Every issued token stops working (the app was removed from the shop)."""
+        with self.lock:
+            self.tokens.clear()
 
     def add_location(self, name: str) -> int:
         with self.lock:

@@ -222,6 +222,7 @@ PAGE = """<!doctype html>
 td,th{border:1px solid #ccc;padding:2px 6px}form{margin:.6em 0}.ok{color:#070}.ng{color:#b00}
 section{margin-bottom:1.5em}</style></head><body>
 <h1>スマレジ サンドボックス <small>契約ID {{ state.contract_id }}</small></h1>
+{% if links %}<p>{% for label, href in links.items() %}<a href="{{ href }}">{{ label }}</a> {% endfor %}</p>{% endif %}
 {% if message %}<p class="ok">{{ message }}</p>{% endif %}
 {% if error %}<p class="ng">{{ error }}</p>{% endif %}
 <section><h2>POS 売上</h2>
@@ -285,4 +286,5 @@ def index():
     sandbox = _sandbox()
     return render_template_string(PAGE, state=sandbox.snapshot(), kinds=FAILURE_KINDS,
                                   sends=[s.to_json() for s in reversed(sandbox.sends)],
+                                  links=current_app.config.get("SANDBOX_LINKS", {}),
                                   message=request.args.get("message"), error=request.args.get("error"))

@@ -35,6 +35,7 @@ def register_blueprints(app) -> None:
     for module in (auth, catalogue, confirmations, dashboard, errors, exclusions, health, language, links, outbox,
                    products, settings, webhooks):
         app.register_blueprint(module.bp)
+    webhooks.redact_access_logs()  # the webhook's path carries its secret
     stopped_channels_banner(app)
     error_pages(app)
     app.jinja_env.filters.update(TEMPLATE_FILTERS)  # errors and ledger rows in the reader's language

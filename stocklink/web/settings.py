@@ -1,6 +1,9 @@
 """Settings: Smaregi, sync rules, notifications and channels, each with "test connection"."""
 from __future__ import annotations
 
+import ipaddress
+from urllib.parse import quote, urlsplit
+
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -50,11 +53,28 @@ SETTING_LABELS = {
 }
 
 
-def webhook_url() -> str:
-    base = current_app.config.get("PUBLIC_URL") or request.host_url
+def webhook_url() -> str | None:
+    """The URL to register in Smaregi, whole: the customer code in its path is what authenticates
+    Smaregi (:mod:`stocklink.web.webhooks`), so a masked one could not be pasted. Built on
+    ``STOCKLINK_PUBLIC_URL`` if set, else on this request's host. ``None`` until a customer code is saved.
+    Shown only to a logged-in operator, never logged."""
     code = merchant_settings.get("smaregi.customer_code")
-    # The customer code is a secret: shown masked, the merchant knows the value they saved.
-    return f"{base.rstrip('/')}/webhooks/smaregi/{mask(code) if code else _('<your customer code>')}"
+    if not code:
+        return None
+    base = current_app.config.get("PUBLIC_URL") or request.host_url
+    return f"{base.rstrip('/')}/webhooks/smaregi/{quote(code, safe='')}"
+
+
+def unreachable_host(url: str) -> bool:
+    """Whether ``url``'s host is this machine only (localhost, a loopback address), which
+    Smaregi's servers cannot reach."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback or ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False
 
 
 def _form_values(keys: list[str]) -> dict:
@@ -77,8 +97,10 @@ def index():
     smaregi = merchant_settings.get_all("smaregi.")
     masked = {k: mask(smaregi[k]) for k in ("access_token", "client_secret", "customer_code", "webhook_secret")}
     channels = db.session.scalars(select(Channel).order_by(Channel.id)).all()
+    url = webhook_url()
     return render_template("settings/index.html", smaregi=smaregi, masked=masked, values=merchant_settings.get_all(),
-                           channels=channels, webhook_url=webhook_url(), schema=SCHEMA)
+                           channels=channels, webhook_url=url, webhook_unreachable=bool(url) and unreachable_host(url),
+                           schema=SCHEMA)
 
 
 def _flash_refused(exc: SettingsError, label) -> None:

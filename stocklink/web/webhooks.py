@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 
 from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
@@ -36,6 +37,34 @@ MAX_BODY = 1024 * 1024
 # A refused body up to this size is read and dropped so that its connection can carry the next
 # request; a longer one is not read at all (the server then drops the connection).
 DRAIN_LIMIT = 16 * MAX_BODY
+
+
+_CODE_IN_PATH = re.compile(r"(/webhooks/smaregi/)[^/\s?\"]+")
+
+
+def _redact(value):
+    return _CODE_IN_PATH.sub(r"\1<customer code>", value) if isinstance(value, str) else value
+
+
+class RedactCustomerCode(logging.Filter):
+    """Take the customer code out of access-log lines: it is the webhook's secret, and werkzeug's
+    server (``make run``) and gunicorn's access log (when one is configured) write each request's path."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = _redact(record.msg)
+        if isinstance(record.args, dict):
+            record.args = {key: _redact(value) for key, value in record.args.items()}
+        elif record.args:
+            record.args = tuple(_redact(value) for value in record.args)
+        return True
+
+
+def redact_access_logs() -> None:
+    """Install :class:`RedactCustomerCode` on the access loggers (once per process)."""
+    for name in ("werkzeug", "gunicorn.access"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactCustomerCode) for f in logger.filters):
+            logger.addFilter(RedactCustomerCode())
 
 
 def _text(body: str, status: int):
