@@ -6,7 +6,8 @@ driven by Playwright through ``executable_path`` — Playwright's own browsers a
 downloaded. ``CHROMIUM`` names the executable (default ``/usr/bin/chromium``); when it is
 missing the tests fail and say how to install it, they never skip.
 
-One browser for the session, a fresh context (cookies, storage, history) for every test.
+One browser per test module (see :func:`chromium`), a fresh context (cookies, storage,
+history) for every test.
 Screenshots go outside the repository, to ``STOCKLINK_ARTEFACTS`` (default
 ``/tmp/stocklink-artefacts``): ``<test name>.png`` where a test calls ``screenshot()`` at its
 key step, and ``<test name>.failed.png`` of the page as it was when a test failed.
@@ -65,9 +66,13 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
-    """One headless Chromium for the whole session; fails (never skips) when it is not installed."""
+    """One headless Chromium per test module; fails (never skips) when it is not installed.
+
+    Not one per session: while Playwright's sync API is started, the main thread reports a
+    running asyncio loop (``asyncio.run`` refuses to start), so it must stop before the next
+    module, whose tests know nothing of browsers. A launch costs a fraction of a second."""
     path = chromium_path()
     if not (os.path.isfile(path) and os.access(path, os.X_OK)):
         pytest.fail(f"Chromium not found at {path}: the browser tests need Debian's chromium "

@@ -1,6 +1,7 @@
 """The browser fixtures' own promises, each checked by running pytest on a small test file in a
-subprocess: a missing Chromium fails the test and says how to install it (never a skip), and a
-failing browser test leaves its screenshot in ``STOCKLINK_ARTEFACTS``."""
+subprocess: a missing Chromium fails the test and says how to install it (never a skip), a
+failing browser test leaves its screenshot in ``STOCKLINK_ARTEFACTS``, and the browser is gone
+before the next module runs."""
 from __future__ import annotations
 
 import os
@@ -29,15 +30,18 @@ def stocklink_server():
 """
 
 
-def run_pytest(tmp_path: Path, source: str, **env: str) -> subprocess.CompletedProcess:
-    """Run ``STATIC_SERVER`` + ``source`` as a test file outside ``tests/``, with the project's
-    pytest settings."""
-    test_file = tmp_path / "test_inner.py"
-    test_file.write_text(STATIC_SERVER + source, encoding="utf-8")
+def run_pytest(tmp_path: Path, source: str, *, after: str | None = None, **env: str) -> subprocess.CompletedProcess:
+    """Run ``STATIC_SERVER`` + ``source`` as a test file outside ``tests/`` with the project's
+    pytest settings, then ``after`` (if given) as a second file."""
+    files = [tmp_path / "test_inner.py"]
+    files[0].write_text(STATIC_SERVER + source, encoding="utf-8")
+    if after is not None:
+        files.append(tmp_path / "test_inner_after.py")
+        files[1].write_text(after, encoding="utf-8")
     environ = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     environ.update(PYTHONPATH=str(ROOT), **env)
     return subprocess.run([sys.executable, "-m", "pytest", "-c", str(ROOT / "pyproject.toml"), "--rootdir",
-                           str(ROOT), "-rA", str(test_file)],
+                           str(ROOT), "-rA", *map(str, files)],
                           cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=120)
 
 
@@ -66,3 +70,14 @@ def test_a_failing_browser_test_leaves_its_screenshot_in_the_artefacts_folder(tm
     shots = sorted(p.name for p in artefacts.iterdir())
     assert shots == ["test_fails_on_the_page.failed.png"]
     assert (artefacts / shots[0]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_next_module_can_run_asyncio_after_the_browser_tests(tmp_path):
+    """Playwright's sync API marks an asyncio loop running in the main thread while it is started:
+    the browser stops with its module, so a later module's ``asyncio.run`` works."""
+    result = run_pytest(tmp_path, "def test_uses_the_browser(page):\n    page.goto('/')\n",
+                        after="import asyncio\n\n\ndef test_runs_a_coroutine():\n"
+                              "    assert asyncio.run(asyncio.sleep(0, 'done')) == 'done'\n",
+                        STOCKLINK_ARTEFACTS=str(tmp_path / "artefacts"))
+    output = result.stdout + result.stderr
+    assert result.returncode == 0 and "2 passed" in output, output
