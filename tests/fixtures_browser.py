@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -42,7 +43,8 @@ _REPORTS = pytest.StashKey[dict]()
 
 
 def chromium_path() -> str:
-    """The Chromium executable the tests drive (``CHROMIUM``, default Debian's)."""
+    """The Chromium executable the tests drive (``CHROMIUM``: a path or a name on ``PATH``;
+    default Debian's)."""
     return os.environ.get("CHROMIUM") or DEFAULT_CHROMIUM
 
 
@@ -74,11 +76,12 @@ def chromium():
     running asyncio loop (``asyncio.run`` refuses to start), so it must stop before the next
     module, whose tests know nothing of browsers. A launch costs a fraction of a second."""
     path = chromium_path()
-    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+    executable = shutil.which(path)  # a path, or a name looked up on PATH
+    if executable is None:
         pytest.fail(f"Chromium not found at {path}: the browser tests need Debian's chromium "
                     f"(`{INSTALL_HINT}`), or CHROMIUM set to a Chromium executable.", pytrace=False)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=path, headless=True)
+        browser = playwright.chromium.launch(executable_path=executable, headless=True)
         yield browser
         browser.close()
 
