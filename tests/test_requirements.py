@@ -18,7 +18,7 @@ DEV = ROOT / "requirements-dev.txt"
 INCLUDE_RUNTIME = "-r requirements.txt"
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 PIN = re.compile(NAME.pattern + r"(?:\[[A-Za-z0-9._,-]+\])?==[A-Za-z0-9.+!-]+")
-TEST_TOOLS = {"pytest", "hypothesis", "aiosmtpd", "ruff", "import-linter", "psutil"}
+TEST_TOOLS = {"pytest", "hypothesis", "aiosmtpd", "ruff", "import-linter", "psutil", "playwright"}
 
 # What runs on a deployment: the app, its entry points, the migrations `flask db upgrade` runs,
 # and deploy/smoke.py (run by .ci/run with the deployment venv's python).
@@ -120,7 +120,7 @@ def test_every_third_party_import_of_the_deployed_code_is_in_requirements_txt():
 
 def test_every_third_party_import_of_the_tests_and_benchmarks_is_in_one_of_the_files():
     imports = third_party_imports(DEV_CODE)
-    assert {"pytest", "hypothesis", "aiosmtpd", "psutil"} <= set(imports)  # the walk saw them
+    assert {"pytest", "hypothesis", "aiosmtpd", "psutil", "playwright"} <= set(imports)  # the walk saw them
     assert uncovered(imports, set(pinned(RUNTIME)) | set(pinned(DEV))) == {}
 
 
