@@ -115,3 +115,91 @@ def test_a_row_whose_job_is_gone_shows_as_interrupted(app, redis_server):
         db.session.commit()
         row = latest("smaregi")
         assert (row.state, row.message) == ("failed", "interrupted")
+
+
+# --- channel catalogues ------------------------------------------------------------------------
+
+def _listings(app, channel_id: int) -> dict[str, tuple]:
+    from stocklink.models import Listing
+    with app.app_context():
+        return {row.identifier: (row.sku, row.product.product_code if row.product else None, row.link_problem,
+                                 row.last_confirmed_quantity, row.removed_at is not None)
+                for row in db.session.scalars(select(Listing).where(Listing.channel_id == channel_id))}
+
+
+def _import_smaregi(runner):
+    result = runner.invoke(args=["catalogue", "import", "smaregi"])
+    assert result.exit_code == 0, result.output
+
+
+def test_colorme_import_links_variants_by_model_number_and_becomes_the_base_channel(app, smaregi_sample, smaregi,
+                                                                                   colorme, runner):
+    """Every ColorMe product and option variant arrives with its stock; variants whose 型番 equals a
+    Smaregi product code are linked, the rest are named; the first channel is the base channel."""
+    from tests.e2e_helpers import add_channel
+    _import_smaregi(runner)
+    shirt = colorme.add_product("Tシャツ", stocks=None, variants=[
+        {"option1_value": "白", "option2_value": "S", "stocks": 4, "model_number": "TS01-WH-S"},
+        {"option1_value": "白", "option2_value": "M", "stocks": 2, "model_number": "TS01-WH-M"},
+        {"option1_value": "黒", "option2_value": "S", "stocks": 1, "model_number": "NOT-IN-SMAREGI"}])
+    mug = colorme.add_product("マグカップ", stocks=7, model_number="MUG01")
+    wrap = colorme.add_product("ラッピング", stocks=0, model_number="WRAP01")
+    channel_id = add_channel(app, colorme, "colorme", "カラーミー")
+    result = runner.invoke(args=["catalogue", "import", "カラーミー"])
+    assert result.exit_code == 0, result.output
+    assert "imported 5 item(s): 5 new" in result.output and "4 linked, 2 with a problem" in result.output
+    listings = _listings(app, channel_id)
+    assert listings[f"{shirt}:白:S"] == ("TS01-WH-S", "TS01-WH-S", None, 4, False)
+    assert listings[f"{shirt}:白:M"][1:3] == ("TS01-WH-M", None)
+    assert listings[f"{shirt}:黒:S"][1:3] == (None, "no_match")
+    assert listings[str(mug)] == ("MUG01", "MUG01", None, 7, False)
+    assert listings[str(wrap)][1:3] == ("WRAP01", "not_stock_managed")
+    from stocklink.models import Channel
+    with app.app_context():
+        channel = db.session.get(Channel, channel_id)
+        assert channel.is_base and channel.catalogue_imported_at is not None
+
+    # Again, after the shop dropped a variant: marked removed, nothing doubled, links kept.
+    colorme.products[shirt]["variants"].pop(1)
+    assert runner.invoke(args=["catalogue", "import", "カラーミー"]).exit_code == 0
+    again = _listings(app, channel_id)
+    assert len(again) == 5 and again[f"{shirt}:白:M"][4] is True and again[str(mug)][1] == "MUG01"
+
+
+def test_shopify_and_nextengine_imports_link_by_sku_and_goods_code(app, smaregi_sample, smaregi, colorme, shopify,
+                                                                   nextengine_world, runner):
+    """A later channel links by its own key (Shopify SKU, NextEngine 商品コード) and does not take
+    the base channel from the first."""
+    from stocklink.models import Channel
+    from tests.e2e_helpers import add_channel
+    _import_smaregi(runner)
+    ne_sandbox, ne_id = nextengine_world
+    colorme.add_product("マグカップ", stocks=7, model_number="MUG01")
+    [mug_item, ghost_item] = shopify.add_product("マグカップ", [{"sku": "MUG01", "available": 3},
+                                                          {"sku": "GHOST", "available": 1, "title": "幻"}])
+    ne_sandbox.add_goods("MUG01", 5, name="マグカップ")
+    first = add_channel(app, colorme, "colorme", "カラーミー店")
+    shop_id = add_channel(app, shopify, "shopify", "Shopify店")
+    for name in ("カラーミー店", "Shopify店", "ネクストエンジン"):
+        result = runner.invoke(args=["catalogue", "import", name])
+        assert result.exit_code == 0, (name, result.output)
+    assert _listings(app, shop_id)[str(mug_item)][:4] == ("MUG01", "MUG01", None, 3)
+    assert _listings(app, shop_id)[str(ghost_item)][2] == "no_match"
+    assert _listings(app, ne_id)["MUG01"][:4] == ("MUG01", "MUG01", None, 5)
+    with app.app_context():
+        assert [c.id for c in db.session.scalars(select(Channel).where(Channel.is_base.is_(True)))] == [first]
+
+
+def test_a_revoked_channel_token_fails_the_import_with_the_reason_and_keeps_what_was_there(app, colorme, runner):
+    """The shop revoked the token: the command exits non-zero naming the refusal; nothing is lost."""
+    from tests.e2e_helpers import add_channel
+    channel_id = add_channel(app, colorme, "colorme", "カラーミー")
+    colorme.add_product("マグカップ", stocks=7, model_number="MUG01")
+    assert runner.invoke(args=["catalogue", "import", "カラーミー"]).exit_code == 0
+    colorme.revoke_tokens()
+    result = runner.invoke(args=["catalogue", "import", "カラーミー"])
+    assert result.exit_code != 0 and "import failed" in result.output
+    assert len(_listings(app, channel_id)) == 1
+    with app.app_context():
+        row = latest("channel", channel_id)
+        assert row.state == "failed" and "credentials refused" in row.message

@@ -192,6 +192,8 @@ def import_channel(channel: Channel, client, progress: Progress = _noop, *, pace
         counts.created += len(new_rows)
         counts.updated += sum(1 for c in changes if "sku" in c)
         counts.done += len(chunk)
+        if counts.total is not None and counts.done > counts.total:
+            counts.total = None  # ColorMe counts products, not their variants: no honest total
         progress(counts)
     now = utcnow()
     gone = [row.id for identifier, row in known.items() if identifier not in seen and row.removed_at is None]
