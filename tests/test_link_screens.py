@@ -179,3 +179,23 @@ def test_release_with_adjust_works_once_the_product_is_linked_here(app, client, 
     assert "1件" in response.get_data(as_text=True)
     jobs_runner()
     assert world.colorme.stock(shop_item) == 7 == world.smaregi.stock_of("8300001")
+
+
+def test_a_second_link_key_set_in_settings_links_by_the_smaregi_id(app, client, logged_in, colorme):
+    """With 紐づけ条件 extended to the Smaregi product id (Settings → Sync rules), an item whose code
+    is a product's Smaregi id is linked; without it, it is not."""
+    channel_id = add_channel(app, colorme, "colorme", "カラーミー")
+    ids = make_catalogue(app, channel_id, [("1", "8000002")])
+    post(client, "/links/auto", {"channel_id": channel_id}, "/links/")
+    assert listing(app, ids["1"]) == (None, "no_match")
+    response = post(client, "/settings/sync", {"sync.unlinkable_mode": "skip", "sync.link_second_key": "smaregi_id",
+                                               "csv.encoding": "cp932"}, "/settings/")
+    assert response.status_code == 303
+    post(client, "/links/auto", {"channel_id": channel_id}, "/links/")
+    assert listing(app, ids["1"]) == ("TS-2", None)
+    bad = post(client, "/settings/sync", {"sync.unlinkable_mode": "skip", "sync.link_second_key": "nonsense"},
+               "/settings/")
+    assert bad.status_code == 303
+    with app.app_context():
+        from stocklink.services import merchant_settings
+        assert merchant_settings.get("sync.link_second_key") == "smaregi_id"

@@ -29,7 +29,7 @@ bp = Blueprint("settings", __name__, url_prefix="/settings")
 SMAREGI_FIELDS = ["api_generation", "contract_id", "access_token", "client_id", "client_secret", "store_id",
                   "customer_code", "webhook_secret_header", "webhook_secret", "registration_mode",
                   "terminal_id", "legacy_base_url", "platform_id_base_url", "platform_api_base_url"]
-SYNC_FIELDS = ["sync.unlinkable_mode", "display.images", "csv.encoding"]
+SYNC_FIELDS = ["sync.unlinkable_mode", "sync.link_second_key", "display.images", "csv.encoding"]
 NOTIFY_FIELDS = [k for k in SCHEMA if k.startswith("notify.")]
 
 # The labels of settings/index.html, so a refused value is named as the merchant saw it.
@@ -44,7 +44,7 @@ SETTING_LABELS = {
     "smaregi.terminal_id": _l("Terminal ID (transactions)"), "smaregi.legacy_base_url": _l("Legacy API URL"),
     "smaregi.platform_id_base_url": _l("Platform ID URL"), "smaregi.platform_api_base_url": _l("Platform API URL"),
     "sync.unlinkable_mode": _l("Products that cannot be linked"), "display.images": _l("Show product images"),
-    "csv.encoding": _l("CSV export encoding"),
+    "csv.encoding": _l("CSV export encoding"), "sync.link_second_key": _l("Second link key"),
     "notify.error_to": _l("Error mail to"), "notify.unlinkable_to": _l("Unlinkable mail to"),
     "notify.report_to": _l("Report mail to"), "notify.low_stock_to": _l("Low-stock mail to"),
     "notify.errors_on": _l("Errors"), "notify.unlinkable_on": _l("Unlinkable products"),
