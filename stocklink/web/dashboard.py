@@ -13,6 +13,7 @@ from stocklink.models import (
     Registration,
     SmaregiInbox,
 )
+from stocklink.services.stale_sync import stale_channels
 from stocklink.web.confirmations import queue_size
 
 bp = Blueprint("dashboard", __name__)
@@ -42,7 +43,7 @@ def index():
         select(ErrorRecord).where(ErrorRecord.resolved_at.is_(None)).order_by(ErrorRecord.last_seen_at.desc())
     ).first()
     return render_template("dashboard/index.html", channels=channels, latest_error=latest_error,
-                           counts=_counts())
+                           counts=_counts(), stale=stale_channels())
 
 
 @bp.get("/counts")
