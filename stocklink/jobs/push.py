@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import time
 from datetime import timedelta
-from fractions import Fraction
 
 from flask_babel import lazy_gettext as _l
 from redis.exceptions import LockError
@@ -17,20 +16,21 @@ from rq.exceptions import DuplicateJobError, InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 from sqlalchemy import or_, select
 
-from stocklink.domain.stock import ChannelRange, QuantityPolicy, compute_push_quantity, set_availability, total_stock
+from stocklink.domain.read_back import channel_news_at, may_raise
 from stocklink.infra.extensions import db
 from stocklink.infra.leases import LEASE_TTL, Heartbeat
 from stocklink.infra.queues import PUSH, get_queue, get_redis
 from stocklink.jobs import job
 from stocklink.jobs.report import push_deltas_with_report
-from stocklink.models import Channel, Listing, Product, SetComponent, WriteIntent
+from stocklink.models import Channel, Listing, WriteIntent
 from stocklink.models._types import as_utc, utcnow
 from stocklink.platforms.base import AuthError, PlatformError, StockWrite, TemporaryError
 from stocklink.platforms.registry import PLATFORMS
-from stocklink.services import write_intents
+from stocklink.services import differences, write_intents
 from stocklink.services.channel_clients import InvalidChannelSettings, make_channel_client
 from stocklink.services.incidents import final_attempt, record_error, resolve_temporary_errors
 from stocklink.services.outbox import queue_mail
+from stocklink.services.push_value import channel_range, push_decision
 from stocklink.services.stock_ledger import clear_dirty
 
 log = logging.getLogger(__name__)
@@ -90,30 +90,32 @@ def enqueue_push(channel_id: int) -> str:
         return "already queued"
 
 
-def _base_stock(product: Product) -> int:
-    """SPEC §3 step 1: the product's total stock, or for a set product its set availability."""
-    if not product.is_set:
-        return product.total
-    rows = db.session.execute(select(Product.smaregi_stock, Product.reserved, SetComponent.quantity)
-                              .join(SetComponent, SetComponent.component_id == Product.id)
-                              .where(SetComponent.set_product_id == product.id)).all()
-    return set_availability([(total_stock(stock, reserved), qty) for stock, reserved, qty in rows]) if rows else 0
-
-
 def plan_writes(channel: Channel, listings: list[Listing]) -> tuple[list[tuple[Listing, StockWrite]], list]:
-    """Decide each dirty listing's write through :func:`compute_push_quantity` (the one place)."""
+    """Decide each dirty listing's write through :func:`push_decision` (:func:`compute_push_quantity`,
+    the one place).
+
+    A raise :func:`may_raise` forbids (SPEC §11.6: the channel's latest news is not older than the
+    fact behind the figure, or a difference is open) is not written: the listing is marked as a
+    difference and waits for the merchant's 反映 or the channel's heal-after setting. A listing
+    whose channel already holds the value agrees again: its difference is cleared."""
     writes, unchanged = [], []
-    channel_range = ChannelRange(channel.range_min, channel.range_max)
+    range_ = channel_range(channel)
+    now = utcnow()
     for listing in listings:
-        product = listing.product
-        if product is None or not product.stock_managed or listing.link_problem:
+        decision = push_decision(listing, range_, listing.last_confirmed_quantity)
+        if decision is None:
             unchanged.append(listing)
             continue
-        policy = QuantityPolicy(min_stock=listing.min_stock, max_stock=listing.max_stock,
-                                reserve=listing.reserve, ratio=Fraction(listing.ratio_percent, 100))
-        decision = compute_push_quantity(_base_stock(product), policy, channel_range,
-                                         listing.last_confirmed_quantity)
         if not decision.push:
+            if listing.difference:
+                differences.note(listing, False, now)
+            unchanged.append(listing)
+            continue
+        news_at = channel_news_at(listing.last_confirmed_quantity, as_utc(listing.last_confirmed_at),
+                                  listing.last_pushed_quantity)
+        if not may_raise(decision.quantity, listing.last_confirmed_quantity, difference_open=listing.difference,
+                         news_at=news_at, fact_at=as_utc(listing.fact_at)):
+            differences.note(listing, True, now)
             unchanged.append(listing)
             continue
         # The key names the fact and the expected channel quantity: a retry of the same write
@@ -182,7 +184,7 @@ def _push_absolute(channel: Channel, client) -> int:
                 listing.last_confirmed_at = now
                 # The channel took a sale meanwhile, or applied something twice: a difference to
                 # show, never a confirmation of what was pushed.
-                listing.difference = confirmed != write.quantity
+                differences.note(listing, confirmed != write.quantity, now)
                 cleared.append(listing_id)
                 done += 1
             elif result.status == "pending":
@@ -190,6 +192,8 @@ def _push_absolute(channel: Channel, client) -> int:
                 cleared.append(listing_id)
             elif result.status == "stale":
                 # Compare-and-set lost to the channel's own sale: keep dirty, retry with the fresh value.
+                # The fresh value is a read-back (news from the channel): the next round lowers
+                # onto it, but raises above it only from a newer fact (plan_writes, SPEC §11.6).
                 listing.last_confirmed_quantity = result.confirmed
                 listing.last_confirmed_at = now
                 done += 1  # progress: the next round retries with the fresh value
@@ -246,6 +250,23 @@ def _push_later(redis, channel_id: int) -> str:
     return f"pushed again in {delay:.0f} s"
 
 
+def stop_for_auth(channel_id: int, exc: AuthError) -> str:
+    """Level 9 (SPEC §6): record the error (which stops the channel) and mail it; commits. What a
+    push or a read-back does when the channel refuses its credentials or its settings."""
+    db.session.rollback()
+    channel = db.session.get(Channel, channel_id)
+    if isinstance(exc, InvalidChannelSettings):  # the field is named in the sentence, by its label
+        key, params, detail = "channel_settings", {"field": exc.key}, exc.reason
+    else:
+        key, params, detail = "channel_auth", {}, str(exc)
+    record_error(source="channel", level=9, kind="auth", channel=channel, code=exc.code, key=key, params=params,
+                 detail=detail)
+    queue_mail("level9", _l("[stocklink] Stopped syncing %(name)s (authentication error)", name=channel.name),
+               "level9", channel=channel, error=str(exc))
+    db.session.commit()
+    return "stopped: auth"
+
+
 def _push_locked(channel_id: int) -> str:
     channel = db.session.get(Channel, channel_id)
     if channel is None:
@@ -265,18 +286,7 @@ def _push_locked(channel_id: int) -> str:
             if remaining is None or pushed == 0:
                 break
     except AuthError as exc:
-        db.session.rollback()
-        channel = db.session.get(Channel, channel_id)
-        if isinstance(exc, InvalidChannelSettings):  # the field is named in the sentence, by its label
-            key, params, detail = "channel_settings", {"field": exc.key}, exc.reason
-        else:
-            key, params, detail = "channel_auth", {}, str(exc)
-        record_error(source="channel", level=9, kind="auth", channel=channel, code=exc.code, key=key, params=params,
-                     detail=detail)
-        queue_mail("level9", _l("[stocklink] Stopped syncing %(name)s (authentication error)", name=channel.name),
-                   "level9", channel=channel, error=str(exc))
-        db.session.commit()
-        return "stopped: auth"
+        return stop_for_auth(channel_id, exc)
     except PlatformError as exc:
         db.session.rollback()
         channel = db.session.get(Channel, channel_id)

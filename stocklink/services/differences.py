@@ -30,3 +30,11 @@ def reflect(listing_ids: Iterable[int]) -> set[int]:
                        .values(difference=False, difference_since=None, dirty=True, fact_at=utcnow())
                        .execution_options(synchronize_session=False))
     return channel_ids
+
+
+def note(listing: Listing, differs: bool, now) -> None:
+    """Book whether ``listing``'s channel stock differs from what stocklink would push: a
+    difference keeps the time it was first seen (``difference_since``, what the heal-after
+    setting counts from); agreement clears both."""
+    listing.difference = differs
+    listing.difference_since = (listing.difference_since or now) if differs else None

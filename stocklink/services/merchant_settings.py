@@ -66,6 +66,8 @@ SCHEMA: dict[str, Field] = {
     "notify.report_on": Field("bool", True),
     "notify.low_stock_on": Field("bool", False),
     "notify.low_stock_threshold": Field("int", 0, minimum=0, maximum=999_999_999),
+    # Minutes without a successful read or write, while work waits, before a channel is warned about.
+    "sync.stale_after_minutes": Field("int", 30, minimum=5, maximum=1440),
     "display.images": Field("bool", True),
     "csv.encoding": Field("choice", "cp932", ("cp932", "utf-8")),
 }

@@ -17,6 +17,7 @@ KINDS = {
     "unlinkable": ("notify.unlinkable_on", "notify.unlinkable_to"),
     "level9": ("notify.errors_on", "notify.error_to"),
     "level8": ("notify.errors_on", "notify.error_to"),
+    "stale": ("notify.errors_on", "notify.error_to"),  # a channel's sync went quiet (services/stale_sync)
     "report": ("notify.report_on", "notify.report_to"),
     "low_stock": ("notify.low_stock_on", "notify.low_stock_to"),
 }

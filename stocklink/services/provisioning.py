@@ -6,7 +6,7 @@ Everything is validated before anything is saved: an unknown key or a bad value 
     [smaregi]          # keys of SCHEMA under "smaregi."
     [sync]             # "sync."   [notify]  "notify."   [display]  [csv]
     [[channels]]       # kind, name, base_url, enabled, range_min, range_max, poll_interval_s,
-                       # speed_up, credentials = {…}, settings = {…}
+                       # speed_up, heal_after_minutes, credentials = {…}, settings = {…}
 """
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ from stocklink.services.merchant_settings import SettingsError
 
 SECTIONS = {"smaregi", "sync", "notify", "display", "csv"}
 CHANNEL_KEYS = {"kind", "name", "base_url", "enabled", "range_min", "range_max", "poll_interval_s",
-                "speed_up", "credentials", "settings"}
+                "speed_up", "heal_after_minutes", "credentials", "settings"}
+HEAL_AFTER_MAX = 10_080  # minutes: a week
 
 
 def validate_channel(index: int, raw: dict) -> dict:
@@ -66,6 +67,12 @@ def validate_channel(index: int, raw: dict) -> dict:
             raise SettingsError(f"{where}.{key}", N_("must be an integer from %(low)s to %(high)s"),
                                 low=low, high=high)
         clean[key] = value
+    # Blank (None) is off: the merchant reflects differences by hand (seed 002 差異商品 → 反映).
+    heal = raw.get("heal_after_minutes")
+    if heal is not None and (not isinstance(heal, int) or isinstance(heal, bool) or not 1 <= heal <= HEAL_AFTER_MAX):
+        raise SettingsError(f"{where}.heal_after_minutes", N_("must be an integer from %(low)s to %(high)s"),
+                            low=1, high=HEAL_AFTER_MAX)
+    clean["heal_after_minutes"] = heal
     if clean["range_min"] > clean["range_max"]:
         raise SettingsError(f"{where}.range_min", N_("must not be above %(other)s"), other="range_max")
     creds = raw.get("credentials", {})
@@ -90,7 +97,8 @@ def upsert_channel(values: dict, channel: Channel | None = None) -> Channel:
     if channel is None:
         channel = Channel(kind=values["kind"], name=values["name"])
         db.session.add(channel)
-    for key in ("kind", "name", "base_url", "enabled", "range_min", "range_max", "poll_interval_s", "speed_up"):
+    for key in ("kind", "name", "base_url", "enabled", "range_min", "range_max", "poll_interval_s", "speed_up",
+                "heal_after_minutes"):
         setattr(channel, key, values[key])
     if channel.id and dict(channel.settings or {}) != values["settings"]:
         channel.credentials_updated_at = utcnow()  # fixed settings may resume a stopped channel, like new credentials

@@ -32,6 +32,7 @@ from stocklink.models import Channel, Listing, WriteIntent
 from stocklink.models._types import utcnow
 from stocklink.platforms.base import StockWrite
 from stocklink.platforms.interfaces import PendingWrites
+from stocklink.services import differences
 from stocklink.services.incidents import record_error
 from stocklink.services.stock_ledger import clear_dirty
 
@@ -114,10 +115,10 @@ def settle_by_reading_back(channel: Channel, client) -> int:
         listing.last_confirmed_quantity, listing.last_confirmed_at = read, now
         if outcome is Outcome.APPLIED:
             listing.last_pushed_quantity, listing.last_pushed_at = intent.after, now
-            listing.difference = False
+            differences.note(listing, False, now)
             clear_dirty({listing.id: intent.fact_at})
         elif not may_resend(intent.mode, outcome):
-            listing.difference = True
+            differences.note(listing, True, now)
             clear_dirty({listing.id: intent.fact_at})  # a newer fact still gets its own write
             unresolved.append(intent)
     log.warning("%s: settled %d write(s) of unknown outcome by reading back: %s", channel.name, len(intents),

@@ -14,6 +14,7 @@ from stocklink.models import (
     SmaregiInbox,
 )
 from stocklink.services.setup_checklist import steps as setup_steps
+from stocklink.services.stale_sync import stale_channels
 from stocklink.web.confirmations import queue_size
 
 bp = Blueprint("dashboard", __name__)
@@ -43,7 +44,7 @@ def index():
         select(ErrorRecord).where(ErrorRecord.resolved_at.is_(None)).order_by(ErrorRecord.last_seen_at.desc())
     ).first()
     return render_template("dashboard/index.html", channels=channels, latest_error=latest_error,
-                           counts=_counts(), setup=setup_steps())
+                           counts=_counts(), setup=setup_steps(), stale=stale_channels())
 
 
 @bp.get("/counts")

@@ -29,7 +29,8 @@ bp = Blueprint("settings", __name__, url_prefix="/settings")
 SMAREGI_FIELDS = ["api_generation", "contract_id", "access_token", "client_id", "client_secret", "store_id",
                   "customer_code", "webhook_secret_header", "webhook_secret", "registration_mode",
                   "terminal_id", "legacy_base_url", "platform_id_base_url", "platform_api_base_url"]
-SYNC_FIELDS = ["sync.unlinkable_mode", "sync.link_second_key", "display.images", "csv.encoding"]
+SYNC_FIELDS = ["sync.unlinkable_mode", "sync.link_second_key", "sync.stale_after_minutes", "display.images",
+               "csv.encoding"]
 NOTIFY_FIELDS = [k for k in SCHEMA if k.startswith("notify.")]
 
 # The labels of settings/index.html, so a refused value is named as the merchant saw it.
@@ -45,6 +46,7 @@ SETTING_LABELS = {
     "smaregi.platform_id_base_url": _l("Platform ID URL"), "smaregi.platform_api_base_url": _l("Platform API URL"),
     "sync.unlinkable_mode": _l("Products that cannot be linked"), "display.images": _l("Show product images"),
     "csv.encoding": _l("CSV export encoding"), "sync.link_second_key": _l("Second link key"),
+    "sync.stale_after_minutes": _l("Warn when a channel has not synced for (minutes)"),
     "notify.error_to": _l("Error mail to"), "notify.unlinkable_to": _l("Unlinkable mail to"),
     "notify.report_to": _l("Report mail to"), "notify.low_stock_to": _l("Low-stock mail to"),
     "notify.errors_on": _l("Errors"), "notify.unlinkable_on": _l("Unlinkable products"),
@@ -179,7 +181,7 @@ def _channel_form(channel: Channel | None) -> dict:
         "enabled": request.form.get("enabled") == "1",
         "speed_up": request.form.get("speed_up") == "1",
     }
-    for key in ("range_min", "range_max", "poll_interval_s"):
+    for key in ("range_min", "range_max", "poll_interval_s", "heal_after_minutes"):
         value = request.form.get(key, "").strip()
         if value:
             raw[key] = _as_int(value)
@@ -203,7 +205,8 @@ def _channel_form(channel: Channel | None) -> dict:
 
 CHANNEL_LABELS = {"kind": _l("Kind"), "name": _l("Name"), "base_url": _l("Base URL"),
                   "range_min": _l("Stock range minimum"), "range_max": _l("Stock range maximum"),
-                  "poll_interval_s": _l("Order poll interval (seconds)")}
+                  "poll_interval_s": _l("Order poll interval (seconds)"),
+                  "heal_after_minutes": _l("Reflect differences automatically after (minutes)")}
 
 
 def _field_label(platform, key: str) -> str:
