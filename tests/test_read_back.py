@@ -134,9 +134,11 @@ def test_a_stale_compare_and_set_does_not_raise_above_the_fresh_read(app, world,
     assert (row["confirmed"], row["difference"], row["dirty"], row["since"] is not None) == (5, True, False, True)
 
 
-def test_the_budget_limits_how_many_listings_one_run_reads(app, world, jobs_runner):
-    """ColorMe (2 req/s, one item per request): a quarter of the rate over 10 s is 5 reads per run,
-    the never-read first; the next run reads the rest; then none is due until READ_AGAIN_AFTER."""
+def test_the_budget_limits_how_many_listings_one_run_reads(app, world, jobs_runner, monkeypatch):
+    """ColorMe (2 req/s) read one item per request: a quarter of the rate over 10 s is 5 reads per
+    run, the never-read first; the next run reads the rest; then none is due until READ_AGAIN_AFTER."""
+    from stocklink.platforms.colorme import ColorMeClient
+    monkeypatch.setattr(ColorMeClient, "read_batch", 1)
     products = [world.add(f"83100{n:02d}", f"BUD{n:02d}", f"靴下 {n}", 4)["product"] for n in range(7)]
 
     def stock_reads() -> int:
@@ -150,6 +152,15 @@ def test_the_budget_limits_how_many_listings_one_run_reads(app, world, jobs_runn
     assert read_back(world.colorme_id).startswith("read 2,")
     assert read_back(world.colorme_id).startswith("read 0,")
     assert stock_reads() == 7
+
+
+def test_colorme_reads_fifty_products_a_request(app, world, jobs_runner):
+    """GET /v1/stocks takes 50 product ids: seven listings are read back in one request."""
+    for n in range(7):
+        world.add(f"83200{n:02d}", f"BAT{n:02d}", f"靴下 {n}", 4)
+    assert read_back(world.colorme_id).startswith("read 7,")
+    with world.colorme.lock:
+        assert sum(1 for r in world.colorme.requests if r["method"] == "GET" and "stocks" in r["path"]) == 1
 
 
 def test_dirty_listings_are_not_read_back(app, world, jobs_runner):

@@ -85,6 +85,7 @@ class ColorMeClient(ChannelClient):
 
     kind = "colorme"
     max_batch = 1
+    read_batch = PAGE_LIMIT  # GET /v1/stocks takes up to 50 product ids a request (§1.4)
     catalogue_total: int | None = None  # products (§1.4 meta.total), each one or more items
 
     def _request(self, method: str, path: str, **kwargs) -> requests.Response:
