@@ -20,6 +20,8 @@ def register_blueprints(app) -> None:
         dashboard,
         errors,
         exclusions,
+        grid_bulk,
+        grid_edits,
         health,
         language,
         outbox,
@@ -30,8 +32,8 @@ def register_blueprints(app) -> None:
     from stocklink.web.params import install
 
     install(app)  # before the routes: <int:…> ids are bounded to the database's range
-    for module in (auth, confirmations, dashboard, errors, exclusions, health, language, outbox, products,
-                   settings, webhooks):
+    for module in (auth, confirmations, dashboard, errors, exclusions, grid_bulk, grid_edits, health, language,
+                   outbox, products, settings, webhooks):
         app.register_blueprint(module.bp)
     stopped_channels_banner(app)
     error_pages(app)
