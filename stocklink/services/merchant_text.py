@@ -63,6 +63,7 @@ CAUSES = {
     "smaregi:notification": _l("Stock change notified by Smaregi"),
     "smaregi:backfill": _l("Periodic check against Smaregi"),
     "merchant:release_adjust": _l("Matched to Smaregi on release from the confirmation queue"),
+    "merchant:grid_total": _l("Total stock set on the product grid"),
 }
 
 
