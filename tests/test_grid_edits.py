@@ -65,7 +65,7 @@ def test_a_listing_setting_is_saved_and_the_row_comes_back(app, client, logged_i
 
 
 def test_turning_sync_on_pushes_the_listing(app, client, logged_in, shop):
-    """A listing switched on is marked for its channel's push (its channel stock 0 differs from 0? no: from 0 total)."""
+    """A listing switched on is marked for its channel's push, and the row shows what the push will write."""
     with app.app_context():
         db.session.get(Product, shop.black).smaregi_stock = 4
         db.session.commit()
