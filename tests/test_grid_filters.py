@@ -169,3 +169,32 @@ def test_a_page_costs_the_same_queries_for_100_rows_as_for_1(app, client, logged
         finally:
             event.remove(db.engine, "before_cursor_execute", count)
     assert hundred == one
+
+
+def test_errors_and_link_problems_are_shown_above_the_grid_with_their_fix(app, client, shop):
+    """Seed 004 ②エラーメッセージ: 複数の商品が紐づいています links to those products; a stopped channel's
+    error links to its settings."""
+    from stocklink.models import Channel
+    from stocklink.services.incidents import record_error
+
+    with app.app_context():
+        record_error(source="channel", level=9, kind="auth", key="channel_auth", detail="401",
+                     channel=db.session.get(Channel, shop.ch1))
+        db.session.commit()
+    html = grid(client)
+    alerts = re.search(r'<section class="card alert alerts">.*?</section>', html, re.S).group(0)
+    assert "複数の商品が紐づいています（1件）" in alerts
+    assert f'href="/products/?channel={shop.ch2}&amp;link=problem"' in alerts
+    assert f'href="/settings/channels/{shop.ch1}"' in alerts and "カラーミー" in alerts
+    assert shown(grid(client, f"channel={shop.ch2}&link=problem")) == [shop.black]
+
+
+def test_no_alert_box_when_all_is_well(app, client, logged_in):
+    assert 'class="card alert alerts"' not in grid(client)
+
+
+def test_the_product_page_lists_a_sets_components(client, shop):
+    """A set's page shows its availability and each component with its quantity."""
+    html = client.get(f"/products/{shop.gift}").get_data(as_text=True)
+    assert "構成品から計算したセット在庫数</dt><dd>2</dd>" in html
+    assert re.search(r"<td>Tシャツ</td><td>TS-WH-S</td><td class=\"num\">2</td><td class=\"num\">5</td>", html)
