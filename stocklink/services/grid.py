@@ -42,8 +42,11 @@ class Search:
 
 
 def _listings_of(search: Search, *conditions):
-    """Product ids with a listing (on the chosen channel, if one is) meeting ``conditions``."""
-    stmt = select(Listing.product_id).where(Listing.product_id.is_not(None), *conditions)
+    """Product ids with a listing (on the chosen channel, if one is) meeting ``conditions``.
+
+    No ``product_id IS NOT NULL`` here (a NULL never matches ``IN``): SQLite would then read
+    the listings through their product index instead of the narrow partial indexes of 0010."""
+    stmt = select(Listing.product_id).where(*conditions)
     if search.channel_id is not None:
         stmt = stmt.where(Listing.channel_id == search.channel_id)
     return stmt
@@ -64,7 +67,7 @@ def search_statement(search: Search, *columns):
     if search.link == "linked":
         stmt = stmt.where(Product.id.in_(_listings_of(search)))
     elif search.link == "unlinked":
-        stmt = stmt.where(Product.id.not_in(_listings_of(search)))
+        stmt = stmt.where(Product.id.not_in(_listings_of(search, Listing.product_id.is_not(None))))  # NOT IN: no NULL
     elif search.link == "problem":
         stmt = stmt.where(Product.id.in_(_listings_of(search, Listing.link_problem.is_not(None))))
     if search.sync:
