@@ -8,10 +8,11 @@ from stocklink.models import User
 from tests.conftest import csrf_token
 
 CONSOLE_GET = ["/", "/counts", "/products/", "/confirmations/", "/confirmations/badge", "/exclusions/", "/errors/",
-               "/outbox/", "/settings/", "/settings/channels/new"]
+               "/outbox/", "/settings/", "/settings/channels/new", "/products/export.csv"]
 CONSOLE_POST = ["/confirmations/release", "/confirmations/exclude", "/exclusions/remove", "/errors/delete-all",
                 "/errors/1/delete", "/settings/smaregi", "/settings/sync", "/settings/notify",
-                "/settings/smaregi/test", "/settings/channels/new", "/logout"]
+                "/settings/smaregi/test", "/settings/channels/new", "/products/bulk", "/products/1/total",
+                "/products/listings/1/min_stock", "/logout"]
 
 
 def test_every_console_route_is_registered_or_listed(app):
@@ -22,7 +23,9 @@ def test_every_console_route_is_registered_or_listed(app):
     listed = set(CONSOLE_GET) | set(CONSOLE_POST) | {"/products/<int:product_id>", "/outbox/<int:message_id>",
                                                      "/errors/<int:error_id>/delete",
                                                      "/settings/channels/<int:channel_id>",
-                                                     "/settings/channels/<int:channel_id>/test"}
+                                                     "/settings/channels/<int:channel_id>/test",
+                                                     "/products/<int:product_id>/total",
+                                                     "/products/listings/<int:listing_id>/<field>"}
     assert rules <= listed, rules - listed
 
 

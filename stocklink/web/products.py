@@ -92,6 +92,16 @@ def link_problem_text(code: str) -> str:
     return str(label) if label is not None else code
 
 
+ACTORS = {"smaregi": _l("Smaregi"), "system": _l("stocklink")}
+
+
+@bp.app_template_filter("ledger_actor")
+def ledger_actor(actor: str | None) -> str:
+    """Who changed the stock: Smaregi, stocklink itself, or the operator's name as it is."""
+    label = ACTORS.get(actor or "system")
+    return str(label) if label is not None else actor
+
+
 def render_row(product: Product, channel_id: int | None, next_url: str, *, errors: dict | None = None,
                listing_id: int | None = None):
     """One grid row again (the answer to an inline edit), in the columns of ``channel_id``;
