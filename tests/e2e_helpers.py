@@ -16,6 +16,7 @@ from stocklink.sandbox.shopify import ShopifySandbox
 from stocklink.sandbox.smaregi import SmaregiSandbox
 from stocklink.services import merchant_settings
 from stocklink.services.channel_clients import save_credentials
+from stocklink.services.search_text import refresh_products
 
 CONTRACT, TOKEN, CLIENT_ID, CLIENT_SECRET = "sb_e2e001", "legacy-token-e2e", "client-e2e", "secret-e2e"
 CUSTOMER_CODE = "cust-e2e-0123456789"
@@ -56,6 +57,7 @@ def add_product(app, smaregi_id: str, code: str | None, name: str, *, stock: int
         for channel_id, identifier in (listings or {}).items():
             db.session.add(Listing(channel_id=channel_id, product_id=product.id, identifier=identifier,
                                    last_confirmed_quantity=confirmed, **listing_columns))
+        refresh_products([product.id])  # the grid's keyword searches the folded text
         db.session.commit()
         return product.id
 

@@ -8,11 +8,11 @@ from stocklink.models import User
 from tests.conftest import csrf_token
 
 CONSOLE_GET = ["/", "/counts", "/products/", "/confirmations/", "/confirmations/badge", "/exclusions/", "/errors/",
-               "/outbox/", "/settings/", "/settings/channels/new", "/catalogue/", "/links/"]
+               "/outbox/", "/settings/", "/settings/channels/new", "/catalogue/", "/links/", "/products/export.csv"]
 CONSOLE_POST = ["/confirmations/release", "/confirmations/exclude", "/exclusions/remove", "/errors/delete-all",
                 "/errors/1/delete", "/settings/smaregi", "/settings/sync", "/settings/notify",
                 "/settings/smaregi/test", "/settings/channels/new", "/catalogue/import/smaregi", "/links/auto",
-                "/logout"]
+                "/products/bulk", "/products/1/total", "/products/listings/1/min_stock", "/logout"]
 
 
 def test_every_console_route_is_registered_or_listed(app):
@@ -26,7 +26,9 @@ def test_every_console_route_is_registered_or_listed(app):
                                                      "/settings/channels/<int:channel_id>/test",
                                                      "/catalogue/import/channel/<int:channel_id>",
                                                      "/catalogue/imports/<job_id>", "/links/<int:listing_id>",
-                                                     "/links/<int:listing_id>/link", "/links/<int:listing_id>/unlink"}
+                                                     "/links/<int:listing_id>/link", "/links/<int:listing_id>/unlink",
+                                                     "/products/<int:product_id>/total",
+                                                     "/products/listings/<int:listing_id>/<field>"}
     assert rules <= listed, rules - listed
 
 

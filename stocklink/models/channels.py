@@ -51,6 +51,14 @@ class Listing(db.Model):
     __tablename__ = "listings"
     __table_args__ = (
         db.UniqueConstraint("channel_id", "identifier", name="uq_listings_channel_identifier"),
+        # The product grid's listing filters (revision 0010): sync flag and link per channel, and the
+        # few listings with a difference or a link problem, in small partial indexes.
+        db.Index("ix_listings_channel_sync", "channel_id", "sync_enabled", "product_id"),
+        db.Index("ix_listings_difference", "channel_id", "product_id",
+                 sqlite_where=db.text("difference IS 1"), postgresql_where=db.text("difference IS true")),
+        db.Index("ix_listings_link_problem", "channel_id", "link_problem", "product_id",
+                 sqlite_where=db.text("link_problem IS NOT NULL"),
+                 postgresql_where=db.text("link_problem IS NOT NULL")),
     )
 
     id = db.Column(db.Integer, primary_key=True)

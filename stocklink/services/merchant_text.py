@@ -64,6 +64,7 @@ CAUSES = {
     "smaregi:backfill": _l("Periodic check against Smaregi"),
     "merchant:release_adjust": _l("Matched to Smaregi on release from the confirmation queue"),
     "catalogue_import": _l("Read in the Smaregi catalogue import"),
+    "merchant:grid_total": _l("Total stock set on the product grid"),
 }
 
 

@@ -23,6 +23,7 @@ from stocklink.platforms.smaregi import make_smaregi_client
 from stocklink.platforms.smaregi.webhook import Notification, StockMovement
 from stocklink.services import delta_channels, merchant_settings
 from stocklink.services.outbox import queue_mail
+from stocklink.services.search_text import refresh_products as refresh_search_text
 from stocklink.services.stock_history import HistoryRead
 from stocklink.services.stock_ledger import StockRead, apply_smaregi_reads, mark_listings_dirty
 from stocklink.services.unlinkable import Linkage, add_exclusion, describe, enqueue_confirmation, linkage
@@ -94,6 +95,7 @@ def _ensure_products(client, smaregi_ids: list[str], known: dict[str, Product]) 
         db.session.add(product)
         known[sid] = product
     db.session.flush()
+    refresh_search_text([known[sid].id for sid in missing if sid in known])  # findable in the grid at once
     return known
 
 

@@ -21,6 +21,8 @@ def register_blueprints(app) -> None:
         dashboard,
         errors,
         exclusions,
+        grid_bulk,
+        grid_edits,
         health,
         language,
         links,
@@ -32,8 +34,8 @@ def register_blueprints(app) -> None:
     from stocklink.web.params import install
 
     install(app)  # before the routes: <int:…> ids are bounded to the database's range
-    for module in (auth, catalogue, confirmations, dashboard, errors, exclusions, health, language, links, outbox,
-                   products, settings, webhooks):
+    for module in (auth, catalogue, confirmations, dashboard, errors, exclusions, grid_bulk, grid_edits, health,
+                   language, links, outbox, products, settings, webhooks):
         app.register_blueprint(module.bp)
     webhooks.redact_access_logs()  # the webhook's path carries its secret
     stopped_channels_banner(app)

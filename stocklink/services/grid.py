@@ -1,0 +1,159 @@
+"""The product grid's rows: which products a search finds, and what each row shows (seed 004).
+
+A page costs a fixed number of queries whatever its rows: one count, one for the page of
+products, one for their listings, one for the components of the sets among them. Listing
+filters are ``products.id IN (SELECT product_id FROM listings WHERE …)`` so the database
+reads the listings once, not once per product, and the page is ordered by primary key.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from sqlalchemy import func, select
+
+from stocklink.domain.stock import (
+    ChannelRange,
+    PushDecision,
+    QuantityPolicy,
+    compute_push_quantity,
+    set_availability,
+    total_stock,
+)
+from stocklink.infra.extensions import db
+from stocklink.models import Channel, Listing, Product, SetComponent
+
+PAGE_SIZE = 100
+
+
+@dataclass(frozen=True)
+class Search:
+    """The filters as the query needs them (the web layer parses the URL into one)."""
+
+    sets_only: bool = False
+    channel_id: int | None = None
+    words: Sequence[str] = ()
+    total_min: int | None = None
+    total_max: int | None = None
+    link: str = ""  # linked | unlinked | problem
+    sync: str = ""  # on | off
+    difference: bool = False
+
+
+def _listings_of(search: Search, *conditions):
+    """Product ids with a listing (on the chosen channel, if one is) meeting ``conditions``.
+
+    No ``product_id IS NOT NULL`` here (a NULL never matches ``IN``): SQLite would then read
+    the listings through their product index instead of the narrow partial indexes of 0010."""
+    stmt = select(Listing.product_id).where(*conditions)
+    if search.channel_id is not None:
+        stmt = stmt.where(Listing.channel_id == search.channel_id)
+    return stmt
+
+
+def search_statement(search: Search, *columns):
+    """``SELECT products.id`` (or ``columns``) ``WHERE`` every filter of ``search`` (no order, no limit)."""
+    stmt = select(*(columns or (Product.id,)))
+    if search.sets_only:
+        stmt = stmt.where(Product.is_set.is_(True))
+    for word in search.words:  # search_text is folded like the words: one LIKE each, % and _ escaped
+        stmt = stmt.where(Product.search_text.contains(word, autoescape=True))
+    total = Product.smaregi_stock - Product.reserved
+    if search.total_min is not None:
+        stmt = stmt.where(total >= search.total_min)
+    if search.total_max is not None:
+        stmt = stmt.where(total <= search.total_max)
+    if search.link == "linked":
+        stmt = stmt.where(Product.id.in_(_listings_of(search)))
+    elif search.link == "unlinked":
+        stmt = stmt.where(Product.id.not_in(_listings_of(search, Listing.product_id.is_not(None))))  # NOT IN: no NULL
+    elif search.link == "problem":
+        stmt = stmt.where(Product.id.in_(_listings_of(search, Listing.link_problem.is_not(None))))
+    if search.sync:
+        stmt = stmt.where(Product.id.in_(_listings_of(search, Listing.sync_enabled.is_(search.sync == "on"))))
+    if search.difference:
+        stmt = stmt.where(Product.id.in_(_listings_of(search, Listing.difference.is_(True))))
+    return stmt
+
+
+def count(search: Search) -> int:
+    """How many products (SKUs, seed 004) the search finds."""
+    return db.session.scalar(select(func.count()).select_from(search_statement(search).subquery())) or 0
+
+
+def page_of_products(search: Search, page: int, size: int = PAGE_SIZE) -> list[Product]:
+    """One page of the products the search finds, by id (the primary key: no sort of its own)."""
+    stmt = search_statement(search, Product).order_by(Product.id).offset((page - 1) * size).limit(size)
+    return list(db.session.scalars(stmt))
+
+
+def product_ids(search: Search, chunk: int = 1000) -> Iterable[list[int]]:
+    """Every product id the search finds, in id order, ``chunk`` at a time (keyset paging)."""
+    after = 0
+    while True:
+        ids = list(db.session.scalars(search_statement(search).where(Product.id > after)
+                                      .order_by(Product.id).limit(chunk)))
+        if not ids:
+            return
+        yield ids
+        after = ids[-1]
+
+
+@dataclass
+class Row:
+    """One product as the grid shows it: its base stock (a set: its availability), its listings by
+    channel id, and for a set its components as ``(name, code, quantity, total)``."""
+
+    product: Product
+    base: int
+    listings: dict[int, list[Listing]] = field(default_factory=dict)
+    components: list[tuple[str, str | None, int, int]] = field(default_factory=list)
+
+    def listing_on(self, channel_id: int) -> Listing | None:
+        found = self.listings.get(channel_id) or []
+        return found[0] if found else None
+
+
+def policy_of(listing: Listing) -> QuantityPolicy:
+    """A listing's quantity settings as :func:`compute_push_quantity` takes them."""
+    return QuantityPolicy(min_stock=listing.min_stock, max_stock=listing.max_stock, reserve=listing.reserve,
+                          ratio=Fraction(listing.ratio_percent, 100))
+
+
+def would_push(listing: Listing, channel: Channel, base: int) -> PushDecision:
+    """What a push would write to ``listing`` now, by the one function that decides it."""
+    return compute_push_quantity(base, policy_of(listing), ChannelRange(channel.range_min, channel.range_max),
+                                 listing.last_confirmed_quantity)
+
+
+def rows_for(products: list[Product]) -> list[Row]:
+    """The rows of these products: two more queries (listings; set components), whatever their number."""
+    ids = [p.id for p in products]
+    listings: dict[int, dict[int, list[Listing]]] = {}
+    components: dict[int, list[tuple[str, str | None, int, int]]] = {}
+    if ids:
+        for listing in db.session.scalars(select(Listing).where(Listing.product_id.in_(ids)).order_by(Listing.id)):
+            listings.setdefault(listing.product_id, {}).setdefault(listing.channel_id, []).append(listing)
+        set_ids = [p.id for p in products if p.is_set]
+        if set_ids:
+            for set_id, name, code, quantity, stock, reserved in db.session.execute(
+                    select(SetComponent.set_product_id, Product.name, Product.product_code, SetComponent.quantity,
+                           Product.smaregi_stock, Product.reserved)
+                    .join(Product, Product.id == SetComponent.component_id)
+                    .where(SetComponent.set_product_id.in_(set_ids)).order_by(SetComponent.id)):
+                components.setdefault(set_id, []).append((name, code, quantity, total_stock(stock, reserved)))
+    rows = []
+    for product in products:
+        parts = components.get(product.id, [])
+        if product.is_set:  # SPEC §3 step 1: a set's base is its availability (0 without components)
+            base = set_availability([(total, qty) for _n, _c, qty, total in parts]) if parts else 0
+        else:
+            base = product.total
+        rows.append(Row(product, base, listings.get(product.id, {}), parts))
+    return rows
+
+
+def channels() -> list[Channel]:
+    """Every channel, by id (a handful of rows: loaded once per page, so listings never load theirs)."""
+    return list(db.session.scalars(select(Channel).order_by(Channel.id)))
