@@ -9,20 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from fractions import Fraction
 
 from sqlalchemy import func, select
 
-from stocklink.domain.stock import (
-    ChannelRange,
-    PushDecision,
-    QuantityPolicy,
-    compute_push_quantity,
-    set_availability,
-    total_stock,
-)
+from stocklink.domain.stock import PushDecision, set_availability, total_stock
 from stocklink.infra.extensions import db
 from stocklink.models import Channel, Listing, Product, SetComponent
+from stocklink.services import push_value
 
 PAGE_SIZE = 100
 
@@ -115,16 +108,9 @@ class Row:
         return found[0] if found else None
 
 
-def policy_of(listing: Listing) -> QuantityPolicy:
-    """A listing's quantity settings as :func:`compute_push_quantity` takes them."""
-    return QuantityPolicy(min_stock=listing.min_stock, max_stock=listing.max_stock, reserve=listing.reserve,
-                          ratio=Fraction(listing.ratio_percent, 100))
-
-
 def would_push(listing: Listing, channel: Channel, base: int) -> PushDecision:
     """What a push would write to ``listing`` now, by the one function that decides it."""
-    return compute_push_quantity(base, policy_of(listing), ChannelRange(channel.range_min, channel.range_max),
-                                 listing.last_confirmed_quantity)
+    return push_value.push_for_base(listing, push_value.channel_range(channel), base, listing.last_confirmed_quantity)
 
 
 def rows_for(products: list[Product]) -> list[Row]:

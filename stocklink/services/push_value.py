@@ -37,12 +37,22 @@ def channel_range(channel: Channel) -> ChannelRange:
     return ChannelRange(channel.range_min, channel.range_max)
 
 
+def policy_of(listing: Listing) -> QuantityPolicy:
+    """A listing's quantity settings (min, max, reserve, allocation ratio) as the domain takes them."""
+    return QuantityPolicy(min_stock=listing.min_stock, max_stock=listing.max_stock,
+                          reserve=listing.reserve, ratio=Fraction(listing.ratio_percent, 100))
+
+
+def push_for_base(listing: Listing, range_: ChannelRange, base: int, last_confirmed: int | None) -> PushDecision:
+    """The value for ``listing`` from a base stock the caller already has (the grid loads a page's
+    bases in one query)."""
+    return compute_push_quantity(base, policy_of(listing), range_, last_confirmed)
+
+
 def push_decision(listing: Listing, range_: ChannelRange, last_confirmed: int | None) -> PushDecision | None:
     """The value for ``listing`` and whether it differs from ``last_confirmed``; ``None`` when the
     listing is not pushed at all (no product, stock management off, a link problem)."""
     product = listing.product
     if product is None or not product.stock_managed or listing.link_problem:
         return None
-    policy = QuantityPolicy(min_stock=listing.min_stock, max_stock=listing.max_stock,
-                            reserve=listing.reserve, ratio=Fraction(listing.ratio_percent, 100))
-    return compute_push_quantity(base_stock(product), policy, range_, last_confirmed)
+    return push_for_base(listing, range_, base_stock(product), last_confirmed)

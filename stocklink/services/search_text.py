@@ -80,12 +80,9 @@ def refresh_listings(listing_ids: Iterable[int] | None = None) -> int:
     return len(changes)
 
 
-def _escape_like(word: str) -> str:
-    return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
 
 def matching(column, keyword: str | None) -> list:
     """``WHERE`` conditions for a keyword on a ``search_text`` column: every comma-separated word
     (folded by :func:`~stocklink.domain.text.search_words`) must appear; ``%`` and ``_`` typed by
     the merchant are matched as themselves."""
-    return [column.like(f"%{_escape_like(word)}%", escape="\\") for word in search_words(keyword)]
+    return [column.contains(word, autoescape=True) for word in search_words(keyword)]
