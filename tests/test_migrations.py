@@ -71,6 +71,9 @@ def test_sqlite_enforces_foreign_keys_and_0003_settles_old_orphans(tmp_path, red
         rows = db.session.execute(select(Listing.id, Listing.channel_id, Listing.product_id)
                                   .order_by(Listing.id)).all()
         assert [tuple(r) for r in rows] == [(1, 7, 1), (3, 7, None)]  # 2: channel gone; 3: product gone
+        # 0009 gives old rows their search text: the grid's keyword finds them by name and listing code.
+        assert db.session.scalar(select(Product.search_text).where(Product.id == 1)) == "マグカップ i1"
+        assert db.session.scalar(select(Listing.search_text).where(Listing.id == 1)) == "i1"
         # An order whose channel is gone goes, and its lines with it, in the same upgrade.
         assert db.session.scalars(select(Order.id)).all() == [2]
         assert db.session.scalars(select(OrderLine.id)).all() == [2]

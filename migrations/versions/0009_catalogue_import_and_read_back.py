@@ -59,6 +59,28 @@ def upgrade():
         batch_op.add_column(sa.Column('last_read_back_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('heal_after_minutes', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('stale_alerted_at', sa.DateTime(timezone=True), nullable=True))
+    _fill_search_text()
+
+
+def _fill_search_text():
+    """Rows from before this revision get their search text now, or the grid's keyword would
+    never find them (the same folding as stocklink.services.search_text)."""
+    from stocklink.services.search_text import listing_text, product_text
+
+    conn = op.get_bind()
+    codes = {}
+    for product_id, sku, identifier in conn.execute(sa.text(
+            "SELECT product_id, sku, identifier FROM listings WHERE product_id IS NOT NULL")):
+        codes.setdefault(product_id, []).extend((sku, identifier))
+    products = [{"pid": r[0], "t": product_text(r[1], r[2], r[3], r[4], r[5], codes.get(r[0], ()))}
+                for r in conn.execute(sa.text(
+                    "SELECT id, name, variation, smaregi_product_id, product_code, group_code FROM products"))]
+    if products:
+        conn.execute(sa.text("UPDATE products SET search_text = :t WHERE id = :pid"), products)
+    listings = [{"lid": r[0], "t": listing_text(r[1], r[2], r[3])}
+                for r in conn.execute(sa.text("SELECT id, identifier, sku, title FROM listings"))]
+    if listings:
+        conn.execute(sa.text("UPDATE listings SET search_text = :t WHERE id = :lid"), listings)
 
 
 def downgrade():

@@ -34,6 +34,8 @@ JOB_TIMEOUT = 3600
 # Background reads take this share of a channel's documented request rate; pushes keep the rest.
 READ_SHARE = 0.5
 ACTIVE = ("queued", "running")
+# Imports run in the requesting process itself (no RQ job): the command line, the hourly refresh.
+IN_PROCESS = ("cli", "schedule")
 
 
 def _catalogue_key(source: str, channel_id: int | None) -> str:
@@ -61,7 +63,7 @@ def settle(row: CatalogueImport) -> CatalogueImport:
         status = None
     if status in ("queued", "scheduled", "deferred") or (status == "started" and row.state == "queued"):
         return row
-    if status is None and row.requested_by == "cli" and row.state == "queued":
+    if status is None and row.requested_by in IN_PROCESS and row.state == "queued":
         return row
     row.state, row.message, row.finished_at = "failed", "interrupted", utcnow()
     db.session.commit()

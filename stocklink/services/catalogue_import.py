@@ -93,6 +93,7 @@ def import_smaregi(client, progress: Progress = _noop) -> ImportCounts:
                Product.group_code, Product.stock_managed, Product.image_url, Product.removed_at)
         .where(Product.smaregi_product_id.is_not(None)))}
     managed = [p.product_id for p in products if p.stock_managed]
+    read_at = utcnow()  # before the read: a notification applied meanwhile is newer and wins
     stock = client.fetch_stock(managed) if managed else {}
     now = utcnow()
     touched: list[int] = []
@@ -128,12 +129,13 @@ def import_smaregi(client, progress: Progress = _noop) -> ImportCounts:
             and known[sid].removed_at is None]
     _mark_removed(Product, gone, now)
     counts.removed = len(gone)
-    read_at = utcnow()
     changed = apply_smaregi_reads({ids[sid]: StockRead(int(stock.get(sid, 0)), "catalogue_import")
                                    for sid in managed if sid in ids}, read_at)
     counts.dirty_channels |= mark_listings_dirty(changed)
     new_ids = [pid for sid, pid in ids.items() if sid not in known]
     search_text.refresh_products(new_ids + touched + gone)
+    # Stock control switched off (seed 003) or back on: the links' problems follow.
+    recheck_links(db.session.scalars(select(Channel.id)).all())
     progress(counts)
     return counts
 
