@@ -125,6 +125,7 @@ def test_the_import_button_runs_a_job_whose_status_polls_only_while_running(app,
     jobs_runner()
     done = client.get(f"/catalogue/imports/{job_id}", headers={"HX-Request": "true"}).get_data(as_text=True)
     assert "hx-trigger" not in done and "完了" in done
+    assert 'id="count-smaregi" hx-swap-oob="true"' in done  # the card's count follows without a reload
     page = client.get("/catalogue/").get_data(as_text=True)
     assert re.search(r"stocklinkの商品：\d+件", page)
 

@@ -15,7 +15,7 @@ from stocklink.infra.extensions import db
 from stocklink.jobs.catalogue_import import latest, settle, start_import
 from stocklink.models import CatalogueImport, Channel, Listing, Product
 from stocklink.platforms.registry import PLATFORMS
-from stocklink.web.fragments import page_or_fragment
+from stocklink.web.fragments import page_or_fragment, wants_fragment
 
 bp = Blueprint("catalogue", __name__, url_prefix="/catalogue")
 
@@ -34,6 +34,10 @@ def _channel_counts() -> dict[int, dict[str, int]]:
     return counts
 
 
+def _product_count() -> int:
+    return db.session.scalar(select(func.count()).select_from(Product).where(Product.removed_at.is_(None)))
+
+
 @bp.get("/")
 def index():
     channels = db.session.scalars(select(Channel).order_by(Channel.id)).all()
@@ -42,7 +46,7 @@ def index():
     return render_template(
         "catalogue/index.html", channels=channels, importable=importable,
         smaregi_import=latest("smaregi"), imports={c.id: latest("channel", c.id) for c in channels},
-        products=db.session.scalar(select(func.count()).select_from(Product).where(Product.removed_at.is_(None))),
+        products=_product_count(),
         counts=_channel_counts())
 
 
@@ -69,5 +73,10 @@ def status(job_id: str):
     """The import's status; an htmx poll gets the fragment alone.
 
     :raise 404: no such import."""
-    row = db.session.get(CatalogueImport, job_id) or abort(404)
-    return page_or_fragment("catalogue/status.html", "catalogue/_status.html", row=settle(row))
+    row = settle(db.session.get(CatalogueImport, job_id) or abort(404))
+    context: dict = {"row": row, "oob": wants_fragment() and row.state not in ("queued", "running")}
+    if context["oob"]:
+        context["products"] = _product_count()
+        context["channel"] = row.channel
+        context["c"] = _channel_counts().get(row.channel_id, {"all": 0, "linked": 0, "problems": 0})
+    return page_or_fragment("catalogue/status.html", "catalogue/_status.html", **context)
