@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from redis.exceptions import LockError
 
 log = logging.getLogger(__name__)
 
@@ -54,3 +57,22 @@ class Heartbeat:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=self._every + 5)
+
+
+@contextmanager
+def lease(redis, key: str, *, name: str) -> Iterator[bool]:
+    """``with lease(redis, key, name=…) as held:`` — take ``key`` for :data:`LEASE_TTL` seconds
+    without waiting, renewed by a :class:`Heartbeat` while the block runs, released at its end.
+    ``held`` is False when another holder has it (the block should then do nothing)."""
+    lock = redis.lock(key, timeout=LEASE_TTL, thread_local=False)
+    if not lock.acquire(blocking=False):
+        yield False
+        return
+    try:
+        with Heartbeat(lock.reacquire, name=name):
+            yield True
+    finally:
+        try:
+            lock.release()
+        except LockError:
+            pass

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import uuid
 
-from redis.exceptions import LockError
 from rq import Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
@@ -18,7 +17,7 @@ from sqlalchemy import select, update
 
 from stocklink.infra.after_commit import after_commit
 from stocklink.infra.extensions import db
-from stocklink.infra.leases import LEASE_TTL, Heartbeat
+from stocklink.infra.leases import lease
 from stocklink.infra.queues import MAINTENANCE, get_queue, get_redis
 from stocklink.jobs import job
 from stocklink.jobs.push import enqueue_push
@@ -108,20 +107,13 @@ def import_catalogue(job_id: str) -> str:
         return "no such import"
     if row.state not in ACTIVE:
         return f"already {row.state}"
-    lock = get_redis().lock(LOCK_KEY.format(_catalogue_key(row.source, row.channel_id)),
-                            timeout=LEASE_TTL, thread_local=False)
-    if not lock.acquire(blocking=False):
-        row.state, row.message, row.finished_at = "failed", "another import of this catalogue is running", utcnow()
-        db.session.commit()
-        return row.message
-    try:
-        with Heartbeat(lock.reacquire, name=f"catalogue import {job_id}"):
+    key = LOCK_KEY.format(_catalogue_key(row.source, row.channel_id))
+    with lease(get_redis(), key, name=f"catalogue import {job_id}") as held:
+        if held:
             return _run(row)
-    finally:
-        try:
-            lock.release()
-        except LockError:
-            pass
+    row.state, row.message, row.finished_at = "failed", "another import of this catalogue is running", utcnow()
+    db.session.commit()
+    return row.message
 
 
 def _run(row: CatalogueImport) -> str:

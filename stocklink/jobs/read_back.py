@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import logging
 
-from redis.exceptions import LockError
 from sqlalchemy import select
 
 from stocklink.infra.extensions import db
-from stocklink.infra.leases import LEASE_TTL, Heartbeat
+from stocklink.infra.leases import lease
 from stocklink.infra.queues import MAINTENANCE, get_queue, get_redis
 from stocklink.jobs import job
 from stocklink.jobs.push import enqueue_push, stop_for_auth
@@ -52,18 +51,8 @@ def read_back(channel_id: int) -> str:
     one budget's worth of its listings. A channel that refuses its credentials stops (level 9);
     any other platform error fails the job (kept in RQ's failed registry) and the next run
     tries again — a channel that stays unreachable is what the stale-sync warning is for."""
-    redis = get_redis()
-    lock = redis.lock(LOCK_KEY.format(channel_id), timeout=LEASE_TTL, thread_local=False)
-    if not lock.acquire(blocking=False):
-        return "busy"
-    try:
-        with Heartbeat(lock.reacquire, name=f"read-back of channel {channel_id}"):
-            return _read_back_locked(channel_id)
-    finally:
-        try:
-            lock.release()
-        except LockError:
-            pass
+    with lease(get_redis(), LOCK_KEY.format(channel_id), name=f"read-back of channel {channel_id}") as held:
+        return _read_back_locked(channel_id) if held else "busy"
 
 
 def _read_back_locked(channel_id: int) -> str:
