@@ -372,6 +372,10 @@ def worst(result: dict | None) -> float | None:
     return max(f["p95_ms"] for name, f in result["filters"].items() if name != "inline edit (min)")
 
 
+def edit_p95(result: dict | None) -> float | None:
+    return ((result or {}).get("filters", {}).get("inline edit (min)") or {}).get("p95_ms")
+
+
 def main() -> int:
     args = parse_args()
     if args.child_url:
@@ -411,9 +415,8 @@ def main() -> int:
         "reconcile_items_per_s": rounded(primary.get("reconcile_items_per_s"), 0),
         "import_s_postgresql": rounded((results["postgresql"] or {}).get("import_s")),
         "reconcile_items_per_s_postgresql": rounded((results["postgresql"] or {}).get("reconcile_items_per_s"), 0),
-        "edit_p95_ms_sqlite": ((results["sqlite"] or {}).get("filters", {}).get("inline edit (min)") or {}).get("p95_ms"),
-        "edit_p95_ms_postgresql": ((results["postgresql"] or {}).get("filters", {})
-                                   .get("inline edit (min)") or {}).get("p95_ms"),
+        "edit_p95_ms_sqlite": edit_p95(results["sqlite"]),
+        "edit_p95_ms_postgresql": edit_p95(results["postgresql"]),
         "products": args.size, "channels": 4, "deep_page": args.page, "requests_per_filter": args.requests,
         "code": code_version(), "cpus": os.cpu_count(),
     }
