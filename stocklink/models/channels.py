@@ -59,6 +59,8 @@ class Listing(db.Model):
         db.Index("ix_listings_link_problem", "channel_id", "link_problem", "product_id",
                  sqlite_where=db.text("link_problem IS NOT NULL"),
                  postgresql_where=db.text("link_problem IS NOT NULL")),
+        # Whether a product has a listing (on a channel; with sync on), one probe (revision 0011).
+        db.Index("ix_listings_product_channel", "product_id", "channel_id", "sync_enabled"),
     )
 
     id = db.Column(db.Integer, primary_key=True)

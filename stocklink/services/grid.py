@@ -1,9 +1,13 @@
 """The product grid's rows: which products a search finds, and what each row shows (seed 004).
 
 A page costs a fixed number of queries whatever its rows: one count, one for the page of
-products, one for their listings, one for the components of the sets among them. Listing
-filters are ``products.id IN (SELECT product_id FROM listings WHERE …)`` so the database
-reads the listings once, not once per product, and the page is ordered by primary key.
+products, one for their listings, one for the components of the sets among them. The page is
+ordered by primary key. A listing filter that few listings meet (sync off, a difference, a link
+problem) is ``products.id IN (SELECT product_id FROM listings WHERE …)``: the database reads
+its narrow index once. One that most products meet (linked, sync on) and "unlinked" are a
+correlated ``[NOT] EXISTS`` on the listings' product index: the page then stops after its 100
+rows instead of first collecting every listing's product (bench/grid.py: sync on over 100,000
+products and 400,000 listings took 170 ms a page on SQLite as ``IN``).
 """
 from __future__ import annotations
 
@@ -45,6 +49,14 @@ def _listings_of(search: Search, *conditions):
     return stmt
 
 
+def _any_listing(search: Search, *conditions):
+    """``EXISTS`` a listing of the product (on the chosen channel, if one is) meeting ``conditions``."""
+    stmt = select(Listing.id).where(Listing.product_id == Product.id, *conditions)
+    if search.channel_id is not None:
+        stmt = stmt.where(Listing.channel_id == search.channel_id)
+    return stmt.exists()
+
+
 def search_statement(search: Search, *columns):
     """``SELECT products.id`` (or ``columns``) ``WHERE`` every filter of ``search`` (no order, no limit)."""
     stmt = select(*(columns or (Product.id,)))
@@ -58,13 +70,15 @@ def search_statement(search: Search, *columns):
     if search.total_max is not None:
         stmt = stmt.where(total <= search.total_max)
     if search.link == "linked":
-        stmt = stmt.where(Product.id.in_(_listings_of(search)))
+        stmt = stmt.where(_any_listing(search))
     elif search.link == "unlinked":
-        stmt = stmt.where(Product.id.not_in(_listings_of(search, Listing.product_id.is_not(None))))  # NOT IN: no NULL
+        stmt = stmt.where(~_any_listing(search))
     elif search.link == "problem":
         stmt = stmt.where(Product.id.in_(_listings_of(search, Listing.link_problem.is_not(None))))
-    if search.sync:
-        stmt = stmt.where(Product.id.in_(_listings_of(search, Listing.sync_enabled.is_(search.sync == "on"))))
+    if search.sync == "on":
+        stmt = stmt.where(_any_listing(search, Listing.sync_enabled.is_(True)))
+    elif search.sync == "off":
+        stmt = stmt.where(Product.id.in_(_listings_of(search, Listing.sync_enabled.is_(False))))
     if search.difference:
         stmt = stmt.where(Product.id.in_(_listings_of(search, Listing.difference.is_(True))))
     return stmt

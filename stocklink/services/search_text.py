@@ -62,16 +62,20 @@ def refresh_products(product_ids: Iterable[int] | None = None, *, chunk: int = 2
     return len(changes)
 
 
-def refresh_listings(listing_ids: Iterable[int] | None = None) -> int:
-    """Recompute ``search_text`` of these listings (all when ``None``). Does not commit."""
+def refresh_listings(listing_ids: Iterable[int] | None = None, *, chunk: int = 2000) -> int:
+    """Recompute ``search_text`` of these listings (all when ``None``), reading them ``chunk`` ids
+    a query (PostgreSQL takes at most 65,535 parameters: a 100,000-item import names more). Does
+    not commit."""
     db.session.flush()
     stmt = select(Listing.id, Listing.identifier, Listing.sku, Listing.title, Listing.search_text)
-    if listing_ids is not None:
+    if listing_ids is None:
+        rows = db.session.execute(stmt).all()
+    else:
         ids = sorted(set(listing_ids))
-        if not ids:
-            return 0
-        stmt = stmt.where(Listing.id.in_(ids))
-    changes = [{"lid": row.id, "text": text} for row in db.session.execute(stmt)
+        rows = []
+        for start in range(0, len(ids), chunk):
+            rows += db.session.execute(stmt.where(Listing.id.in_(ids[start:start + chunk]))).all()
+    changes = [{"lid": row.id, "text": text} for row in rows
                if (text := listing_text(row.identifier, row.sku, row.title)) != row.search_text]
     if changes:
         table = Listing.__table__
