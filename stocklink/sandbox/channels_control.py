@@ -44,8 +44,28 @@ class Item:
     stock: int | None   # None: the channel keeps no stock for it
 
 
-class ColorMeControls:
+class _BearerTokenControls:
+    """Faults and tokens of a channel whose token never expires (ColorMe, Shopify): a throttle
+    fault (``throttle_fault``) or an HTTP status, and revoke / issue."""
+
+    throttle_fault: str
+
+    def fail(self, fault: str, count: int) -> None:
+        if fault == self.throttle_fault:
+            self.sandbox.throttle_next(count)
+        else:
+            self.sandbox.fail_next(count, int(fault))
+
+    def token(self, action: str) -> str | None:
+        if action == "revoke":
+            self.sandbox.revoke_tokens()
+            return None
+        return self.sandbox.issue_token()
+
+
+class ColorMeControls(_BearerTokenControls):
     kind, title = "colorme", "カラーミーショップ ColorMe Shop"
+    throttle_fault = "429"
     faults = (("500", "HTTP 500 サーバーエラー / server error"), ("503", "HTTP 503"),
               ("429", "HTTP 429 リクエスト過多 / too many requests (Retry-After)"))
     tokens = (("revoke", "トークンを取り消す / revoke every token (→ 401)"),
@@ -80,21 +100,11 @@ class ColorMeControls:
             self.sandbox.set_stock(int(pid), stock, variant and variant["option1_value"],
                                    variant and variant["option2_value"])
 
-    def fail(self, fault: str, count: int) -> None:
-        if fault == "429":
-            self.sandbox.throttle_next(count)
-        else:
-            self.sandbox.fail_next(count, int(fault))
-
-    def token(self, action: str) -> str | None:
-        if action == "revoke":
-            self.sandbox.revoke_tokens()
-            return None
-        return self.sandbox.issue_token()
 
 
-class ShopifyControls:
+class ShopifyControls(_BearerTokenControls):
     kind, title = "shopify", "Shopify"
+    throttle_fault = "throttled"
     faults = (("500", "HTTP 500 サーバーエラー / server error"), ("502", "HTTP 502"),
               ("throttled", "THROTTLED (GraphQL のコスト超過 / cost bucket empty)"))
     tokens = ColorMeControls.tokens
@@ -116,17 +126,6 @@ class ShopifyControls:
                 raise Refused(f"no such item stocked at the default location: {key}")
             self.sandbox.set_stock(int(key), stock)
 
-    def fail(self, fault: str, count: int) -> None:
-        if fault == "throttled":
-            self.sandbox.throttle_next(count)
-        else:
-            self.sandbox.fail_next(count, int(fault))
-
-    def token(self, action: str) -> str | None:
-        if action == "revoke":
-            self.sandbox.revoke_tokens()
-            return None
-        return self.sandbox.issue_token()
 
 
 class NextEngineControls:
