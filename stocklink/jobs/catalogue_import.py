@@ -131,9 +131,12 @@ def _run(row: CatalogueImport) -> str:
                                                      pace_s=pace)
     except Exception as exc:
         db.session.rollback()
-        reason = f"{type(exc).__name__}: {exc}" if not isinstance(exc, PlatformError) else str(exc)
         if isinstance(exc, AuthError):
             reason = f"credentials refused: {exc}"
+        elif isinstance(exc, PlatformError):
+            reason = str(exc)
+        else:
+            reason = f"{type(exc).__name__}: {exc}"
         db.session.execute(update(CatalogueImport).where(CatalogueImport.job_id == row.job_id)
                            .values(state="failed", message=reason[:2000], finished_at=utcnow()))
         db.session.commit()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
 from stocklink.infra.after_commit import after_commit
@@ -123,7 +123,3 @@ def auto():
           + ngettext("%(num)d item has a problem.", "%(num)d items have a problem.", problems), "info")
     return redirect(url_for("links.index", channel=channel.id), 303)
 
-
-def unlinked_count() -> int:
-    return db.session.scalar(select(func.count()).select_from(Listing).where(
-        Listing.removed_at.is_(None), or_(Listing.product_id.is_(None), Listing.link_problem.is_not(None))))
