@@ -10,7 +10,8 @@ then ``search_text.refresh_products()`` / ``refresh_listings()``): some off sync
 difference, some with a link problem, some unlinked. The fourth channel is a NextEngine sandbox
 holding one goods record per product: ``import_s`` is its catalogue import and auto-link through
 :func:`stocklink.services.catalogue_import.import_channel` (``pace_s=0``), committed chunk by
-chunk as the import job does. ``reconcile_items_per_s`` is the read-back of that channel
+chunk as the import job does, then the statistics refresh the job runs after a large import
+(:func:`~stocklink.services.catalogue_import.after_import`). ``reconcile_items_per_s`` is the read-back of that channel
 (:func:`stocklink.services.read_back.read_back_channel`, every listing due, the budget lifted by a
 long ``interval_s`` and no pause between requests): listings compared per second.
 
@@ -147,13 +148,14 @@ class SandboxClock:
 def run_import(channel_id: int) -> tuple[float, object]:
     from stocklink.infra.extensions import db
     from stocklink.models import Channel
-    from stocklink.services.catalogue_import import import_channel
+    from stocklink.services.catalogue_import import after_import, import_channel
     from stocklink.services.channel_clients import make_channel_client
 
     channel = db.session.get(Channel, channel_id)
     started = time.perf_counter()
     counts = import_channel(channel, make_channel_client(channel), lambda _c: db.session.commit(), pace_s=0)
     db.session.commit()
+    after_import(counts)  # as the import job does once it has committed
     return time.perf_counter() - started, counts
 
 

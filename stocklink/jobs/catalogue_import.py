@@ -143,6 +143,7 @@ def _run(row: CatalogueImport) -> str:
         raise
     row.state, row.finished_at = "done", utcnow()
     db.session.commit()
+    catalogue_import.after_import(counts)
     for channel_id in sorted(counts.dirty_channels):
         enqueue_push(channel_id)
     return f"{counts.done} read, {counts.created} new, {counts.updated} updated, {counts.removed} removed, " \
