@@ -74,6 +74,8 @@ def test_sqlite_enforces_foreign_keys_and_0003_settles_old_orphans(tmp_path, red
         # 0009 gives old rows their search text: the grid's keyword finds them by name and listing code.
         assert db.session.scalar(select(Product.search_text).where(Product.id == 1)) == "マグカップ i1"
         assert db.session.scalar(select(Listing.search_text).where(Listing.id == 1)) == "i1"
+        # 0012 counts each product's linked listings; from then on the triggers keep the count.
+        assert db.session.scalar(select(Product.linked_listings).where(Product.id == 1)) == 1
         # An order whose channel is gone goes, and its lines with it, in the same upgrade.
         assert db.session.scalars(select(Order.id)).all() == [2]
         assert db.session.scalars(select(OrderLine.id)).all() == [2]
@@ -81,6 +83,7 @@ def test_sqlite_enforces_foreign_keys_and_0003_settles_old_orphans(tmp_path, red
         db.session.commit()
         assert db.session.scalar(select(func.count()).select_from(Listing)) == 0
         assert db.session.scalar(select(func.count()).select_from(Product)) == 1
+        assert db.session.scalar(select(Product.linked_listings)) == 0  # the cascade's deletes counted
         db.session.remove()
         db.engine.dispose()
 

@@ -13,6 +13,11 @@ class Product(db.Model):
     :mod:`stocklink.services.stock_ledger`, each change with its ledger row."""
 
     __tablename__ = "products"
+    __table_args__ = (
+        # The grid's "unlinked" filter: the few products without a listing, in a small index.
+        db.Index("ix_products_unlinked", "id", sqlite_where=db.text("linked_listings = 0"),
+                 postgresql_where=db.text("linked_listings = 0")),
+    )
 
     id = db.Column(db.Integer, primary_key=True)
     smaregi_product_id = db.Column(db.String(20), unique=True)
@@ -27,6 +32,8 @@ class Product(db.Model):
     reserved = db.Column(db.BigInteger, nullable=False, default=0)
     stock_read_at = db.Column(db.DateTime(timezone=True))
     low_stock_threshold = db.Column(db.Integer)
+    # Listings linked to it, on every channel: kept by triggers on listings (models.link_counts).
+    linked_listings = db.Column(db.Integer, nullable=False, default=0, server_default="0")
     # Name, variation and every code, folded by domain.text.search_key: what the grid's keyword
     # filter matches (services.search_text keeps it current).
     search_text = db.Column(db.Text, nullable=False, default="")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from stocklink.infra.extensions import db
+from stocklink.models import link_counts
 from stocklink.models._types import utcnow
 
 
@@ -95,3 +96,6 @@ class Listing(db.Model):
 
     channel = db.relationship("Channel", back_populates="listings")
     product = db.relationship("Product", backref=db.backref("listings", lazy="dynamic"))
+
+
+link_counts.listen(Listing.__table__)

@@ -7,7 +7,9 @@ problem) is ``products.id IN (SELECT product_id FROM listings WHERE …)``: the 
 its narrow index once. One that most products meet (linked, sync on) and "unlinked" are a
 correlated ``[NOT] EXISTS`` on the listings' product index: the page then stops after its 100
 rows instead of first collecting every listing's product (bench/grid.py: sync on over 100,000
-products and 400,000 listings took 170 ms a page on SQLite as ``IN``).
+products and 400,000 listings took 170 ms a page on SQLite as ``IN``). Linked and unlinked on
+every channel read the product's own count of linked listings (``linked_listings``, kept by
+the database: :mod:`stocklink.models.link_counts`).
 """
 from __future__ import annotations
 
@@ -69,10 +71,11 @@ def search_statement(search: Search, *columns):
         stmt = stmt.where(total >= search.total_min)
     if search.total_max is not None:
         stmt = stmt.where(total <= search.total_max)
-    if search.link == "linked":
-        stmt = stmt.where(_any_listing(search))
+    # Sync on is a listing of the product: it says "linked" already.
+    if search.link == "linked" and search.sync != "on":
+        stmt = stmt.where(_any_listing(search) if search.channel_id is not None else Product.linked_listings > 0)
     elif search.link == "unlinked":
-        stmt = stmt.where(~_any_listing(search))
+        stmt = stmt.where(~_any_listing(search) if search.channel_id is not None else Product.linked_listings == 0)
     elif search.link == "problem":
         stmt = stmt.where(Product.id.in_(_listings_of(search, Listing.link_problem.is_not(None))))
     if search.sync == "on":
