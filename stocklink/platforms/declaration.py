@@ -94,6 +94,11 @@ class Platform:
     # The channel's documented request rate (requests per second, platform-apis-channels.md);
     # background reads (catalogue import, read-back) are paced to a fraction of it.
     rate_per_s: float = 1.0
+    # Web orders (SPEC §5, seed 002's status conditions): the platform's order statuses as
+    # ``(value, label)``, matched against :attr:`ChannelOrder.status`, and the ones an order must
+    # have to be deducted unless the merchant chose otherwise.
+    order_statuses: tuple[tuple[str, Any], ...] = ()
+    order_statuses_default: tuple[str, ...] = ()
 
     @property
     def delta(self) -> bool:

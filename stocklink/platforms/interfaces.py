@@ -101,16 +101,46 @@ class CatalogueLister(Protocol):
 
 
 @dataclass(frozen=True)
+class ChannelOrderLine:
+    """One line of a web order as the channel holds it now.
+
+    ``identifier`` is the listing's identifier, the same one :class:`ChannelItem` gives and the
+    client writes stock by, so the order pipeline finds the listing (and its product) by it.
+    ``line_id`` is the channel's own id of the line (ColorMe ``details[].id``, NextEngine
+    ``receive_order_row_no``, Shopify's line item id). A cancelled line is given with
+    ``quantity`` 0 (ColorMe's cancel sets ``product_num`` 0; NextEngine's cancel flag)."""
+
+    line_id: str
+    identifier: str
+    quantity: int
+    code: str | None = None  # the SKU / 型番 / 商品コード the order shows (for the merchant)
+    title: str = ""
+    unit_price: int | None = None  # yen, tax included, as the channel charged it
+
+
+@dataclass(frozen=True)
 class ChannelOrder:
-    """One web order: its lines as ``(identifier, quantity)``."""
+    """One web order, as the channel holds it at the moment it was read.
+
+    ``status`` is the platform's own status, as it says it (ColorMe: ``paid``/``delivered``
+    flags folded into one word, NextEngine ``receive_order_order_status_id``, Shopify
+    ``displayFulfillmentStatus``): the channel's status conditions are matched against it.
+    ``cancelled`` is the platform's cancellation, normalised. ``updated_at`` is the channel's
+    last-modified time of the order: the poll cursor moves by it."""
 
     order_id: str
     ordered_at: datetime
+    updated_at: datetime
     status: str
-    lines: tuple[tuple[str, int], ...]
+    cancelled: bool
+    lines: tuple[ChannelOrderLine, ...]
 
 
 @runtime_checkable
 class OrderReader(Protocol):
-    def read_orders(self, since: datetime) -> list[ChannelOrder]:
-        """Orders placed or changed since ``since``, oldest first."""
+    def read_orders(self, since: datetime, *, pace_s: float = 0.0) -> Iterator[ChannelOrder]:
+        """Every order placed or changed at or after ``since`` (aware UTC; compared with the
+        channel's last-modified time), every page, oldest change first; ``pace_s`` seconds
+        between page requests. Cancelled orders are included (``cancelled`` True): a
+        cancellation is news. Errors as for the other calls: :class:`AuthError` for a refused
+        or expired token, :class:`TemporaryError` for a throttled or unavailable page."""
