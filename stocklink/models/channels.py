@@ -37,6 +37,14 @@ class Channel(db.Model):
     last_read_back_at = db.Column(db.DateTime(timezone=True))
     # Differences heal themselves after this many minutes (None: the merchant reflects them).
     heal_after_minutes = db.Column(db.Integer)
+    # Web orders (SPEC §5). 初期受注取得: orders placed before this moment are never deducted;
+    # None until the merchant (or the first poll) sets it. The cursor is the channel's update
+    # time up to which every order has been taken; each poll reads again from a little before it.
+    orders_start_at = db.Column(db.DateTime(timezone=True))
+    orders_cursor_at = db.Column(db.DateTime(timezone=True))
+    orders_polled_at = db.Column(db.DateTime(timezone=True))
+    # The statuses an order must have to be deducted; None: the platform's default conditions.
+    order_statuses = db.Column(db.JSON)
     stale_alerted_at = db.Column(db.DateTime(timezone=True))
     created_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
 
