@@ -103,3 +103,26 @@ def clear_dirty(seen: dict[int, datetime | None], *, unless_delta_left: bool = F
         db.session.flush()
         db.session.connection().execute(update(table).where(*condition).values(dirty=False),
                                         [{"lid": lid, "fact": fact} for lid, fact in seen.items()])
+
+
+def change_reserved(changes: dict[int, int], *, cause: str, source_event: str | None = None,
+                    actor: str = "order") -> dict[int, int]:
+    """Add each ``changes[product id]`` to ``reserved`` (negative: give it back), atomically in
+    the database (``SET reserved = reserved + :n``, SPEC §11.4), products in key order so two
+    workers never wait on each other in a circle; a ledger row for each. Returns each product's
+    ``reserved`` after the change (a product that no longer exists is left out)."""
+    after: dict[int, int] = {}
+    table = Product.__table__
+    for pid in sorted(changes):
+        delta = changes[pid]
+        if not delta:
+            continue
+        value = db.session.execute(update(table).where(table.c.id == pid)
+                                   .values(reserved=table.c.reserved + delta).returning(table.c.reserved)).scalar()
+        if value is None:
+            continue
+        after[pid] = value
+        db.session.execute(insert(StockLedger).values(
+            product_id=pid, field="reserved", before=value - delta, after=value, cause=cause,
+            source_event=source_event, actor=actor, at=utcnow()))
+    return after
