@@ -15,13 +15,25 @@ write's key (§7.3, §7.4), one aliased mutation per write so that each item suc
 or fails alone; retrying a batch with the same keys replays instead of re-applying.
 A lost compare-and-set answers ``stale`` with the fresh quantity; the push keeps the listing
 dirty and writes again against it.
+
+Orders (§7.5): :meth:`ShopifyClient.read_orders` polls ``orders(query: "updated_at:>=…",
+sortKey: UPDATED_AT)``; a line's identifier is its variant's inventory item id, as the catalogue
+gives it. Webhooks: :func:`verify_webhook` checks ``X-Shopify-Hmac-SHA256`` against the
+``client_secret`` credential, :func:`parse_order_webhook` reads the REST-style order body.
 """
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
+import json
 import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 
 from flask_babel import lazy_gettext as _l
 
@@ -39,7 +51,7 @@ from stocklink.platforms.base import (
     send,
 )
 from stocklink.platforms.declaration import N_, Field, InvalidValue, Platform
-from stocklink.platforms.interfaces import ChannelItem
+from stocklink.platforms.interfaces import ChannelItem, ChannelOrder, ChannelOrderLine
 
 DEFAULT_BASE_URL = "https://{shop}.myshopify.com"
 DEFAULT_API_VERSION = "2026-04"  # changeFromQuantity + @idempotent are mandatory from here (§7.3)
@@ -84,6 +96,52 @@ query StocklinkConnection($location: ID!) {
   shop { name }
   location(id: $location) { id name }
 }"""
+
+# Orders (§7.5): 10 orders × 10 lines cost about 650 points of the 2000-point bucket (§7.6);
+# an order with more lines has the rest read by ORDER_LINES_QUERY.
+ORDER_PAGE = 10
+ORDER_LINE_PAGE = 10
+ORDER_LINE_FIELDS = """
+fragment StocklinkLine on LineItem {
+  id sku title quantity currentQuantity
+  originalUnitPriceSet { shopMoney { amount currencyCode } }
+  variant { id inventoryItem { id } }
+}"""
+ORDERS_QUERY = """
+query StocklinkOrders($first: Int!, $after: String, $query: String!, $lines: Int!) {
+  orders(first: $first, after: $after, query: $query, sortKey: UPDATED_AT) {
+    pageInfo { hasNextPage endCursor }
+    nodes {
+      id createdAt updatedAt cancelledAt displayFulfillmentStatus
+      lineItems(first: $lines) { pageInfo { hasNextPage endCursor } nodes { ...StocklinkLine } }
+    }
+  }
+}""" + ORDER_LINE_FIELDS
+ORDER_LINES_QUERY = """
+query StocklinkOrderLines($id: ID!, $first: Int!, $after: String) {
+  order(id: $id) {
+    lineItems(first: $first, after: $after) { pageInfo { hasNextPage endCursor } nodes { ...StocklinkLine } }
+  }
+}""" + ORDER_LINE_FIELDS
+# displayFulfillmentStatus values (OrderDisplayFulfillmentStatus); OPEN and PENDING_FULFILLMENT
+# are older names Shopify replaced by UNFULFILLED and IN_PROGRESS.
+ORDER_STATUSES = (
+    ("UNFULFILLED", _l("Unfulfilled")),
+    ("PARTIALLY_FULFILLED", _l("Partially fulfilled")),
+    ("FULFILLED", _l("Fulfilled")),
+    ("IN_PROGRESS", _l("Fulfillment in progress")),
+    ("ON_HOLD", _l("Fulfillment on hold")),
+    ("SCHEDULED", _l("Fulfillment scheduled")),
+    ("REQUEST_DECLINED", _l("Fulfillment request declined")),
+    ("RESTOCKED", _l("Restocked")),
+    ("FULFILLMENT_NOT_REQUIRED", _l("Fulfillment not required")),
+)
+# A webhook body's ``fulfillment_status`` folded into the displayFulfillmentStatus words.
+WEBHOOK_FULFILLMENT = {None: "UNFULFILLED", "partial": "PARTIALLY_FULFILLED", "fulfilled": "FULFILLED",
+                       "restocked": "RESTOCKED"}
+# Topics whose body is the order itself (orders/edited sends an ``order_edit`` instead).
+ORDER_TOPICS = {"orders/create", "orders/updated", "orders/cancelled", "orders/fulfilled",
+                "orders/partially_fulfilled", "orders/paid"}
 
 SET_FIELD = """  w{i}: inventorySetQuantities(input: $input{i}) @idempotent(key: $key{i}) {{
     inventoryAdjustmentGroup {{ id changes(quantityNames: ["available"]) {{ name quantityAfterChange }} }}
@@ -204,6 +262,56 @@ class ShopifyClient(ChannelClient):
             after, page = info["endCursor"], page + 1
             needed = _refill_wait((body.get("extensions") or {}).get("cost") or {})
 
+    def read_orders(self, since: datetime, *, pace_s: float = 0.0) -> Iterator[ChannelOrder]:
+        """Every order whose ``updatedAt`` is at or after ``since`` (``updated_at:>=`` to the
+        second, so the boundary second is read again), oldest change first, cancelled ones
+        included. A line's ``identifier`` is its variant's inventory item id (numeric, as
+        :meth:`list_catalogue` gives it; ``""`` for a line whose variant was deleted); ``line_id``
+        the line item id; ``quantity`` ``currentQuantity`` (0 once removed or restocked);
+        ``status`` ``displayFulfillmentStatus``. Pacing and errors as :meth:`list_catalogue`.
+
+        :raise ValueError: ``since`` without a time zone."""
+        if since.tzinfo is None:
+            raise ValueError("read_orders needs an aware datetime")
+        moment = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        variables = {"first": ORDER_PAGE, "after": None, "query": f"updated_at:>='{moment}'",
+                     "lines": ORDER_LINE_PAGE}
+        page, needed = 0, 0.0
+        while True:
+            pause_between_pages(pace_s, page)
+            if needed:
+                time.sleep(needed)
+            body = page_with_retries(lambda v=dict(variables): self._graphql_body(ORDERS_QUERY, v))
+            connection = (body.get("data") or {}).get("orders") or {}
+            for node in connection.get("nodes") or []:
+                yield self._order(node, pace_s)
+            info = connection.get("pageInfo") or {}
+            if not info.get("hasNextPage") or not info.get("endCursor"):
+                return
+            variables["after"], page = info["endCursor"], page + 1
+            needed = _refill_wait((body.get("extensions") or {}).get("cost") or {})
+
+    def _order(self, node: dict, pace_s: float) -> ChannelOrder:
+        """One order node, with the lines beyond its first page read by ORDER_LINES_QUERY."""
+        connection = node.get("lineItems") or {}
+        lines = list(connection.get("nodes") or [])
+        info = connection.get("pageInfo") or {}
+        while info.get("hasNextPage") and info.get("endCursor"):
+            pause_between_pages(pace_s, 1)
+            variables = {"id": node["id"], "first": ORDER_LINE_PAGE, "after": info["endCursor"]}
+            data = page_with_retries(lambda v=variables: self._graphql(ORDER_LINES_QUERY, v))
+            connection = ((data.get("order") or {}).get("lineItems")) or {}
+            lines.extend(connection.get("nodes") or [])
+            info = connection.get("pageInfo") or {}
+        return ChannelOrder(
+            order_id=_number(node.get("id")),
+            ordered_at=_moment(node.get("createdAt")),
+            updated_at=_moment(node.get("updatedAt")),
+            status=str(node.get("displayFulfillmentStatus") or ""),
+            cancelled=node.get("cancelledAt") is not None,
+            lines=tuple(_order_line(line) for line in lines),
+        )
+
     def write_mode(self, write: StockWrite) -> str:
         return "compare_and_set" if write.expected is not None else "absolute"
 
@@ -294,6 +402,121 @@ def _catalogue_item(node: dict) -> ChannelItem:
     )
 
 
+def _number(global_id) -> str:
+    """The numeric part of a global id (``gid://shopify/Order/5`` → ``"5"``)."""
+    return str(global_id or "").rpartition("/")[2]
+
+
+def _moment(text) -> datetime:
+    """An ISO-8601 time from Shopify (``Z`` or an offset) as aware UTC."""
+    moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError(f"time without a zone: {text!r}")
+    return moment.astimezone(UTC)
+
+
+def _yen(amount) -> int | None:
+    """A money amount (``"1200.0"``) as whole yen; ``None`` when absent or not a number."""
+    try:
+        return int(Decimal(str(amount))) if amount is not None else None
+    except (InvalidOperation, ValueError):
+        return None
+
+
+def _order_line(node: dict) -> ChannelOrderLine:
+    item = ((node.get("variant") or {}).get("inventoryItem") or {}).get("id")
+    money = (node.get("originalUnitPriceSet") or {}).get("shopMoney") or {}
+    return ChannelOrderLine(
+        line_id=_number(node.get("id")),
+        identifier=_number(item),
+        quantity=int(node.get("currentQuantity") or 0),
+        code=node.get("sku") or None,
+        title=str(node.get("title") or ""),
+        unit_price=_yen(money.get("amount")) if money.get("currencyCode", "JPY") == "JPY" else None,
+    )
+
+
+class WebhookPayloadError(ValueError):
+    """A webhook body that is not a usable Shopify order (bad JSON, a missing or wrong field)."""
+
+
+def verify_webhook(secret: str, body: bytes, header: str | None) -> bool:
+    """Whether ``header`` (``X-Shopify-Hmac-SHA256``) is the base64 HMAC-SHA256 of the raw
+    ``body`` with the app's client ``secret`` (§7.5), compared in constant time. False for a
+    missing, empty or garbled header and for an empty secret (anyone could sign with that)."""
+    if not secret or not header or not isinstance(header, str):
+        return False
+    try:
+        given = base64.b64decode(header.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).digest()
+    return hmac.compare_digest(expected, given)
+
+
+def parse_order_webhook(topic: str, body: bytes, *,
+                        variant_items: Mapping[str, str] | None = None) -> ChannelOrder:
+    """The order of an ``orders/*`` webhook body (REST-style JSON), as :meth:`read_orders` gives it.
+
+    The body names each line's variant, not its inventory item: a line's ``identifier`` is
+    ``variant_items[variant id]`` (numeric variant ids or global ids, as
+    :attr:`ChannelItem.extra` ``variant_id`` holds them, to listing identifiers), ``""`` when the
+    variant is not in ``variant_items`` or was deleted — a caller without the map re-reads the
+    order with :meth:`ShopifyClient.read_orders` from its ``updated_at``. ``status`` folds
+    ``fulfillment_status`` into the displayFulfillmentStatus words (``null`` → ``UNFULFILLED``,
+    ``partial``, ``fulfilled``, ``restocked``); ``quantity`` is ``current_quantity``.
+
+    :raise WebhookPayloadError: an unknown topic, a body that is not a JSON object, or a missing
+        or malformed ``id``, ``created_at``, ``updated_at`` or ``line_items`` entry."""
+    if topic not in ORDER_TOPICS:
+        raise WebhookPayloadError(f"not an order webhook topic: {topic!r}")
+    try:
+        order = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise WebhookPayloadError(f"webhook body is not JSON: {exc}") from None
+    if not isinstance(order, dict):
+        raise WebhookPayloadError("webhook body is not a JSON object")
+    items = {_number(k): str(v) for k, v in (variant_items or {}).items()}
+    try:
+        order_id = _webhook_id(order, "id")
+        lines = order["line_items"]
+        if not isinstance(lines, list):
+            raise WebhookPayloadError("line_items is not a list")
+        parsed = []
+        for line in lines:
+            if not isinstance(line, dict):
+                raise WebhookPayloadError("a line item is not an object")
+            quantity = line["current_quantity"] if "current_quantity" in line else line["quantity"]
+            if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 0:
+                raise WebhookPayloadError(f"line item {line.get('id')}: bad quantity {quantity!r}")
+            variant = line.get("variant_id")
+            parsed.append(ChannelOrderLine(
+                line_id=_webhook_id(line, "id"),
+                identifier=items.get(str(variant), "") if variant is not None else "",
+                quantity=quantity, code=line.get("sku") or None, title=str(line.get("title") or ""),
+                unit_price=_yen(line.get("price")) if order.get("currency", "JPY") == "JPY" else None))
+        fulfillment = order.get("fulfillment_status")
+        return ChannelOrder(
+            order_id=order_id, ordered_at=_moment(order["created_at"]),
+            updated_at=_moment(order["updated_at"]),
+            status=WEBHOOK_FULFILLMENT.get(fulfillment, str(fulfillment).upper()),
+            cancelled=order.get("cancelled_at") is not None or topic == "orders/cancelled",
+            lines=tuple(parsed))
+    except WebhookPayloadError:
+        raise
+    except KeyError as exc:
+        raise WebhookPayloadError(f"webhook body lacks {exc.args[0]!r}") from None
+    except (TypeError, ValueError) as exc:  # a time that is not ISO-8601, a field of the wrong type
+        raise WebhookPayloadError(f"webhook body has a malformed field: {exc}") from None
+
+
+def _webhook_id(obj: dict, key: str) -> str:
+    value = obj[key]
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+        raise WebhookPayloadError(f"{key} is not a Shopify id: {value!r}")
+    return str(value)
+
+
 def _preview_url(media: dict) -> str | None:
     return ((media.get("preview") or {}).get("image") or {}).get("url")
 
@@ -349,8 +572,13 @@ PLATFORM = Platform(
     kind="shopify", label=_l("Shopify"), base_url=DEFAULT_BASE_URL, range_max=999_999,
     rate_per_s=2.0,  # cost-based, 100 points/s restored; a page of variants costs ~50
     client=ShopifyClient,
-    credentials=(Field("access_token", _l("Admin API access token"), kind="secret"),),
+    credentials=(Field("access_token", _l("Admin API access token"), kind="secret"),
+                 Field("client_secret", _l("Client secret"), kind="secret",
+                       help=_l("Checks that order webhooks really come from Shopify"))),
     settings=(Field("location_id", _l("Location ID"), required=True, check=_location_id,
                     help=_l("The location whose available stock stocklink sets")),
               Field("api_version", _l("API version"), default=DEFAULT_API_VERSION, check=_api_version)),
+    order_statuses=ORDER_STATUSES,
+    # Stock leaves with the order, whatever its fulfilment: every status counts by default.
+    order_statuses_default=tuple(value for value, _label in ORDER_STATUSES),
 )

@@ -29,7 +29,22 @@ Python control methods on :class:`ShopifySandbox`, mirrored under ``/sandbox/``:
 - ``adjustments`` (every applied adjustment group) — ``GET /sandbox/adjustments``
 - maintenance (503), forced 5xx, delay, request log: :mod:`stocklink.sandbox.common`.
 
-Orders (§7.5) are not simulated yet; ``self.orders`` is where they go.
+Orders (§7.5): ``place_order(lines, status=None)`` → order id (``lines`` as ``(inventory item id,
+quantity)``, the identifier the client writes stock by; ``available`` drops and ``committed``
+rises by the quantities, as a Shopify sale does) — ``POST /sandbox/orders``;
+``edit_order(order_id, lines)`` (each listed item's current quantity becomes the given one, 0
+removes it; stock moves by the difference) — ``POST /sandbox/orders/<id>/edit``;
+``cancel_order(order_id)`` (``cancelledAt`` set, every line restocked to current quantity 0) —
+``POST /sandbox/orders/<id>/cancel``. Each change moves ``updatedAt`` (second resolution, from
+``clock``, which a test may replace). GraphQL: ``orders(first, after, query, sortKey, reverse)``
+with ``query`` ``updated_at:>=…`` (also ``>``, ``<``, ``<=``; the value quoted or not) and
+``sortKey: UPDATED_AT`` / ``CREATED_AT`` / ``ID``; ``order(id)``; ``Order.lineItems(first, after)``.
+
+Webhooks: ``subscribe(topic, url)`` — ``POST /sandbox/webhooks`` — or the
+``webhookSubscriptionCreate`` mutation; each order change POSTs the REST-style order JSON to every
+URL subscribed to its topic (``orders/create``, ``orders/updated``, ``orders/cancelled``), signed
+with ``client_secret`` (:mod:`stocklink.sandbox.webhooks`: background delivery, ``drop_next``,
+``duplicate_next``, ``flush``; the attempts are in ``webhook_log``, ``GET /sandbox/webhooks``).
 """
 from __future__ import annotations
 
@@ -39,7 +54,8 @@ import json
 import re
 import secrets
 import time
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
 
 from flask import Flask, jsonify, request
 
@@ -52,6 +68,7 @@ from stocklink.sandbox.minigraphql import (
     execute,
     prepare,
 )
+from stocklink.sandbox.webhooks import WebhookSender
 
 QUANTITY_NAMES = {"available", "on_hand", "committed", "reserved", "incoming", "damaged",
                   "quality_control", "safety_stock"}
@@ -65,6 +82,11 @@ MAX_PAGE = 250  # connections: first/last at most 250 (shopify.dev pagination)
 COUNT_LIMIT = 10_000  # productVariantsCount's default limit; above it precision is AT_LEAST
 DEFAULT_TITLE = "Default Title"  # the one variant of a product without options
 UNAUTHORIZED = "[API] Invalid API key or access token (unrecognized login or wrong password)"
+SHOP_TZ = timezone(timedelta(hours=9))  # REST payloads give times in the shop's zone (Asia/Tokyo)
+WEBHOOK_TOPICS = {"ORDERS_CREATE": "orders/create", "ORDERS_UPDATED": "orders/updated",
+                  "ORDERS_CANCELLED": "orders/cancelled"}
+ORDER_SORT_KEYS = {"UPDATED_AT": "updated_at", "CREATED_AT": "created_at", "ID": "id"}
+_UPDATED_FILTER = re.compile(r"updated_at:(>=|<=|>|<)\s*'?([0-9T:+\-.Z]+)'?")
 
 
 def gid(kind: str, number: int) -> str:
@@ -93,7 +115,12 @@ class ShopifySandbox(SandboxState):
         self.variants: dict[int, dict] = {}        # id -> {"product", "title", "sku", "item", "image_url"}
         self.idempotency: dict[str, tuple[str, dict]] = {}
         self.adjustments: list[dict] = []
-        self.orders: list[dict] = []
+        self.orders: dict[int, dict] = {}          # id -> see place_order
+        self.webhooks: list[dict] = []             # {"id", "topic", "url"}
+        self.client_secret = "shpss_" + secrets.token_hex(16)
+        self.webhook_sender = WebhookSender(self.client_secret, f"{shop_name}.myshopify.com")
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self._next_order, self._next_line, self._next_webhook = 5000000001, 13000000001, 1100000001
         self.bucket_size, self.restore_rate = bucket_size, restore_rate
         self._available = bucket_size
         self._last_refill = time.monotonic()
@@ -135,7 +162,7 @@ class ShopifySandbox(SandboxState):
 
     def add_product(self, title: str, variants: list[dict], *, image_url: str | None = None) -> list[int]:
         """Add a product with ``variants`` (each ``title``, ``sku``, ``available``, ``stocked``,
-        ``tracked``, ``location_id``, ``image_url``) and return their inventory item ids, in order."""
+        ``tracked``, ``location_id``, ``image_url``, ``price`` in yen) and return their inventory item ids, in order."""
         with self.lock:
             product_id = self._next_product
             self._next_product += 1
@@ -154,7 +181,8 @@ class ShopifySandbox(SandboxState):
                                        "variant": variant_id, "levels": levels}
                 self.variants[variant_id] = {"product": product_id, "title": v.get("title") or DEFAULT_TITLE,
                                              "sku": v.get("sku", ""), "item": item_id,
-                                             "image_url": v.get("image_url")}
+                                             "image_url": v.get("image_url"),
+                                             "price": int(v.get("price", 0))}
                 self.products[product_id]["variants"].append(variant_id)
                 items.append(item_id)
             return items
@@ -199,6 +227,172 @@ class ShopifySandbox(SandboxState):
                 "throttleStatus": {"maximumAvailable": self.bucket_size,
                                    "currentlyAvailable": 0 if forced else int(self._available),
                                    "restoreRate": self.restore_rate}}
+
+    # Orders and webhooks (§7.5) ---------------------------------------------------
+    def _now(self) -> datetime:
+        return self.clock().astimezone(UTC).replace(microsecond=0)
+
+    def _level(self, item_id: int) -> dict:
+        level = self.items[item_id]["levels"].get(self.default_location)
+        if level is None:
+            raise ValueError(f"inventory item {item_id} is not stocked at the default location")
+        return level
+
+    def _move_stock(self, item_id: int, ordered: int) -> None:
+        """``ordered`` more units were sold (negative: given back)."""
+        if self.items[item_id].get("tracked", True):
+            level = self._level(item_id)
+            level["available"] -= ordered
+            level["committed"] = level.get("committed", 0) + ordered
+
+    def _item_of(self, identifier) -> int:
+        text = str(identifier).rpartition("/")[2]
+        if not text.isdigit() or int(text) not in self.items:
+            raise KeyError(f"no inventory item {identifier!r}")
+        return int(text)
+
+    def place_order(self, lines: list[tuple[str, int]], *, status: str | None = None) -> str:
+        """A customer's order of ``(inventory item id, quantity)`` lines; returns the order id.
+
+        ``status`` is the ``displayFulfillmentStatus`` (default ``UNFULFILLED``)."""
+        with self.lock:
+            planned = [(self._item_of(ident), int(qty)) for ident, qty in lines]
+            if not planned or any(qty <= 0 for _item, qty in planned):
+                raise ValueError("an order needs lines with positive quantities")
+            for item_id, _qty in planned:
+                if self.items[item_id].get("tracked", True):
+                    self._level(item_id)
+            now = self._now()
+            order_id = self._next_order
+            self._next_order += 1
+            order = {"id": order_id, "name": f"#{order_id - 5000000000 + 1000}", "created_at": now,
+                     "updated_at": now, "cancelled_at": None, "status": status or "UNFULFILLED",
+                     "lines": []}
+            for item_id, qty in planned:
+                order["lines"].append(self._new_line(item_id, qty))
+                self._move_stock(item_id, qty)
+            self.orders[order_id] = order
+            self._notify("orders/create", order)
+            return str(order_id)
+
+    def _new_line(self, item_id: int, quantity: int) -> dict:
+        variant_id = self.items[item_id]["variant"]
+        variant = self.variants[variant_id]
+        line = {"id": self._next_line, "item": item_id, "variant": variant_id,
+                "product": variant["product"], "sku": variant["sku"] or None,
+                "title": self.products[variant["product"]]["title"], "variant_title": variant["title"],
+                "price": variant.get("price", 0), "quantity": quantity, "current": quantity}
+        self._next_line += 1
+        return line
+
+    def edit_order(self, order_id, lines: list[tuple[str, int]]) -> None:
+        """An order edit: each listed item's current quantity becomes the given one (0 removes
+        it, an item not on the order is added); stock moves by the difference."""
+        with self.lock:
+            order = self.orders[int(order_id)]
+            if order["cancelled_at"] is not None:
+                raise ValueError("a cancelled order cannot be edited")
+            planned = [(self._item_of(ident), int(qty)) for ident, qty in lines]
+            if any(qty < 0 for _item, qty in planned):
+                raise ValueError("quantities cannot be negative")
+            for item_id, _qty in planned:  # check everything before changing anything
+                if self.items[item_id].get("tracked", True):
+                    self._level(item_id)
+            for item_id, qty in planned:
+                line = next((ln for ln in order["lines"] if ln["item"] == item_id), None)
+                if line is None:
+                    if qty:
+                        order["lines"].append(self._new_line(item_id, qty))
+                        self._move_stock(item_id, qty)
+                    continue
+                self._move_stock(item_id, qty - line["current"])
+                line["current"] = qty
+                line["quantity"] = max(line["quantity"], qty)
+            order["updated_at"] = self._now()
+            self._notify("orders/updated", order)
+
+    def cancel_order(self, order_id) -> None:
+        """Cancel with restock: ``cancelledAt`` set, every line's units back in stock."""
+        with self.lock:
+            order = self.orders[int(order_id)]
+            if order["cancelled_at"] is not None:
+                return
+            for line in order["lines"]:
+                self._move_stock(line["item"], -line["current"])
+                line["current"] = 0
+            order["cancelled_at"] = order["updated_at"] = self._now()
+            self._notify("orders/cancelled", order)
+
+    def set_order_status(self, order_id, status: str) -> None:
+        """The merchant fulfilled (part of) the order: a new ``displayFulfillmentStatus``."""
+        with self.lock:
+            order = self.orders[int(order_id)]
+            order["status"] = status
+            order["updated_at"] = self._now()
+            self._notify("orders/updated", order)
+
+    def subscribe(self, topic: str, url: str) -> str:
+        """Deliver ``topic`` (``orders/create``…) to ``url``; returns the subscription's gid."""
+        if topic not in WEBHOOK_TOPICS.values():
+            raise ValueError(f"unknown webhook topic {topic!r}")
+        with self.lock:
+            webhook_id = gid("WebhookSubscription", self._next_webhook)
+            self._next_webhook += 1
+            self.webhooks.append({"id": webhook_id, "topic": topic, "url": url})
+            return webhook_id
+
+    @property
+    def webhook_log(self) -> list[dict]:
+        return list(self.webhook_sender.log)
+
+    def _notify(self, topic: str, order: dict) -> None:
+        body = json.dumps(order_payload(order, self.shop_name), ensure_ascii=False).encode()
+        for hook in self.webhooks:
+            if hook["topic"] == topic:
+                self.webhook_sender.send(topic, hook["url"], body)
+
+    def webhook_create(self, args: dict) -> dict:
+        """``webhookSubscriptionCreate(topic, webhookSubscription: {uri | callbackUrl})``."""
+        topic = WEBHOOK_TOPICS.get(str(args.get("topic")))
+        spec = args.get("webhookSubscription") or {}
+        uri = spec.get("uri") or spec.get("callbackUrl")
+        if topic is None:
+            return {"webhookSubscription": None,
+                    "userErrors": [{"field": ["topic"], "message": "Topic is not supported"}]}
+        if not isinstance(uri, str) or not re.match(r"https?://", uri):
+            return {"webhookSubscription": None,
+                    "userErrors": [{"field": ["webhookSubscription", "uri"], "message": "Address is invalid"}]}
+        webhook_id = self.subscribe(topic, uri)
+        return {"webhookSubscription": {"id": webhook_id, "topic": str(args["topic"]), "uri": uri,
+                                        "format": "JSON"}, "userErrors": []}
+
+    def order_obj(self, order_id: int) -> dict | None:
+        order = self.orders.get(order_id)
+        if order is None:
+            return None
+        return {"__typename": "Order", "id": gid("Order", order_id), "name": order["name"],
+                "createdAt": _iso(order["created_at"]), "updatedAt": _iso(order["updated_at"]),
+                "cancelledAt": _iso(order["cancelled_at"]) if order["cancelled_at"] else None,
+                "displayFulfillmentStatus": order["status"], "_num": order_id}
+
+    def line_page(self, order: dict, args: dict) -> dict:
+        """``Order.lineItems(first, after)`` in line order."""
+        lines = self.orders[order["_num"]]["lines"]
+        return _page(args, "LineItem", lines, lambda ln: (ln["id"], ln["id"]), _line_obj)
+
+    def order_page(self, args: dict) -> dict:
+        """``orders(first, after, query, sortKey, reverse)``: the filter is ``updated_at``."""
+        key = ORDER_SORT_KEYS.get(str(args.get("sortKey") or "ID"))
+        if key is None:
+            raise GraphQLError(f"Invalid sort key {args.get('sortKey')}", extensions={"code": "BAD_REQUEST"})
+
+        def position(o: dict) -> tuple[int, int]:
+            return (o["id"] if key == "id" else int(o[key].timestamp()), o["id"])
+
+        reverse = bool(args.get("reverse"))
+        orders = sorted((o for o in self.orders.values() if _matches(o, args.get("query"))),
+                        key=position, reverse=reverse)
+        return _page(args, "Order", orders, position, lambda o: self.order_obj(o["id"]), reverse=reverse)
 
     # Objects as the resolvers hand them out -------------------------------------
     def item_obj(self, item_id: int) -> dict | None:
@@ -367,6 +561,87 @@ class ShopifySandbox(SandboxState):
         return group
 
 
+def order_payload(order: dict, shop_name: str) -> dict:
+    """The order as a REST-style webhook body (times in the shop's zone, money as strings)."""
+    def local(moment):
+        return moment.astimezone(SHOP_TZ).isoformat() if moment else None
+
+    fulfilled = {"FULFILLED": "fulfilled", "PARTIALLY_FULFILLED": "partial", "RESTOCKED": "restocked"}
+    return {
+        "id": order["id"], "admin_graphql_api_id": gid("Order", order["id"]), "name": order["name"],
+        "order_number": int(order["name"].lstrip("#")), "currency": "JPY",
+        "created_at": local(order["created_at"]), "updated_at": local(order["updated_at"]),
+        "cancelled_at": local(order["cancelled_at"]),
+        "cancel_reason": "customer" if order["cancelled_at"] else None,
+        "fulfillment_status": fulfilled.get(order["status"]),
+        "order_status_url": f"https://{shop_name}.myshopify.com/orders/{order['id']}",
+        "line_items": [{
+            "id": ln["id"], "admin_graphql_api_id": gid("LineItem", ln["id"]),
+            "variant_id": ln["variant"], "product_id": ln["product"], "sku": ln["sku"] or "",
+            "title": ln["title"], "variant_title": None if ln["variant_title"] == DEFAULT_TITLE
+            else ln["variant_title"], "name": ln["title"], "quantity": ln["quantity"],
+            "current_quantity": ln["current"], "fulfillable_quantity": ln["current"],
+            "price": f"{ln['price']}.00", "price_set": {"shop_money": {"amount": f"{ln['price']}.00",
+                                                                      "currency_code": "JPY"}},
+        } for ln in order["lines"]],
+    }
+
+
+def _line_obj(line: dict) -> dict:
+    return {"__typename": "LineItem", "id": gid("LineItem", line["id"]), "sku": line["sku"],
+            "title": line["title"], "name": line["title"], "quantity": line["quantity"],
+            "currentQuantity": line["current"], "_variant": line["variant"],
+            "originalUnitPriceSet": {"shopMoney": {"amount": f"{line['price']}.0", "currencyCode": "JPY"}}}
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _matches(order: dict, query) -> bool:
+    """Whether ``order`` matches the search ``query`` (only ``updated_at`` comparisons count)."""
+    for op, text in _UPDATED_FILTER.findall(str(query or "")):
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return False
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        value = order["updated_at"]
+        if not {">=": value >= moment, ">": value > moment, "<=": value <= moment,
+                "<": value < moment}[op]:
+            return False
+    return True
+
+
+def _page(args: dict, kind: str, rows: list, position, obj, *, reverse: bool = False) -> dict:
+    """A connection page of ``rows`` (already in order) after the ``after`` cursor; the cursor
+    (opaque to clients) holds the last row's ``position``."""
+    first = args.get("first")
+    if not isinstance(first, int) or not 0 < first <= MAX_PAGE:
+        raise GraphQLError(f"The 'first' argument must be between 1 and {MAX_PAGE}.",
+                           extensions={"code": "BAD_REQUEST"})
+    start = 0
+    if args.get("after"):
+        try:
+            named, value, number = base64.b64decode(str(args["after"])).decode().split("/")
+            last = (int(value), int(number))
+        except (ValueError, UnicodeDecodeError):
+            named, last = None, None
+        if named != kind:
+            raise GraphQLError("Invalid cursor for current pagination sort.",
+                               extensions={"code": "BAD_REQUEST"})
+        start = next((i for i, row in enumerate(rows)
+                      if (position(row) < last if reverse else position(row) > last)), len(rows))
+    chunk = rows[start:start + first]
+    edges = [{"cursor": base64.b64encode("{}/{}/{}".format(kind, *position(row)).encode()).decode(),
+              "node": obj(row)} for row in chunk]
+    return {"edges": edges, "nodes": [e["node"] for e in edges],
+            "pageInfo": {"hasNextPage": start + first < len(rows), "hasPreviousPage": start > 0,
+                         "startCursor": edges[0]["cursor"] if edges else None,
+                         "endCursor": edges[-1]["cursor"] if edges else None}}
+
+
 def _user_error(code: str, field: list, message: str) -> dict:
     return {"code": code, "field": field, "message": message}
 
@@ -383,11 +658,11 @@ def _schema() -> Schema:
         return sb.location_obj(parse_gid(args["id"], "Location"))
 
     def node(_parent, args, sb, _d):
-        match = re.fullmatch(r"gid://shopify/(InventoryItem|Location)/(\d+)", str(args.get("id")))
+        match = re.fullmatch(r"gid://shopify/(InventoryItem|Location|Order)/(\d+)", str(args.get("id")))
         if not match:
             return None
         kind, number = match.group(1), int(match.group(2))
-        return sb.item_obj(number) if kind == "InventoryItem" else sb.location_obj(number)
+        return {"InventoryItem": sb.item_obj, "Location": sb.location_obj, "Order": sb.order_obj}[kind](number)
 
     def variants_count(_parent, args, sb, _d):
         limit = args.get("limit", COUNT_LIMIT)
@@ -427,7 +702,36 @@ def _schema() -> Schema:
                                         optional=("first", "after"),
                                         resolve=lambda p, a, sb, d: sb.variant_page(a)),
             "productVariantsCount": FieldDef("Count", optional=("limit",), resolve=variants_count),
+            "orders": FieldDef("OrderConnection", connection=True,
+                               optional=("first", "after", "query", "sortKey", "reverse"),
+                               resolve=lambda p, a, sb, d: sb.order_page(a)),
+            "order": FieldDef("Order", required=("id",),
+                              resolve=lambda p, a, sb, d: sb.order_obj(parse_gid(a["id"], "Order"))),
         },
+        "OrderConnection": {"edges": FieldDef("OrderEdge"), "nodes": FieldDef("Order"),
+                            "pageInfo": FieldDef("PageInfo")},
+        "OrderEdge": {"cursor": FieldDef(), "node": FieldDef("Order")},
+        "Order": {
+            "id": FieldDef(), "name": FieldDef(), "createdAt": FieldDef(), "updatedAt": FieldDef(),
+            "cancelledAt": FieldDef(), "displayFulfillmentStatus": FieldDef(),
+            "lineItems": FieldDef("LineItemConnection", connection=True, optional=("first", "after"),
+                                  resolve=lambda o, a, sb, d: sb.line_page(o, a)),
+        },
+        "LineItemConnection": {"edges": FieldDef("LineItemEdge"), "nodes": FieldDef("LineItem"),
+                               "pageInfo": FieldDef("PageInfo")},
+        "LineItemEdge": {"cursor": FieldDef(), "node": FieldDef("LineItem")},
+        "LineItem": {
+            "id": FieldDef(), "sku": FieldDef(), "title": FieldDef(), "name": FieldDef(),
+            "quantity": FieldDef(), "currentQuantity": FieldDef(),
+            "originalUnitPriceSet": FieldDef("MoneyBag"),
+            "variant": FieldDef("ProductVariant", resolve=lambda ln, a, sb, d: sb.variant_obj(ln["_variant"])),
+        },
+        "MoneyBag": {"shopMoney": FieldDef("MoneyV2"), "presentmentMoney": FieldDef("MoneyV2")},
+        "MoneyV2": {"amount": FieldDef(), "currencyCode": FieldDef()},
+        "WebhookSubscriptionCreatePayload": {"webhookSubscription": FieldDef("WebhookSubscription"),
+                                             "userErrors": FieldDef("UserError")},
+        "WebhookSubscription": {"id": FieldDef(), "topic": FieldDef(), "uri": FieldDef(), "format": FieldDef()},
+        "UserError": {"field": FieldDef(), "message": FieldDef()},
         "Count": {"count": FieldDef(), "precision": FieldDef()},
         "ProductVariantConnection": {
             "edges": FieldDef("ProductVariantEdge"), "nodes": FieldDef("ProductVariant"),
@@ -452,6 +756,9 @@ def _schema() -> Schema:
             "inventorySetQuantities": FieldDef(
                 "InventorySetQuantitiesPayload", required=("input",),
                 resolve=lambda p, a, sb, d: sb.set_quantities(a, d)),
+            "webhookSubscriptionCreate": FieldDef(
+                "WebhookSubscriptionCreatePayload", required=("topic", "webhookSubscription"),
+                resolve=lambda p, a, sb, d: sb.webhook_create(a)),
         },
         "Node": {"id": FieldDef()},
         "Shop": {"id": FieldDef(), "name": FieldDef(), "myshopifyDomain": FieldDef()},
@@ -485,7 +792,7 @@ def _schema() -> Schema:
         },
         "InventorySetQuantitiesUserError": {"code": FieldDef(), "field": FieldDef(), "message": FieldDef()},
     }
-    return Schema(types, interfaces={"Node": {"InventoryItem", "Location"}},
+    return Schema(types, interfaces={"Node": {"InventoryItem", "Location", "Order"}},
                   directives={"idempotent": ("key",)})
 
 
@@ -590,3 +897,41 @@ def _controls(app: Flask, sandbox: ShopifySandbox) -> None:
     def _adjustments():
         with sandbox.lock:
             return jsonify(adjustments=copy.deepcopy(sandbox.adjustments))
+
+    @app.post("/sandbox/orders")
+    def _place_order():
+        b = body()
+        try:
+            order_id = sandbox.place_order([(str(i), int(q)) for i, q in b.get("lines") or []],
+                                           status=b.get("status"))
+        except (KeyError, ValueError, TypeError) as exc:
+            return jsonify(error=str(exc)), 400
+        return jsonify(id=order_id), 201
+
+    @app.post("/sandbox/orders/<int:order_id>/edit")
+    def _edit_order(order_id: int):
+        try:
+            sandbox.edit_order(order_id, [(str(i), int(q)) for i, q in body().get("lines") or []])
+        except (KeyError, ValueError, TypeError) as exc:
+            return jsonify(error=str(exc)), 400
+        return jsonify(ok=True)
+
+    @app.post("/sandbox/orders/<int:order_id>/cancel")
+    def _cancel_order(order_id: int):
+        if order_id not in sandbox.orders:
+            return jsonify(error="not found"), 404
+        sandbox.cancel_order(order_id)
+        return jsonify(ok=True)
+
+    @app.post("/sandbox/webhooks")
+    def _subscribe():
+        b = body()
+        try:
+            return jsonify(id=sandbox.subscribe(str(b.get("topic")), str(b.get("url")))), 201
+        except ValueError as exc:
+            return jsonify(error=str(exc)), 400
+
+    @app.get("/sandbox/webhooks")
+    def _webhook_log():
+        return jsonify(subscriptions=list(sandbox.webhooks), deliveries=sandbox.webhook_log,
+                       client_secret=sandbox.client_secret)
