@@ -2,9 +2,12 @@
 
 :class:`SmaregiSandbox` is the thread-safe in-memory state (products, stock per store, 在庫変動履歴,
 issued tokens, the send history, failure knobs) with Python methods for what happens at the
-POS (``sell``, ``stocktake``, ``loss``, ``ship``, ``correct``). :func:`create_app` serves it:
-the legacy ``POST /access/`` (:mod:`.smaregi_legacy`), the Platform token and ``/pos`` API
-(:mod:`.smaregi_platform`) and the ``/sandbox/`` control surface (:mod:`.smaregi_control`).
+POS (``sell``, ``stocktake``, ``loss``, ``ship``, ``correct``) and for web sales registered
+through an API (``register_shipment``, ``register_transaction`` and their cancels, with
+``fail_next_registration``). :func:`create_app` serves it: the legacy ``POST /access/``
+(:mod:`.smaregi_legacy`), the Platform token and ``/pos`` API (:mod:`.smaregi_platform`), the
+registrations of both (:mod:`.smaregi_sales`) and the ``/sandbox/`` control surface
+(:mod:`.smaregi_control`).
 
 Behaviour follows /work/shared/platform-apis-smaregi.md; where that doc says NOT FOUND the
 behaviour is an attribute here, set conservatively. Serve it with :func:`serve_smaregi`:
@@ -34,13 +37,21 @@ JST = timezone(timedelta(hours=9), "JST")
 STOCK_MIN, STOCK_MAX = -999_999_999, 999_999_999  # doc §3.9
 WEBHOOK_USER_AGENT = "Smaregi-Platform-Api-Webhook/1.2.4(sandbox)"  # captured requests, doc §3.12
 APP_SCOPES = ("pos.products:read", "pos.products:write", "pos.stock:read", "pos.stock:write",
-              "pos.stock-changes:read", "pos.stores:read")
+              "pos.stock-changes:read", "pos.stores:read", "pos.transactions:read", "pos.transactions:write",
+              "pos.shipments:read", "pos.shipments:write")
 
 # 在庫区分 (doc §4.1)
 CORRECTION, SALE, STOCKTAKE, SHIPMENT, RETURN, LOSS, API_WRITE = "01", "02", "08", "10", "12", "14", "15"
 STOCK_DIVISIONS = {f"{n:02d}" for n in range(1, 19)}
 
 FAILURE_KINDS = ("500", "maintenance", "expired_token", "slow", "429")
+# Faults of the registration calls only (shipments and transactions, create and cancel, both
+# generations): "500" / "maintenance" refuse without applying; "drop" applies the registration,
+# then closes the connection without an answer; "timeout" applies it, then answers only after
+# ``seconds`` (longer than the client waits). Both leave the client with an unknown outcome.
+REGISTRATION_FAILURE_KINDS = ("500", "maintenance", "drop", "timeout")
+# Modelled shipment statuses (NOT FOUND, doc §1.5): shipped, and cancelled with the row kept.
+SHIPMENT_SHIPPED, SHIPMENT_CANCELLED = "1", "9"
 CONFIG_KEYS = {
     "contract_id", "access_token", "client_id", "client_secret", "app_scopes", "token_lifetime",
     "notify_url", "notify_mode", "notify_timeout", "webhook_secret_header", "webhook_secret",
@@ -208,6 +219,107 @@ class Send:
 
 
 @dataclass
+class ShipmentLine:
+    product_id: str
+    quantity: int
+    cost: int | None = None
+    memo: str = ""
+
+
+@dataclass
+class Shipment:
+    """A 出荷 (shipment to a non-store recipient), modelled on the legacy ``Shipment`` /
+    ``ShipmentDetail`` tables (doc §1.5); the Platform ``/shipments`` path uses the same fields
+    (its official schema is NOT FOUND, doc §3.11)."""
+
+    id: int
+    store_id: str
+    identification_no: str
+    shipment_date: datetime
+    lines: list[ShipmentLine]
+    recipient_name: str = ""
+    memo: str = ""
+    status: str = SHIPMENT_SHIPPED
+    modified: datetime = field(default_factory=now_jst)
+    change_ids: list[int] = field(default_factory=list)
+
+    @property
+    def cancelled(self) -> bool:
+        return self.status == SHIPMENT_CANCELLED
+
+    def row(self, timefmt) -> dict[str, str | None]:
+        """The head as both APIs answer it, every value a string."""
+        return {"shipmentId": str(self.id), "shipmentStoreId": self.store_id, "recipientType": "2",
+                "recipientId": None, "recipientName": self.recipient_name or None, "shipmentDivision": "1",
+                "shipmentDate": self.shipment_date.astimezone(JST).strftime("%Y-%m-%d"),
+                "status": self.status, "identificationNo": self.identification_no, "memo": self.memo,
+                "modified": timefmt(self.modified)}
+
+    def detail_rows(self, products: dict[str, Product], timefmt) -> list[dict[str, str | None]]:
+        rows = []
+        for line in self.lines:
+            product = products.get(line.product_id)
+            rows.append({"shipmentId": str(self.id), "productId": line.product_id,
+                         "productCode": product.code if product else None,
+                         "productName": product.name if product else None,
+                         "size": product.size if product else None, "color": product.color if product else None,
+                         "groupCode": product.group_code if product else None, "supplierProductNo": None,
+                         "cost": None if line.cost is None else str(line.cost), "quantity": str(line.quantity),
+                         "memo": line.memo, "modified": timefmt(self.modified)})
+        return rows
+
+
+@dataclass
+class TransactionLine:
+    detail_id: int
+    product_id: str
+    quantity: int
+    sales_price: int
+    price: int
+    division: str = "1"  # transactionDetailDivision 1 通常 (doc §4.2)
+
+
+@dataclass
+class Transaction:
+    """A 取引 (transaction head with its details, doc §3.10); 取消 sets ``cancel_division`` "1"
+    on it and keeps it (no counter-record)."""
+
+    id: int
+    store_id: str
+    terminal_id: str
+    terminal_tran_id: str
+    terminal_tran_at: datetime
+    subtotal: int
+    total: int
+    lines: list[TransactionLine]
+    division: str = "1"  # transactionHeadDivision 1 通常
+    memo: str = ""
+    cancel_division: str = "0"
+    created: datetime = field(default_factory=now_jst)
+    updated: datetime = field(default_factory=now_jst)
+    change_ids: list[int] = field(default_factory=list)
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel_division == "1"
+
+    def row(self, timefmt) -> dict[str, str | None]:
+        return {"transactionHeadId": str(self.id), "transactionDateTime": timefmt(self.created),
+                "transactionHeadDivision": self.division, "cancelDivision": self.cancel_division,
+                "disposeDivision": "0", "subtotal": str(self.subtotal), "total": str(self.total),
+                "storeId": self.store_id, "terminalId": self.terminal_id, "terminalTranId": self.terminal_tran_id,
+                "terminalTranDateTime": timefmt(self.terminal_tran_at), "memo": self.memo,
+                "sumDate": self.terminal_tran_at.astimezone(JST).strftime("%Y-%m-%d"),
+                "updDateTime": timefmt(self.updated)}
+
+    def detail_rows(self) -> list[dict[str, str]]:
+        return [{"transactionHeadId": str(self.id), "transactionDetailId": str(line.detail_id),
+                 "transactionDetailDivision": line.division, "productId": line.product_id,
+                 "price": str(line.price), "salesPrice": str(line.sales_price), "quantity": str(line.quantity)}
+                for line in self.lines]
+
+
+@dataclass
 class Token:
     value: str
     contract_id: str
@@ -261,7 +373,13 @@ class SmaregiSandbox:
         self.rate_limit: tuple[int, int] | None = None  # (GET/s, writes/s); sandbox plan 10/4 (doc §3.7)
         self.sends: list[Send] = []
         self.api_log: list[str] = []
+        self.registration_log: list[tuple[str, dict]] = []  # (proc_name or "METHOD path", body) as received
         self._failures: list[Failure] = []
+        self._registration_failures: list[Failure] = []
+        self.shipments: dict[int, Shipment] = {}
+        self.transactions: dict[int, Transaction] = {}
+        self._shipment_ids = itertools.count(1)
+        self._transaction_ids = itertools.count(1)
         self._rate_window: tuple[int, int, int] = (0, 0, 0)
         self._threads: list[threading.Thread] = []
         # Smaregi's timestamps have whole seconds; a test may hold the clock still so that
@@ -397,6 +515,125 @@ class SmaregiSandbox:
     def correct(self, product_id: str, stock: int, store_id: str | None = None) -> list[StockChange]:
         """A manual 修正 (在庫区分 01) in 管理画面: the stock is set to ``stock``."""
         return self._pos([(product_id, stock)], store_id, CORRECTION, "在庫修正", relative=False)
+
+    def register_shipment(self, store_id: str, lines: list[ShipmentLine], identification_no: str,
+                          shipment_date: datetime, recipient_name: str = "", memo: str = "") -> Shipment:
+        """A 出荷 registered through an API: stock leaves the store (在庫区分 10) and the change is
+        notified as every stock movement is, echo included. :raise SandboxError: bad lines."""
+        if not lines:
+            raise SandboxError("invalid", "details are required")
+        if len(identification_no) > 32:
+            raise SandboxError("invalid", "identificationNo は32文字以内で指定してください")
+        if any(line.quantity < 1 or line.quantity > 99_999 for line in lines):
+            raise SandboxError("invalid", "quantity は1〜99999で指定してください")
+        with self._lock:
+            self._store_exists(store_id)
+            moves = [Move(line.product_id, store_id, -line.quantity, True, SHIPMENT, f"出荷 {identification_no}")
+                     for line in lines]
+            changes = self._record(moves, skip_unmanaged=True)
+            shipment = Shipment(next(self._shipment_ids), store_id, identification_no, shipment_date,
+                                list(lines), recipient_name=recipient_name, memo=memo, modified=self.clock(),
+                                change_ids=[c.id for c in changes])
+            self.shipments[shipment.id] = shipment
+        self._notify(changes, wait=False)
+        return shipment
+
+    def cancel_shipment(self, shipment_id: int) -> Shipment:
+        """Cancel a shipment (modelled, doc §3.11): the pieces come back (在庫区分 10, plus) and the
+        row stays with status 9. Cancelling a cancelled one changes nothing. :raise SandboxError:
+        unknown id (kind ``not_found``)."""
+        with self._lock:
+            shipment = self.shipments.get(int(shipment_id))
+            if shipment is None:
+                raise SandboxError("not_found", f"出荷 {shipment_id} が見つかりません")
+            if shipment.cancelled:
+                return shipment
+            moves = [Move(line.product_id, shipment.store_id, line.quantity, True, SHIPMENT,
+                          f"出荷取消 {shipment.identification_no}") for line in shipment.lines]
+            changes = self._record(moves, skip_unmanaged=True)
+            shipment.status, shipment.modified = SHIPMENT_CANCELLED, self.clock()
+            shipment.change_ids += [c.id for c in changes]
+        self._notify(changes, wait=False)
+        return shipment
+
+    def register_transaction(self, store_id: str, terminal_id: str, terminal_tran_id: str,
+                             terminal_tran_at: datetime, subtotal: int, total: int,
+                             lines: list[TransactionLine], memo: str = "", division: str = "1") -> Transaction:
+        """A 取引 registered through an API: the pieces leave the store (在庫区分 02 売上), notified
+        as every stock movement is. :raise SandboxError: subtotal ≠ Σ salesPrice × quantity,
+        bad detail ids or divisions, unknown store or product."""
+        if not lines:
+            raise SandboxError("invalid", "details は必須です")
+        if subtotal != sum(line.sales_price * line.quantity for line in lines):
+            raise SandboxError("invalid", "subtotal は明細の合計と一致する必要があります")
+        if any(not 1 <= line.detail_id <= 999 or line.division not in ("1", "2", "3") for line in lines):
+            raise SandboxError("invalid", "transactionDetailId は1〜999、transactionDetailDivision は1〜3です")
+        if division != "1":
+            raise SandboxError("invalid", "transactionHeadDivision 1 (通常) only in the sandbox")
+        with self._lock:
+            self._store_exists(store_id)
+            moves = [Move(line.product_id, store_id, -line.quantity if line.division != "2" else line.quantity,
+                          True, SALE, f"取引 {terminal_id}-{terminal_tran_id}")
+                     for line in lines if line.division != "3"]
+            changes = self._record(moves, skip_unmanaged=True)
+            at = self.clock()
+            transaction = Transaction(next(self._transaction_ids), store_id, terminal_id, terminal_tran_id,
+                                      terminal_tran_at, subtotal, total, list(lines), division=division,
+                                      memo=memo, created=at, updated=at, change_ids=[c.id for c in changes])
+            self.transactions[transaction.id] = transaction
+        self._notify(changes, wait=False)
+        return transaction
+
+    def cancel_transaction(self, transaction_id: int) -> Transaction:
+        """取消 (doc §3.10): cancelDivision becomes "1" on the original and the pieces come back
+        (在庫区分 02, plus). Cancelling a cancelled one changes nothing. :raise SandboxError: unknown id."""
+        with self._lock:
+            transaction = self.transactions.get(int(transaction_id))
+            if transaction is None:
+                raise SandboxError("not_found", f"取引 {transaction_id} が見つかりません")
+            if transaction.cancelled:
+                return transaction
+            moves = [Move(line.product_id, transaction.store_id,
+                          line.quantity if line.division != "2" else -line.quantity, True, SALE,
+                          f"取引取消 {transaction.terminal_id}-{transaction.terminal_tran_id}")
+                     for line in transaction.lines if line.division != "3"]
+            changes = self._record(moves, skip_unmanaged=True)
+            transaction.cancel_division, transaction.updated = "1", self.clock()
+            transaction.change_ids += [c.id for c in changes]
+        self._notify(changes, wait=False)
+        return transaction
+
+    def shipment_records(self) -> list[Shipment]:
+        """Copies of the shipments, oldest first."""
+        with self._lock:
+            return [replace(s, lines=list(s.lines), change_ids=list(s.change_ids)) for s in self.shipments.values()]
+
+    def transaction_records(self) -> list[Transaction]:
+        """Copies of the transactions, oldest first."""
+        with self._lock:
+            return [replace(t, lines=list(t.lines), change_ids=list(t.change_ids))
+                    for t in self.transactions.values()]
+
+    def _store_exists(self, store_id: str) -> None:
+        if store_id not in self.stores:
+            raise SandboxError("unknown_store", "指定された店舗IDのリソースが見つかりません")
+
+    def fail_next_registration(self, kind: str, count: int = 1, seconds: float = 3.0) -> None:
+        """Make the next ``count`` registration calls (:data:`REGISTRATION_FAILURE_KINDS`) fail."""
+        if kind not in REGISTRATION_FAILURE_KINDS:
+            raise SandboxError("invalid", f"kind must be one of {', '.join(REGISTRATION_FAILURE_KINDS)}")
+        with self._lock:
+            self._registration_failures.append(Failure(kind, int(count), float(seconds)))
+
+    def take_registration_failure(self) -> Failure | None:
+        with self._lock:
+            while self._registration_failures and self._registration_failures[0].remaining <= 0:
+                self._registration_failures.pop(0)
+            if not self._registration_failures:
+                return None
+            failure = self._registration_failures[0]
+            failure.remaining -= 1
+            return Failure(failure.kind, 1, failure.seconds)
 
     def api_write(self, moves: list[Move], *, notify: bool) -> list[StockChange]:
         """A write through an API: legacy ``stock_upd`` (``notify=False``, doc §2.5) or Platform (echo)."""
@@ -557,6 +794,10 @@ class SmaregiSandbox:
             self._rate_window = (second, reads, writes)
             return writes > self.rate_limit[1] if write else reads > self.rate_limit[0]
 
+    def log_registration(self, call: str, body: dict) -> None:
+        with self._lock:
+            self.registration_log.append((call, body))
+
     def log(self, entry: str) -> None:
         with self._lock:
             self.api_log.append(entry)
@@ -591,6 +832,14 @@ class SmaregiSandbox:
                 return [r.row(legacy_time) for r in self.stock.values()]
             if table == "StockHistory":
                 return [c.legacy_row() for c in self.history]
+            if table == "Shipment":
+                return [sh.row(legacy_time) for sh in self.shipments.values()]
+            if table == "ShipmentDetail":
+                return [row for sh in self.shipments.values() for row in sh.detail_rows(self.products, legacy_time)]
+            if table == "TransactionHead":
+                return [t.row(legacy_time) for t in self.transactions.values()]
+            if table == "TransactionDetail":
+                return [row for t in self.transactions.values() for row in t.detail_rows()]
             if table == "Store":
                 return [{"storeId": sid, "storeName": name, "storeAbbr": name, "division": "1"}
                         for sid, name in self.stores.items()]
@@ -607,18 +856,21 @@ class SmaregiSandbox:
             return {"contract_id": self.contract_id, "stores": dict(self.stores),
                     "default_store_id": self.default_store_id, "notify_url": self.notify_url,
                     "notify_mode": self.notify_mode, "products": products,
-                    "history": [c.platform_row() for c in self.history[-50:]]}
+                    "history": [c.platform_row() for c in self.history[-50:]],
+                    "shipments": [sh.row(platform_time) for sh in list(self.shipments.values())[-20:]],
+                    "transactions": [t.row(platform_time) for t in list(self.transactions.values())[-20:]]}
 
 
 def create_app(sandbox: SmaregiSandbox) -> Flask:
     """The simulated Smaregi: ``/access/``, ``/app/<contract>/token``, ``/<contract>/pos/``, ``/sandbox/``."""
-    from stocklink.sandbox import smaregi_control, smaregi_legacy, smaregi_platform
+    from stocklink.sandbox import smaregi_control, smaregi_legacy, smaregi_platform, smaregi_sales
 
     app = Flask(__name__)
     app.json.ensure_ascii = False
     app.extensions["smaregi_sandbox"] = sandbox
     app.register_blueprint(smaregi_legacy.bp)
     app.register_blueprint(smaregi_platform.bp)
+    app.register_blueprint(smaregi_sales.bp)
     app.register_blueprint(smaregi_control.bp)
     return app
 

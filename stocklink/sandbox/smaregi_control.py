@@ -17,7 +17,13 @@ from flask import (
     url_for,
 )
 
-from stocklink.sandbox.smaregi import FAILURE_KINDS, SandboxError, SmaregiSandbox, StockChange
+from stocklink.sandbox.smaregi import (
+    FAILURE_KINDS,
+    REGISTRATION_FAILURE_KINDS,
+    SandboxError,
+    SmaregiSandbox,
+    StockChange,
+)
 
 bp = Blueprint("smaregi_control", __name__, url_prefix="/sandbox")
 
@@ -187,6 +193,20 @@ def fail():
     return _done({"ok": True}, f"次の {data.get('count', 1)} 件を失敗させます")
 
 
+@bp.post("/fail-registration")
+def fail_registration():
+    """Fail the next N registration calls (shipments, transactions, their cancels):
+    ``{"kind": 500/maintenance/drop/timeout, "count", "seconds"}``; ``drop`` and ``timeout``
+    apply the registration and leave the client without an answer."""
+    try:
+        data = _input()
+        count, seconds = int(data.get("count", 1)), float(data.get("seconds", 3.0))
+        _sandbox().fail_next_registration(str(data.get("kind")), count, seconds)
+    except (SandboxError, TypeError, ValueError) as exc:
+        return _failed(exc)
+    return _done({"ok": True}, f"次の {data.get('count', 1)} 件の登録を失敗させます")
+
+
 @bp.post("/expire-tokens")
 def expire_tokens():
     """Every issued Platform token expires now."""
@@ -254,7 +274,19 @@ section{margin-bottom:1.5em}</style></head><body>
 <select name="kind">{% for k in kinds %}<option>{{ k }}</option>{% endfor %}</select>
 <input name="count" type="number" value="1" min="1"> 件 <input name="seconds" value="2" size="3"> 秒
 <button>次のリクエストを失敗させる</button></form>
+<form method="post" action="{{ url_for('.fail_registration') }}">出荷・取引登録の障害:
+<select name="kind">{% for k in registration_kinds %}<option>{{ k }}</option>{% endfor %}</select>
+<input name="count" type="number" value="1" min="1"> 件 <input name="seconds" value="3" size="3"> 秒
+<button>次の登録を失敗させる</button>
+<small>drop: 登録後に応答せず切断 / timeout: 登録後に応答を遅らせる</small></form>
 <form method="post" action="{{ url_for('.expire_tokens') }}"><button>トークンを失効</button></form></section>
+<section><h2>出荷・取引 (API登録, 最新20件)</h2><table><tr><th>種別</th><th>ID</th><th>店舗</th>
+<th>識別番号 / メモ</th><th>状態</th></tr>
+{% for sh in state.shipments|reverse %}<tr><td>出荷</td><td>{{ sh.shipmentId }}</td><td>{{ sh.shipmentStoreId }}</td>
+<td>{{ sh.identificationNo }}</td><td>{{ '取消' if sh.status == '9' else '出荷済' }}</td></tr>{% endfor %}
+{% for t in state.transactions|reverse %}<tr><td>取引</td><td>{{ t.transactionHeadId }}</td><td>{{ t.storeId }}</td>
+<td>{{ t.memo }}</td><td>{{ '取消' if t.cancelDivision == '1' else '通常' }}</td></tr>{% endfor %}
+</table></section>
 <section><h2>API送信履歴</h2><table><tr><th>ID</th><th>送信日時</th><th>方式</th><th>状態</th>
 <th>HTTP</th><th>応答</th><th></th></tr>
 {% for s in sends %}<tr><td>{{ s.id }}</td><td>{{ s.time }}</td><td>{{ s.mode }}</td>
@@ -285,6 +317,7 @@ def index():
     """The HTML control page: sell, stocktake, loss, settings, failures, send history with 再送."""
     sandbox = _sandbox()
     return render_template_string(PAGE, state=sandbox.snapshot(), kinds=FAILURE_KINDS,
+                                  registration_kinds=REGISTRATION_FAILURE_KINDS,
                                   sends=[s.to_json() for s in reversed(sandbox.sends)],
                                   links=current_app.config.get("SANDBOX_LINKS", {}),
                                   message=request.args.get("message"), error=request.args.get("error"))

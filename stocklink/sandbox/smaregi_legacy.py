@@ -1,7 +1,10 @@
 """The legacy スマレジAPI of the sandbox: ``POST /access/`` with ``proc_name`` + ``params``.
 
 Implements ``product_ref``, ``stock_ref`` (``Stock``, ``StockHistory``), ``store_ref`` and
-``stock_upd`` as described in platform-apis-smaregi.md §1. Every error is HTTP 400 with
+``stock_upd`` as described in platform-apis-smaregi.md §1, and the web-sale registrations
+``shipment_upd`` / ``shipment_ref`` (``Shipment``, ``ShipmentDetail``) and ``transaction_upd`` /
+``transaction_ref`` (``TransactionHead``, ``TransactionDetail``) as modelled in :mod:`.smaregi_sales`.
+Every error is HTTP 400 with
 ``{"error_code", "error", "error_description"}`` (§1.7; the per-code status is NOT FOUND).
 """
 from __future__ import annotations
@@ -14,6 +17,16 @@ from urllib.parse import parse_qsl, unquote_plus
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from stocklink.sandbox.smaregi import STOCK_DIVISIONS, Move, SandboxError, SmaregiSandbox
+from stocklink.sandbox.smaregi_sales import (
+    SHIPMENT_COLUMNS,
+    SHIPMENT_DETAIL_COLUMNS,
+    TRANSACTION_COLUMNS,
+    TRANSACTION_DETAIL_COLUMNS,
+    after_registration,
+    before_registration,
+    legacy_shipment_upd,
+    legacy_transaction_upd,
+)
 
 bp = Blueprint("smaregi_legacy", __name__)
 
@@ -35,6 +48,10 @@ TABLES = {
                                           "amount", "stockAmount", "stockDivision", "fromStoreId",
                                           "toStoreId"])},
     "store_ref": {"Store": ("storeId", ["storeId", "storeName", "storeAbbr", "division"])},
+    "shipment_ref": {"Shipment": ("shipmentId", SHIPMENT_COLUMNS),
+                     "ShipmentDetail": ("shipmentId", SHIPMENT_DETAIL_COLUMNS)},
+    "transaction_ref": {"TransactionHead": ("transactionHeadId", TRANSACTION_COLUMNS),
+                        "TransactionDetail": ("transactionHeadId", TRANSACTION_DETAIL_COLUMNS)},
 }
 OPERATORS = ("=", "!=", "<>", ">=", "<=", ">", "<")
 UPDATE_ROW_LIMIT = 500  # clients' batch size (doc §1.6); the server's own limit is NOT FOUND
@@ -195,7 +212,20 @@ def _stock_upd(sandbox: SmaregiSandbox, params: dict) -> dict:
     return {"result": {"Stock": str(len(moves))}}  # the success body's content is NOT FOUND (doc §1.6)
 
 
-PROCS = {"product_ref": _ref, "stock_ref": _ref, "store_ref": _ref, "stock_upd": _stock_upd}
+def _registration(upd):
+    def handler(sandbox: SmaregiSandbox, params: dict) -> dict:
+        try:
+            return upd(sandbox, params)
+        except SandboxError as exc:
+            code = 11 if exc.kind == "request" else 41
+            raise LegacyError(code, f"パラメータ不正です。({exc})") from None
+    return handler
+
+
+PROCS = {"product_ref": _ref, "stock_ref": _ref, "store_ref": _ref, "stock_upd": _stock_upd,
+         "shipment_ref": _ref, "transaction_ref": _ref,
+         "shipment_upd": _registration(legacy_shipment_upd), "transaction_upd": _registration(legacy_transaction_upd)}
+REGISTRATIONS = ("shipment_upd", "transaction_upd")
 
 
 def _failure(sandbox: SmaregiSandbox) -> Response | None:
@@ -205,11 +235,15 @@ def _failure(sandbox: SmaregiSandbox) -> Response | None:
     if failure.kind == "slow":
         time.sleep(failure.seconds)
         return None
-    if failure.kind == "expired_token":
+    return _failure_response(failure.kind)
+
+
+def _failure_response(kind: str) -> Response:
+    if kind == "expired_token":
         return _error(13, "パラメータ不正です。(accessToken is invalid)")
-    if failure.kind == "429":
+    if kind == "429":
         return Response("Too Many Requests", status=429, headers={"Retry-After": "1"})
-    if failure.kind == "maintenance":
+    if kind == "maintenance":
         return Response("<html><body>ただいまメンテナンス中です。</body></html>", status=503,
                         mimetype="text/html")
     return Response("<html><body>Internal Server Error</body></html>", status=500, mimetype="text/html")
@@ -233,7 +267,15 @@ def access():
             raise LegacyError(23, f"パラメータ不正です。({proc_name} is disabled)")
         if not isinstance(params, dict):
             raise LegacyError(11, "パラメータ不正です。(params is not JSON)")
+        registration = None
+        if proc_name in REGISTRATIONS:
+            registration = sandbox.take_registration_failure()
+            refused = before_registration(registration, lambda: _failure_response("maintenance"),
+                                          lambda: _failure_response("500"))
+            if refused is not None:
+                return refused
         body = handler(sandbox, proc_name, params) if handler is _ref else handler(sandbox, params)
     except LegacyError as exc:
         return _error(exc.code, exc.description)
+    after_registration(registration)
     return jsonify(body)

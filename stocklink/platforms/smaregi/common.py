@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import threading
 import time
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import requests
@@ -25,6 +26,10 @@ PLATFORM_API_BASE_URL = "https://api.smaregi.jp"
 # Everything this client calls (doc §3.3). Scopes must be enabled for the app in
 # スマレジ・デベロッパーズ and approved by the contract holder, else the token is refused.
 PLATFORM_SCOPES = ("pos.products:read", "pos.stock:read", "pos.stock:write", "pos.stock-changes:read")
+# What registering web sales adds (doc §3.10 ``pos.transactions:write``; the shipments scope is
+# modelled, its name NOT FOUND). Asked for only by a client built with ``register_sales``, so an
+# app without them keeps syncing stock.
+SALE_SCOPES = ("pos.transactions:read", "pos.transactions:write", "pos.shipments:read", "pos.shipments:write")
 
 # 在庫区分 15 スマレジAPI連携: what API writers should record (doc §1.6, §4.1).
 STOCK_DIVISION_API = "15"
@@ -206,3 +211,113 @@ class _Closable:
         """Close the HTTP session if this client created it."""
         if self._own_session:
             self._session.close()
+
+
+# Web sales registered in Smaregi (issue 14; seed 001 出荷, seed 003 取引).
+SALE_MODES = ("shipment", "transaction")
+REFERENCE_MAX = 32  # identificationNo ≤ 32 characters (doc §3.11, the 出庫 field 出荷 is modelled on)
+# Shipment status. The legacy Shipment table has a ``status`` column (doc §1.5) whose values are
+# NOT FOUND; these two are modelled (the sandbox uses them): a registered shipment is shipped,
+# a cancelled one keeps its row with status 9 so that it can still be found by its reference.
+SHIPMENT_SHIPPED, SHIPMENT_CANCELLED = "1", "9"
+# The window around ``occurred_at`` a Platform transaction is looked for in
+# (``terminal_tran_date_time-from/-to``, doc §3.10): the sale's time as stocklink sent it.
+FIND_WINDOW = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class SaleLine:
+    """One line of a web sale: a Smaregi product, pieces sold, the unit price in yen (tax
+    included) or None when the order does not say (allowed for shipments only)."""
+
+    product_id: str  # Smaregi productId
+    quantity: int
+    unit_price: int | None = None
+
+
+@dataclass(frozen=True)
+class SaleRegistration:
+    """A web sale to register in Smaregi as a shipment (出荷) or a transaction (取引).
+
+    ``reference`` is stocklink's idempotency key; it is written into the Smaregi record
+    (shipment: ``identificationNo``; transaction: ``memo``, see the clients) and is how
+    ``find_sale`` finds the record again. Invalid values raise :class:`ValueError` at
+    construction: a mode other than :data:`SALE_MODES`, an empty or longer than 32
+    characters reference, no lines, a quantity below 1, a transaction line without a price.
+    """
+
+    mode: str  # "shipment" | "transaction"
+    reference: str
+    lines: tuple[SaleLine, ...]
+    occurred_at: datetime  # aware; when the web order was placed
+    memo: str = ""
+
+    def __post_init__(self):
+        if self.mode not in SALE_MODES:
+            raise ValueError(f"mode must be one of {', '.join(SALE_MODES)}: {self.mode!r}")
+        if not self.reference or len(self.reference) > REFERENCE_MAX or not self.reference.isprintable() \
+                or self.reference != self.reference.strip():
+            raise ValueError(f"reference must be 1–{REFERENCE_MAX} printable characters: {self.reference!r}")
+        if not self.lines:
+            raise ValueError("a sale needs at least one line")
+        for line in self.lines:
+            if not str(line.product_id).isdigit():
+                raise ValueError(f"productId must be digits: {line.product_id!r}")
+            if int(line.quantity) < 1:
+                raise ValueError(f"quantity must be at least 1 (product {line.product_id})")
+            if self.mode == "transaction" and line.unit_price is None:
+                raise ValueError(f"a transaction line needs a unit price (product {line.product_id})")
+        if self.occurred_at.tzinfo is None:
+            raise ValueError("occurred_at must be timezone-aware")
+
+
+class UnknownOutcome(TemporaryError):
+    """Smaregi accepted a registration but its answer does not name the record (or the legacy
+    read-back failed): ``outcome_unknown`` like a timeout, settled with ``find_sale``."""
+
+    @property
+    def outcome_unknown(self) -> bool:
+        return True
+
+
+@dataclass(frozen=True)
+class FoundSale:
+    """A registration found in Smaregi by its reference: Smaregi's id and whether it is cancelled."""
+
+    smaregi_id: str
+    cancelled: bool
+
+
+def pick_found(candidates: Iterable[tuple[str, bool]]) -> FoundSale | None:
+    """The record found from ``(id, cancelled)`` pairs: the first live one, else the first cancelled."""
+    found = [FoundSale(smaregi_id, cancelled) for smaregi_id, cancelled in candidates]
+    return next((f for f in found if not f.cancelled), found[0] if found else None)
+
+
+def sale_memo(registration: SaleRegistration) -> str:
+    """The memo written into a transaction: the reference tag first, the sale's memo after it."""
+    tag = f"stocklink:{registration.reference}"
+    return f"{tag} {registration.memo}".strip()[:MEMO_MAX] if registration.memo else tag
+
+
+MEMO_MAX = 1000  # memo ≤ 1000 characters (doc §3.11, 出庫; the transaction limit is NOT FOUND)
+
+
+def memo_has_reference(memo: str | None, reference: str) -> bool:
+    """Whether a Smaregi memo was written by :func:`sale_memo` for ``reference``."""
+    tag = f"stocklink:{reference}"
+    return memo is not None and (memo == tag or memo.startswith(tag + " "))
+
+
+def terminal_tran_id(reference: str) -> str:
+    """The 端末取引ID a transaction is registered with: derived from the reference (CRC-32, at
+    most 10 digits), so every attempt of one registration carries the same one."""
+    return str(zlib.crc32(reference.encode("utf-8")) or 1)
+
+
+def sale_time(moment: datetime, generation: str) -> str:
+    """``occurred_at`` as each generation writes datetimes (doc §1.5 legacy, §3.4 Platform), JST."""
+    moment = moment.astimezone(JST)
+    if generation == "legacy":
+        return moment.strftime("%Y-%m-%d %H:%M:%S")
+    return moment.isoformat(timespec="seconds")

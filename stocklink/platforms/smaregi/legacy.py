@@ -13,6 +13,7 @@ from stocklink.platforms.base import (
     AuthError,
     ConnectionCheck,
     PlatformError,
+    TemporaryError,
     new_session,
     send,
 )
@@ -23,9 +24,13 @@ from stocklink.platforms.smaregi.common import (
     LEGACY_BASE_URL,
     PAGE_LIMIT,
     SCAN_THRESHOLD,
+    SHIPMENT_CANCELLED,
     STOCK_DIVISION_API,
+    FoundSale,
+    SaleRegistration,
     SmaregiProduct,
     SmaregiStockChange,
+    UnknownOutcome,
     _change,
     _Closable,
     _int,
@@ -33,6 +38,11 @@ from stocklink.platforms.smaregi.common import (
     _product,
     _temporary_or_none,
     _unique,
+    memo_has_reference,
+    pick_found,
+    sale_memo,
+    sale_time,
+    terminal_tran_id,
 )
 
 
@@ -46,11 +56,13 @@ class LegacySmaregiClient(_Closable):
     api_generation = "legacy"
 
     def __init__(self, base_url: str, contract_id: str, access_token: str, store_id: str,
-                 session: requests.Session | None = None, timeout: float = DEFAULT_TIMEOUT):
+                 session: requests.Session | None = None, timeout: float = DEFAULT_TIMEOUT,
+                 terminal_id: str = "1"):
         self._url = base_url or LEGACY_BASE_URL
         self._contract_id = contract_id
         self._access_token = access_token
         self.store_id = str(store_id)
+        self.terminal_id = str(terminal_id)
         self._own_session = session is None
         self._session = session or new_session()
         self._timeout = timeout
@@ -214,6 +226,115 @@ class LegacySmaregiClient(_Closable):
                         pid in since and change.upd_date_time >= since[pid]:
                     found[pid][change.change_id] = change
         return {pid: sorted(rows.values(), key=lambda c: int(c.change_id)) for pid, rows in found.items()}
+
+    def register_sale(self, registration: SaleRegistration) -> str:
+        """Register a web sale in the configured store; returns Smaregi's id of the record.
+
+        Shipment: ``shipment_upd`` with one ``Shipment`` row (``shipmentStoreId`` the store,
+        ``identificationNo`` the reference) and a ``ShipmentDetail`` row per line. Transaction:
+        ``transaction_upd`` with one ``TransactionHead`` (通常, the configured terminal,
+        ``terminalTranId`` derived from the reference, ``memo`` tagged with it — see
+        :func:`~stocklink.platforms.smaregi.common.sale_memo`) and a ``TransactionDetail`` per line.
+        The legacy update answers no id (doc §1.6: its success body is NOT FOUND), so the record
+        is read back by its reference (:meth:`find_sale`).
+
+        Errors as every call. ``outcome_unknown`` errors — a timeout or a lost connection
+        (:class:`TemporaryError` codes ``timeout``/``connection``), or :class:`UnknownOutcome` when
+        the update was accepted but cannot be read back — and 5xx answers may leave the sale
+        registered: settle it with :meth:`find_sale` before sending it again.
+        """
+        if registration.mode == "shipment":
+            head = {"shipmentStoreId": self.store_id, "identificationNo": registration.reference,
+                    "shipmentDate": sale_time(registration.occurred_at, "legacy")[:10], "memo": registration.memo,
+                    "status": "1"}
+            details = [{"productId": str(line.product_id), "quantity": str(int(line.quantity))}
+                       for line in registration.lines]
+            tables, proc = ("Shipment", "ShipmentDetail"), "shipment_upd"
+        else:
+            head, details = self._transaction_rows(registration)
+            tables, proc = ("TransactionHead", "TransactionDetail"), "transaction_upd"
+        self._call(proc, {"proc_info": {"proc_division": "U"},
+                          "data": [{"table_name": tables[0], "rows": [head]},
+                                   {"table_name": tables[1], "rows": details}]})
+        try:
+            found = self.find_sale(registration)
+        except TemporaryError as exc:
+            raise UnknownOutcome(f"Smaregi legacy {proc}: accepted, but the read-back failed: {exc}",
+                                 code="read_back", status=exc.status, retry_after=exc.retry_after) from exc
+        if found is None:
+            raise UnknownOutcome(f"Smaregi legacy {proc}: accepted, but {registration.reference} cannot be read back",
+                                 code="read_back")
+        return found.smaregi_id
+
+    def _transaction_rows(self, registration: SaleRegistration) -> tuple[dict, list[dict]]:
+        details = [{"transactionDetailId": str(n), "transactionDetailDivision": "1", "productId": str(line.product_id),
+                    "price": str(line.unit_price), "salesPrice": str(line.unit_price), "quantity": str(line.quantity)}
+                   for n, line in enumerate(registration.lines, start=1)]
+        subtotal = sum(int(line.unit_price or 0) * int(line.quantity) for line in registration.lines)
+        head = {"transactionHeadDivision": "1", "storeId": self.store_id, "terminalId": self.terminal_id,
+                "terminalTranId": terminal_tran_id(registration.reference),
+                "terminalTranDateTime": sale_time(registration.occurred_at, "legacy"),
+                "subtotal": str(subtotal), "total": str(subtotal), "memo": sale_memo(registration)}
+        return head, details
+
+    def find_sale(self, registration: SaleRegistration) -> FoundSale | None:
+        """The record registered for ``registration.reference``, cancelled or not, or None.
+
+        Shipment: ``shipment_ref`` on ``identificationNo`` and the store (a cancelled shipment has
+        the modelled status 9; should Smaregi delete the row instead, this answers None — the
+        shipment is gone either way). Transaction: ``transaction_ref`` on store, terminal and the
+        derived ``terminalTranId``, then the memo's tag; ``cancelDivision`` "1" is cancelled.
+        A live record is preferred to a cancelled one with the same reference.
+        """
+        if registration.mode == "shipment":
+            rows = self._ref("shipment_ref", "Shipment", ["shipmentId", "status", "identificationNo"],
+                             [{"identificationNo": registration.reference, "shipmentStoreId": self.store_id}],
+                             ["shipmentId"])
+            return pick_found((str(r["shipmentId"]), str(r.get("status")) == SHIPMENT_CANCELLED)
+                              for r in rows if r.get("identificationNo") == registration.reference)
+        rows = self._ref("transaction_ref", "TransactionHead", ["transactionHeadId", "cancelDivision", "memo"],
+                         [{"storeId": self.store_id, "terminalId": self.terminal_id,
+                           "terminalTranId": terminal_tran_id(registration.reference)}], ["transactionHeadId"])
+        return pick_found((str(r["transactionHeadId"]), str(r.get("cancelDivision")) == "1")
+                          for r in rows if memo_has_reference(r.get("memo"), registration.reference))
+
+    def _cancelled(self, mode: str, smaregi_id: str) -> bool | None:
+        """Whether the record is cancelled (None: no such record)."""
+        if mode == "shipment":
+            rows = list(self._ref("shipment_ref", "Shipment", ["shipmentId", "status"],
+                                  [{"shipmentId": str(smaregi_id)}], ["shipmentId"]))
+            return str(rows[0].get("status")) == SHIPMENT_CANCELLED if rows else None
+        rows = list(self._ref("transaction_ref", "TransactionHead", ["transactionHeadId", "cancelDivision"],
+                              [{"transactionHeadId": str(smaregi_id)}], ["transactionHeadId"]))
+        return str(rows[0].get("cancelDivision")) == "1" if rows else None
+
+    def cancel_sale(self, mode: str, smaregi_id: str) -> None:
+        """Cancel a registered sale; cancelling a cancelled one is harmless.
+
+        Transaction: ``transaction_upd`` U with ``transactionHeadId`` and ``cancelDivision`` "1"
+        (取消, doc §3.10: the original is flagged, no counter-record). Shipment: ``shipment_upd``
+        with ``proc_division`` "D" and the ``shipmentId`` — gap: whether Smaregi accepts a delete
+        of a shipment, and whether it deletes or cancels, is NOT FOUND (doc §1.4); the sandbox
+        keeps the row with status 9. A refusal is checked against the record's state: already
+        cancelled passes, anything else is raised.
+        """
+        if mode == "shipment":
+            proc, division, table = "shipment_upd", "D", "Shipment"
+            row = {"shipmentId": str(smaregi_id)}
+        elif mode == "transaction":
+            proc, division, table = "transaction_upd", "U", "TransactionHead"
+            row = {"transactionHeadId": str(smaregi_id), "cancelDivision": "1"}
+        else:
+            raise ValueError(f"unknown sale mode {mode!r}")
+        params = {"proc_info": {"proc_division": division}, "data": [{"table_name": table, "rows": [row]}]}
+        try:
+            self._call(proc, params)
+        except (AuthError, TemporaryError):
+            raise
+        except PlatformError:
+            if self._cancelled(mode, smaregi_id):
+                return
+            raise
 
     def test_connection(self) -> ConnectionCheck:
         """Check credentials, the enabled functions and the store; describe what was found."""
