@@ -44,6 +44,8 @@ def test_orders_before_the_starting_point_or_outside_the_status_conditions_are_i
     assert ignored_because(T, "paid", start_at=None, statuses=None) is None
     assert ignored_because(T - timedelta(seconds=1), "paid", start_at=T, statuses=None) is Ignored.BEFORE_START
     assert ignored_because(T, "paid", start_at=T, statuses=None) is None  # at the starting point: counted
+    # The channel said 09:00:00 for an order placed at 09:00:00.4, after a start at 09:00:00.2.
+    assert ignored_because(T, "paid", start_at=T + timedelta(milliseconds=200), statuses=None) is None
     assert ignored_because(T, "1", start_at=None, statuses={"1", "2"}) is None
     assert ignored_because(T, "40", start_at=None, statuses={"1", "2"}) is Ignored.STATUS
     assert ignored_because(T, "40", start_at=None, statuses=[]) is None  # no conditions: every status

@@ -62,7 +62,8 @@ def ignored_because(ordered_at: datetime, status: str, *, start_at: datetime | N
 
     ``start_at`` None: no starting point set, every order counts. ``statuses`` None or empty:
     the channel has no status conditions, every status counts."""
-    if start_at is not None and ordered_at < start_at:
+    # Channels give times to the second: an order in the starting point's own second counts.
+    if start_at is not None and ordered_at < start_at.replace(microsecond=0):
         return Ignored.BEFORE_START
     if statuses and status not in statuses:
         return Ignored.STATUS

@@ -7,6 +7,7 @@ from stocklink.infra.queues import MAINTENANCE
 from stocklink.jobs.backfill import backfill_stock
 from stocklink.jobs.catalogue import refresh_catalogue
 from stocklink.jobs.inbox import sweep_inbox
+from stocklink.jobs.orders import poll_due_channels, sweep_registrations
 from stocklink.jobs.push import sweep_dirty
 from stocklink.jobs.read_back import check_stale_sync, read_back_channels
 from stocklink.services.read_back import READ_BACK_EVERY
@@ -21,3 +22,7 @@ cron.register(refresh_catalogue, MAINTENANCE, interval=3600, job_timeout=1800, n
 # sync went quiet while work waits is warned about (services/stale_sync.py).
 cron.register(read_back_channels, MAINTENANCE, interval=READ_BACK_EVERY, job_timeout=60, name="read_back_channels")
 cron.register(check_stale_sync, MAINTENANCE, interval=60, job_timeout=60, name="check_stale_sync")
+# Web orders (SPEC §5): each channel polled every 3 minutes (1 with its speed-up setting), checked
+# twice a minute; registrations still pending or failed are sent again when their retry time comes.
+cron.register(poll_due_channels, MAINTENANCE, interval=30, job_timeout=60, name="poll_due_channels")
+cron.register(sweep_registrations, MAINTENANCE, interval=60, job_timeout=60, name="sweep_registrations")

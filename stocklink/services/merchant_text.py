@@ -30,6 +30,9 @@ ERROR_MESSAGES = {
                             "%(after)s, now %(now)s). It was not sent again, so as not to apply it twice: check "
                             "the stock."),
     "upload_rejected": _l("The channel could not process queue ID %(ref)s."),
+    "registration_auth": _l("Smaregi refused the credentials for registering web orders (the app needs the "
+                            "transactions and shipments scopes). Web orders stay reserved; fix the Smaregi "
+                            "settings and delete this error to resume."),
 }
 
 SOURCES = {"smaregi": _l("Smaregi"), "channel": _l("Channel"), "registration": _l("Order registration"),
@@ -65,6 +68,11 @@ CAUSES = {
     "merchant:release_adjust": _l("Matched to Smaregi on release from the confirmation queue"),
     "catalogue_import": _l("Read in the Smaregi catalogue import"),
     "merchant:grid_total": _l("Total stock set on the product grid"),
+    "order:reserved": _l("Reserved for a web order"),
+    "order:returned": _l("Web order changed or cancelled before it was registered"),
+    "order:released": _l("Web order registered in Smaregi"),
+    "order:registered": _l("Read from Smaregi after registering a web order"),
+    "order:cancelled": _l("Read from Smaregi after cancelling a web order"),
 }
 
 

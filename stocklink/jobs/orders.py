@@ -1,0 +1,206 @@
+"""Web order jobs (SPEC §5): polling each channel's orders, and registering them in Smaregi.
+
+- :func:`poll_due_channels` (cron, every 30 s) enqueues :func:`poll_orders` for each active
+  channel that reads orders and whose last poll is older than its interval (3 minutes, 1 with
+  the channel's speed-up setting, seed 002). A poll holds a lease per channel, so two never
+  overlap, and moves the channel's cursor only once every page was read: a poll that fails
+  half-way is read again from the same place (its orders, read twice, are the same orders).
+- :func:`register_order` settles an order's registrations in order under a lease per order
+  (:mod:`stocklink.services.order_registration`); :func:`sweep_registrations` (cron) re-enqueues
+  those still pending or failed whose retry time has come, so none waits on a lost job.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from flask_babel import lazy_gettext as _l
+from rq import Retry
+from rq.exceptions import DuplicateJobError
+from sqlalchemy import or_, select
+
+from stocklink.domain.orders import next_cursor, poll_interval_s, read_since
+from stocklink.infra.after_commit import after_commit
+from stocklink.infra.extensions import db
+from stocklink.infra.leases import lease
+from stocklink.infra.queues import MAINTENANCE, get_queue, get_redis
+from stocklink.jobs import job
+from stocklink.jobs.push import enqueue_push, stop_for_auth
+from stocklink.models import Channel, ErrorRecord, Registration
+from stocklink.models._types import as_utc, utcnow
+from stocklink.platforms.base import AuthError, TemporaryError
+from stocklink.platforms.interfaces import OrderReader
+from stocklink.services import order_registration
+from stocklink.services.channel_clients import make_channel_client, platform_of
+from stocklink.services.incidents import record_error
+from stocklink.services.order_intake import Taken, take_orders
+from stocklink.services.outbox import queue_mail
+
+log = logging.getLogger(__name__)
+
+POLL_LOCK = "stocklink:orders-poll:{}"
+REGISTER_LOCK = "stocklink:order-registration:{}"
+# Background reads take this share of a channel's documented request rate; pushes keep the rest.
+READ_SHARE = 0.5
+# A registration's retries: soon at first, then every half hour for as long as it takes.
+BACKOFF = (10, 30, 60, 180, 600, 1800)
+
+
+def _reads_orders(channel: Channel) -> bool:
+    try:
+        client_class = platform_of(channel).client
+    except KeyError:
+        return False
+    return hasattr(client_class, "read_orders")
+
+
+@job
+def poll_due_channels() -> int:
+    """Cron: enqueue a poll of each active order-reading channel whose interval has passed."""
+    now = utcnow()
+    count = 0
+    for channel in db.session.scalars(select(Channel).where(Channel.enabled.is_(True), Channel.state == "active")
+                                      .order_by(Channel.id)):
+        if not _reads_orders(channel):
+            continue
+        interval = timedelta(seconds=poll_interval_s(channel.speed_up))
+        if channel.orders_polled_at is not None and now - as_utc(channel.orders_polled_at) < interval:
+            continue
+        if enqueue_poll(channel.id):
+            count += 1
+    return count
+
+
+def enqueue_poll(channel_id: int) -> bool:
+    """One queued poll per channel at most (a unique job id); False when one is already queued."""
+    try:
+        get_queue(MAINTENANCE).enqueue(poll_orders, channel_id, job_id=f"orders-poll-{channel_id}", unique=True,
+                                       job_timeout=600, result_ttl=0, failure_ttl=86400)
+        return True
+    except DuplicateJobError:
+        return False
+
+
+@job
+def poll_orders(channel_id: int) -> str:
+    """Read the channel's orders changed since its cursor (less the overlap) and take them in."""
+    with lease(get_redis(), POLL_LOCK.format(channel_id), name=f"order poll of channel {channel_id}") as held:
+        return _poll_locked(channel_id) if held else "busy"
+
+
+def _poll_locked(channel_id: int) -> str:
+    channel = db.session.get(Channel, channel_id)
+    if channel is None:
+        return "no such channel"
+    if not channel.enabled or channel.state != "active":
+        return f"skipped: {channel.state}"
+    client = make_channel_client(channel)
+    if not isinstance(client, OrderReader):
+        return "this channel has no orders to read"
+    polled_from = utcnow()
+    since = read_since(as_utc(channel.orders_cursor_at) if channel.orders_cursor_at else None,
+                       as_utc(channel.orders_start_at) if channel.orders_start_at else None, polled_from)
+    pace = 1.0 / (platform_of(channel).rate_per_s * READ_SHARE)
+    db.session.rollback()  # no transaction open across the HTTP reads
+    try:
+        orders = list(client.read_orders(since, pace_s=pace))
+    except AuthError as exc:
+        return stop_for_auth(channel_id, exc)
+    channel = db.session.get(Channel, channel_id)
+    taken = take_orders(channel, orders)
+    channel.orders_cursor_at = next_cursor(as_utc(channel.orders_cursor_at) if channel.orders_cursor_at else None,
+                                           polled_from)
+    channel.orders_polled_at = polled_from
+    follow_up(taken)
+    db.session.commit()
+    return f"read {len(orders)}: {taken.new} new, {taken.revised} revised, {taken.cancelled} cancelled, " \
+           f"{taken.ignored} ignored"
+
+
+def follow_up(taken: Taken) -> None:
+    """Once the caller's transaction commits: push every channel with work, send the registrations."""
+    channel_ids, order_ids = sorted(taken.channel_ids), sorted(set(db.session.scalars(
+        select(Registration.order_id).where(Registration.id.in_(taken.registration_ids))))) \
+        if taken.registration_ids else []
+
+    def enqueue() -> None:
+        for cid in channel_ids:
+            enqueue_push(cid)
+        for order_id in order_ids:
+            enqueue_registration(order_id)
+    after_commit(enqueue)
+
+
+def enqueue_registration(order_id: int) -> bool:
+    try:
+        get_queue(MAINTENANCE).enqueue(register_order, order_id, job_id=f"order-register-{order_id}", unique=True,
+                                       job_timeout=300, result_ttl=0, failure_ttl=7 * 86400,
+                                       retry=Retry(max=len(BACKOFF), interval=list(BACKOFF)))
+        return True
+    except DuplicateJobError:
+        return False
+
+
+def _registrations_stopped() -> bool:
+    """Level 9 (SPEC §6): Smaregi refused the sale credentials; nothing is sent until the
+    merchant has fixed them and cleared the error."""
+    return db.session.scalar(select(ErrorRecord.id).where(
+        ErrorRecord.source == "registration", ErrorRecord.level >= 9, ErrorRecord.resolved_at.is_(None))) is not None
+
+
+@job
+def register_order(order_id: int) -> str:
+    """Settle the order's registrations, oldest first, under the order's lease."""
+    with lease(get_redis(), REGISTER_LOCK.format(order_id), name=f"registration of order {order_id}") as held:
+        if not held:
+            return "busy"
+        if _registrations_stopped():
+            return "stopped: registration credentials refused"
+        outcomes = []
+        client = None
+        for registration in order_registration.pending_of(order_id):
+            if not order_registration.count_attempt(registration):
+                continue
+            client = client or order_registration.registration_client()
+            try:
+                settled = order_registration.settle(registration, client)
+            except AuthError as exc:
+                db.session.rollback()
+                _stop_registrations(registration, exc)
+                return "stopped: auth"
+            except Exception as exc:
+                db.session.rollback()
+                final = registration.attempts > len(BACKOFF)
+                delay = BACKOFF[min(registration.attempts - 1, len(BACKOFF) - 1)]
+                order_registration.record_failure(
+                    registration, f"{type(exc).__name__}: {exc}", final=final or not isinstance(exc, TemporaryError),
+                    retry_at=utcnow() + timedelta(seconds=delay))
+                raise
+            outcomes.append(settled.outcome)
+            for cid in sorted(settled.channel_ids):
+                enqueue_push(cid)
+        return "; ".join(outcomes) or "nothing to settle"
+
+
+def _stop_registrations(registration: Registration, exc: AuthError) -> None:
+    order_registration.record_failure(registration, f"credentials refused: {exc}", final=True)
+    record = record_error(source="registration", level=9, kind="auth", key="registration_auth", detail=str(exc),
+                          code=getattr(exc, "code", None))
+    if record.occurrences == 1:
+        queue_mail("level9", _l("[stocklink] Web orders are not being registered in Smaregi (authentication error)"),
+                   "registration_auth", error=str(exc))
+    db.session.commit()
+
+
+@job
+def sweep_registrations() -> int:
+    """Cron: re-enqueue each order with a registration pending or failed whose retry time has
+    come (a job lost with Redis, retries exhausted): registrations are retried until they succeed
+    or the merchant resolves them."""
+    if _registrations_stopped():
+        return 0
+    now = utcnow()
+    order_ids = sorted(set(db.session.scalars(select(Registration.order_id).where(
+        Registration.state.in_(("pending", "failed")),
+        or_(Registration.next_attempt_at.is_(None), Registration.next_attempt_at <= now)))))
+    return sum(1 for order_id in order_ids if enqueue_registration(order_id))

@@ -1,0 +1,141 @@
+"""Web orders from a channel's poll to Smaregi, exactly once (SPEC §5): reserved, registered as a
+shipment or a transaction in both API generations, released with the stock read after it, and
+never registered twice — re-polled, run twice, after a lost answer."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from stocklink.infra.extensions import db
+from stocklink.jobs.orders import poll_orders, register_order
+from stocklink.models import Channel, ErrorRecord, Order, Product, Registration
+from stocklink.models._types import utcnow
+from stocklink.services import merchant_settings
+from tests.conftest import run_jobs
+from tests.e2e_helpers import use_generation
+
+pytest_plugins = ["tests.fixtures_platforms"]
+
+
+@pytest.fixture
+def shop(app, world):
+    shirt = world.add("1001", "TS-S", "Tシャツ S", 5, price=2500)
+    with app.app_context():
+        db.session.get(Channel, world.shopify_id).orders_start_at = utcnow()
+        db.session.commit()
+    return world, shirt
+
+
+def _poll(app, channel_id: int) -> str:
+    with app.app_context():
+        return poll_orders(channel_id)
+
+
+def _product(app, product_id: int) -> tuple[int, int]:
+    with app.app_context():
+        product = db.session.get(Product, product_id)
+        return product.smaregi_stock, product.reserved
+
+
+def _registrations(app) -> list[tuple]:
+    with app.app_context():
+        return [tuple(r) for r in db.session.execute(select(
+            Registration.revision, Registration.action, Registration.state, Registration.attempts)
+            .order_by(Registration.id))]
+
+
+def _records(world, mode: str) -> list:
+    return world.smaregi.shipment_records() if mode == "shipment" else world.smaregi.transaction_records()
+
+
+@pytest.mark.parametrize("generation", ["legacy", "platform"])
+@pytest.mark.parametrize("mode", ["shipment", "transaction"])
+def test_a_shopify_order_is_reserved_registered_once_and_released(app, shop, generation, mode):
+    world, shirt = shop
+    use_generation(app, world.smaregi, generation)
+    with app.app_context():
+        merchant_settings.save({"smaregi.registration_mode": mode})
+    world.shopify.place_order([(str(shirt["shopify"]), 2)])
+    assert "1 new" in _poll(app, world.shopify_id)
+    assert _product(app, shirt["product"]) == (5, 2)  # reserved at once: total 3 before Smaregi knows
+    run_jobs(app)
+    assert world.smaregi.stock_of("1001") == 3
+    [record] = _records(world, mode)
+    assert _product(app, shirt["product"]) == (3, 0)
+    assert _registrations(app) == [(1, "register", "done", 1)]
+    assert world.colorme.stock(shirt["colorme"]) == 3 and world.shopify.stock(shirt["shopify"]) == 3
+    with app.app_context():
+        order = db.session.scalar(select(Order))
+        registration = db.session.scalar(select(Registration))
+        assert order.state == "registered" and registration.smaregi_ref == str(record.id)
+    # Polled again, and the job run again: nothing more reaches Smaregi.
+    assert "0 new" in _poll(app, world.shopify_id)
+    with app.app_context():
+        assert register_order(order.id) == "nothing to settle"
+    run_jobs(app)
+    assert world.smaregi.stock_of("1001") == 3 and len(_records(world, mode)) == 1
+
+
+@pytest.mark.parametrize("fault", ["drop", "timeout"])
+def test_a_registration_whose_answer_was_lost_is_found_not_sent_again(app, shop, fault):
+    world, shirt = shop
+    use_generation(app, world.smaregi, "platform")
+    world.shopify.place_order([(str(shirt["shopify"]), 2)])
+    _poll(app, world.shopify_id)
+    world.smaregi.fail_next_registration(fault, seconds=12)
+    run_jobs(app)  # the first attempt reaches Smaregi but its answer never comes
+    assert world.smaregi.stock_of("1001") == 3
+    assert _product(app, shirt["product"])[1] == 2  # still reserved: the outcome is unknown
+    with app.app_context():
+        order_id = db.session.scalar(select(Order.id))
+        assert "registered" in register_order(order_id)  # RQ's retry, run now
+    run_jobs(app)
+    assert len(world.smaregi.shipment_records()) == 1
+    assert _product(app, shirt["product"]) == (3, 0)
+    [(revision, action, state, attempts)] = _registrations(app)
+    assert (action, state) == ("register", "done") and attempts == 2
+
+
+def test_an_order_cancelled_after_registration_is_cancelled_in_smaregi(app, shop):
+    world, shirt = shop
+    order_id = world.shopify.place_order([(str(shirt["shopify"]), 2)])
+    _poll(app, world.shopify_id)
+    run_jobs(app)
+    assert world.smaregi.stock_of("1001") == 3
+    world.shopify.cancel_order(order_id)
+    assert "1 cancelled" in _poll(app, world.shopify_id)
+    run_jobs(app)
+    assert world.smaregi.stock_of("1001") == 5
+    assert _product(app, shirt["product"]) == (5, 0)
+    assert world.colorme.stock(shirt["colorme"]) == 5
+    assert [r[:3] for r in _registrations(app)] == [(1, "register", "done"), (1, "cancel", "done")]
+
+
+def test_an_edit_after_registration_cancels_and_registers_the_new_revision(app, shop):
+    world, shirt = shop
+    order_id = world.shopify.place_order([(str(shirt["shopify"]), 2)])
+    _poll(app, world.shopify_id)
+    run_jobs(app)
+    world.shopify.edit_order(order_id, [(str(shirt["shopify"]), 1)])
+    assert "1 revised" in _poll(app, world.shopify_id)
+    run_jobs(app)
+    assert world.smaregi.stock_of("1001") == 4
+    assert _product(app, shirt["product"]) == (4, 0)
+    assert [r[:3] for r in _registrations(app)] == [(1, "register", "done"), (1, "cancel", "done"),
+                                                   (2, "register", "done")]
+    assert sum(not r.cancelled for r in world.smaregi.shipment_records()) == 1
+
+
+def test_refused_sale_credentials_stop_registrations_at_level_9_and_keep_the_reservation(app, shop):
+    world, shirt = shop
+    use_generation(app, world.smaregi, "platform")
+    with app.app_context():
+        merchant_settings.save({"smaregi.client_secret": "wrong"})
+    world.shopify.place_order([(str(shirt["shopify"]), 2)])
+    _poll(app, world.shopify_id)
+    run_jobs(app)
+    assert world.smaregi.stock_of("1001") == 5 and _product(app, shirt["product"]) == (5, 2)
+    with app.app_context():
+        error = db.session.scalar(select(ErrorRecord).where(ErrorRecord.source == "registration"))
+        assert (error.level, error.message_key) == (9, "registration_auth")
+        assert db.session.scalar(select(Order.state)) == "failed"
