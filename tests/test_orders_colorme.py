@@ -10,7 +10,8 @@ import requests
 from stocklink.platforms.base import AuthError, TemporaryError
 from stocklink.platforms.colorme import PLATFORM, ColorMeClient
 from stocklink.platforms.interfaces import OrderReader
-from stocklink.sandbox.colorme import ColorMeSandbox, OrderRefused, create_app
+from stocklink.sandbox.colorme import ColorMeSandbox, create_app
+from stocklink.sandbox.orders import OrderRefused
 from stocklink.sandbox.server import serve_in_thread
 
 
@@ -109,16 +110,18 @@ def test_since_is_inclusive_and_orders_come_oldest_change_first(shop, client):
     """A sale changed before since is not read; one changed exactly at since is; order by update_date."""
     older = shop.place_order([(str(shop.plain), 1)])
     shop.advance(60)
-    at_since = shop.place_order([(str(shop.plain), 1)])
+    bumped = shop.place_order([(str(shop.plain), 1)])
     shop.advance(60)
-    later = shop.place_order([(str(shop.plain), 1)])
+    exact = shop.place_order([(str(shop.plain), 1)])
     shop.advance(60)
-    shop.set_order_status(at_since, "paid")  # changed last: read last
-    since = _moment(shop, later)
-    assert [o.order_id for o in client.read_orders(since)] == [later, at_since]
-    assert older not in {o.order_id for o in client.read_orders(since + timedelta(microseconds=1))}
-    [query] = [r["query"] for r in _sales_requests(shop)][-1:]
+    shop.set_order_status(bumped, "paid")  # placed before exact, changed after it: read last
+    since = _moment(shop, exact)
+    assert [o.order_id for o in client.read_orders(since)] == [exact, bumped]
+    query = _sales_requests(shop)[-1]["query"]
     assert query["update_date_min"] == since.astimezone(timezone(timedelta(hours=9))).strftime("%Y-%m-%d %H:%M:%S")
+    # since is sent to the second, rounded down: a fraction later still reads that second again.
+    assert [o.order_id for o in client.read_orders(since + timedelta(milliseconds=500))] == [exact, bumped]
+    assert older not in {o.order_id for o in client.read_orders(since - timedelta(seconds=59))}
 
 
 def test_many_sales_are_read_in_pages_of_at_most_100(shop, client):

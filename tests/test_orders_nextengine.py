@@ -10,7 +10,8 @@ import requests
 from stocklink.platforms.base import AuthError, TemporaryError
 from stocklink.platforms.interfaces import OrderReader
 from stocklink.platforms.nextengine import PLATFORM, NextEngineClient
-from stocklink.sandbox.nextengine import NextEngineSandbox, OrderRefused, create_app
+from stocklink.sandbox.nextengine import NextEngineSandbox, create_app
+from stocklink.sandbox.orders import OrderRefused
 from stocklink.sandbox.server import serve_in_thread
 
 JST = timezone(timedelta(hours=9))
@@ -116,18 +117,17 @@ def test_status_is_the_status_id(ne, client):
 def test_since_is_inclusive_and_orders_come_oldest_change_first(ne, client):
     """An order changed before since is not read; one changed exactly at since is; order by change."""
     older = ne.place_order([("A-001", 1)])
+    bumped = ne.place_order([("A-001", 1)])
     ne.advance(60)
-    at_since = ne.place_order([("A-001", 1)])
-    since = _moment(ne.orders[at_since]["modified"])
+    exact = ne.place_order([("A-001", 1)])
+    since = _moment(ne.orders[exact]["modified"])
     ne.advance(60)
     later = ne.place_order([("A-001", 1)])
     ne.advance(60)
-    ne.set_order_status(at_since, "2")
-    ne.advance(60)
-    ne.set_order_status(later, "2")
-    assert older not in {o.order_id for o in client.read_orders(since)}
-    assert [o.order_id for o in client.read_orders(since)] == [at_since, later]
-    form = _form(ne, BASE)[-1]
+    ne.set_order_status(bumped, "2")  # placed first, changed last: read last
+    assert [o.order_id for o in client.read_orders(since)] == [exact, later, bumped]
+    assert older not in {o.order_id for o in client.read_orders(since - timedelta(seconds=59))}
+    form = _form(ne, BASE)[-2]
     assert form["receive_order_last_modified_date-gte"] == since.astimezone(JST).strftime("%Y-%m-%d %H:%M:%S")
     assert form["fields"].startswith("receive_order_id,")
 

@@ -55,7 +55,7 @@ class _OrderControls:
     ``recent_orders(limit)``; the sandbox's refusal (an ``OrderRefused``, a ``ValueError``) is said
     on the page."""
 
-    identifier_hint: str
+    identifier_hint = "stocklink が在庫を書き込む識別子 / the identifier stocklink writes the stock by"
     RECENT = 20
 
     def place_order(self, identifier: str, quantity: int) -> str:

@@ -32,11 +32,9 @@ Orders (受注伝票, §2.7), served by ``/api_v1_receiveorder_base/search`` and
 ``(商品コード, quantity)``; returns the 伝票番号), ``edit_order(order_id, lines)``,
 ``set_order_status(order_id, status_id)``, ``cancel_order(order_id)`` (cancel type set, every
 row's cancel flag 1) and ``recent_orders(limit)`` — ``POST /sandbox/orders``,
-``POST /sandbox/orders/<id>``, ``POST /sandbox/orders/<id>/cancel``, ``GET /sandbox/orders``.
-Stock moves as NextEngine moves it: an order's rows are allocated (引当数 up, フリー在庫数 down,
-as far as free stock goes: the rest waits, 引当待ち); 出荷確定 (status ``50``) takes the shipped
-quantity off 在庫数 and releases its allocation; a cancel releases the allocation (or, after
-shipping, puts the stock back).
+``POST /sandbox/orders/<id>``, ``POST /sandbox/orders/<id>/cancel``, ``GET /sandbox/orders``
+(:mod:`stocklink.sandbox.orders`). How an order moves stock (引当, then 出荷確定):
+:mod:`stocklink.sandbox.nextengine_orders`.
 """
 from __future__ import annotations
 
@@ -50,6 +48,8 @@ from datetime import datetime, timedelta, timezone
 from flask import Flask, jsonify, request
 
 from stocklink.sandbox.common import SandboxState, install
+from stocklink.sandbox.nextengine_orders import ReceiveOrderBook
+from stocklink.sandbox.orders import install_order_controls
 
 ACCESS_TTL = timedelta(days=1)
 REFRESH_TTL = timedelta(days=3)
@@ -76,23 +76,14 @@ BAD_QUANTITY_ERROR = "在庫数は整数で入力してください。"
 
 
 JST = timezone(timedelta(hours=9))
-ORDER_STATUSES = ("1", "2", "20", "50")  # §2.7: the status ids Hamee uses
-SHIPPED = "50"  # 出荷確定済
-CANCELLED_TYPE = "1"  # receive_order_cancel_type_id: 0 = 有効, anything else a cancel
-SHOP_ID = "1"
-UNIT_PRICE = 1000  # the sandbox's goods have no price of their own
-
-
-class OrderRefused(ValueError):
-    """An order change NextEngine would not make (unknown goods or order, bad quantity)."""
 
 
 def _fmt(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")  # §2.2: YYYY-MM-DD HH:MM:SS
 
 
-class NextEngineSandbox(SandboxState):
-    """In-memory NextEngine company: goods stock, tokens and the upload queue."""
+class NextEngineSandbox(ReceiveOrderBook, SandboxState):
+    """In-memory NextEngine company: goods stock, tokens, the upload queue and 受注伝票."""
 
     def __init__(self, *, rotate: str = "every_call", auto_process: bool = False,
                  company_name: str = "サンドボックス商店") -> None:
@@ -259,156 +250,6 @@ class NextEngineSandbox(SandboxState):
                 "stock_quantity": str(g["stock"]), "goods_deleted_flag": "1" if g.get("deleted") else "0",
                 "goods_creation_date": g["created"], "goods_last_modified_date": g["modified"]}
 
-    # Orders (受注伝票, §2.7) -----------------------------------------------------
-    def place_order(self, lines: list[tuple[str, int]], *, status: str | None = None) -> str:
-        """An order of ``lines`` (``(商品コード, quantity)``) taken in as a 受注伝票 with status
-        ``status`` (default ``1`` 受注メール取込済); its rows are allocated. Returns the 伝票番号.
-
-        :raise OrderRefused: unknown goods, a quantity < 1, a status NextEngine does not use."""
-        wanted = _merged(lines, minimum=1)
-        status = _status(status or "1")
-        with self.lock:
-            self._known(wanted)
-            now = _fmt(self.now())
-            order_id = str(self._next_order)
-            self._next_order += 1
-            order = {"id": order_id, "date": now, "status": "1", "cancel": "0", "modified": now, "rows": []}
-            for code, quantity in wanted.items():
-                self._add_row(order, code, quantity, now)
-            self.orders[order_id] = order
-            if status != "1":
-                self._set_status(order, status, now)
-            return order_id
-
-    def edit_order(self, order_id: str, lines: list[tuple[str, int]]) -> None:
-        """The order now holds exactly ``lines``: a row's new quantity (allocation moved by the
-        difference), new rows added, a row left out (or given 0) cancelled (its cancel flag 1;
-        NextEngine keeps the row). ``receive_order_last_modified_date`` moves.
-
-        :raise OrderRefused: unknown or cancelled or shipped order, unknown goods, no line left."""
-        wanted = {c: q for c, q in _merged(lines, minimum=0).items() if q > 0}
-        if not wanted:
-            raise OrderRefused("an order needs at least one line: cancel it instead")
-        with self.lock:
-            order = self._order(order_id)
-            if order["status"] == SHIPPED:
-                raise OrderRefused(f"order {order_id} is shipped")
-            self._known(wanted)
-            now = _fmt(self.now())
-            live = {r["goods_id"]: r for r in order["rows"] if r["cancel_flag"] == "0"}
-            for code, row in live.items():
-                if wanted.get(code) != row["quantity"]:
-                    self._release(row)
-                    if code in wanted:
-                        row["quantity"] = wanted[code]
-                        self._allocate(row)
-                    else:
-                        row["cancel_flag"] = "1"
-                    row["modified"] = now
-            for code, quantity in wanted.items():
-                if code not in live:
-                    self._add_row(order, code, quantity, now)
-            order["modified"] = now
-
-    def set_order_status(self, order_id: str, status_id: str) -> None:
-        """Move the order to ``status_id`` (``1``, ``2``, ``20``, ``50``); at ``50`` 出荷確定 the
-        rows' quantities leave 在庫数. :raise OrderRefused: unknown or cancelled order or status."""
-        status = _status(str(status_id))
-        with self.lock:
-            order = self._order(order_id)
-            self._set_status(order, status, _fmt(self.now()))
-
-    def cancel_order(self, order_id: str) -> None:
-        """Cancel the order: ``receive_order_cancel_type_id`` set, every row's cancel flag 1, the
-        allocation released (after 出荷確定: the shipped stock put back).
-
-        :raise OrderRefused: unknown or already cancelled order."""
-        with self.lock:
-            order = self._order(order_id)
-            now = _fmt(self.now())
-            for row in order["rows"]:
-                if row["cancel_flag"] == "0":
-                    if order["status"] == SHIPPED:
-                        self.goods[row["goods_id"]]["stock"] += row["quantity"]
-                        self.goods[row["goods_id"]]["modified"] = now
-                    else:
-                        self._release(row)
-                    row["cancel_flag"] = "1"
-                    row["modified"] = now
-            order["cancel"] = CANCELLED_TYPE
-            order["modified"] = now
-
-    def recent_orders(self, limit: int = 20) -> list[dict]:
-        """The newest orders first, summed up for the control page: ``order_id``, ``placed``,
-        ``updated``, ``status``, ``cancelled`` and ``lines`` ``[(商品コード, quantity)]`` (0: cancelled row)."""
-        with self.lock:
-            orders = sorted(self.orders.values(), key=lambda o: int(o["id"]), reverse=True)[:limit]
-            return [{"order_id": o["id"], "placed": o["date"], "updated": o["modified"], "status": o["status"],
-                     "cancelled": o["cancel"] != "0",
-                     "lines": [(r["goods_id"], 0 if r["cancel_flag"] == "1" else r["quantity"]) for r in o["rows"]]}
-                    for o in orders]
-
-    def _order(self, order_id) -> dict:
-        order = self.orders.get(str(order_id))
-        if order is None:
-            raise OrderRefused(f"no such order: {order_id}")
-        if order["cancel"] != "0":
-            raise OrderRefused(f"order {order_id} is cancelled")
-        return order
-
-    def _known(self, wanted: dict[str, int]) -> None:
-        for code in wanted:
-            if code not in self.goods or self.goods[code].get("deleted"):
-                raise OrderRefused(f"no such goods: {code}")
-
-    def _add_row(self, order: dict, code: str, quantity: int, now: str) -> None:
-        row = {"no": str(len(order["rows"]) + 1), "goods_id": code, "name": self.goods[code]["name"],
-               "quantity": quantity, "unit_price": UNIT_PRICE, "cancel_flag": "0", "allocated": 0,
-               "modified": now}
-        order["rows"].append(row)
-        self._allocate(row)
-
-    def _allocate(self, row: dict) -> None:
-        goods = self.goods[row["goods_id"]]
-        row["allocated"] = max(0, min(row["quantity"], goods["stock"] - goods["allocated"]))
-        goods["allocated"] += row["allocated"]
-
-    def _release(self, row: dict) -> None:
-        self.goods[row["goods_id"]]["allocated"] -= row["allocated"]
-        row["allocated"] = 0
-
-    def _set_status(self, order: dict, status: str, now: str) -> None:
-        if status == SHIPPED and order["status"] != SHIPPED:
-            for row in order["rows"]:
-                if row["cancel_flag"] == "0":
-                    goods = self.goods[row["goods_id"]]
-                    self._release(row)
-                    goods["stock"] = max(0, goods["stock"] - row["quantity"])
-                    goods["modified"] = now
-        order["status"] = status
-        order["modified"] = now
-
-    def order_row(self, order_id: str) -> dict:
-        """A ``/api_v1_receiveorder_base/search`` row (§2.7), every value a string."""
-        o = self.orders[order_id]
-        total = sum(r["unit_price"] * r["quantity"] for r in o["rows"] if r["cancel_flag"] == "0")
-        return {"receive_order_id": o["id"], "receive_order_shop_id": SHOP_ID,
-                "receive_order_shop_cut_form_id": f"SB-{o['id']}", "receive_order_date": o["date"],
-                "receive_order_order_status_id": o["status"], "receive_order_cancel_type_id": o["cancel"],
-                "receive_order_total_amount": str(total), "receive_order_last_modified_date": o["modified"]}
-
-    def order_rows(self, order_id: str) -> list[dict]:
-        """The ``/api_v1_receiveorder_row/search`` rows of one order (§2.7), with the base fields
-        NextEngine lets the row endpoint filter and select on too."""
-        o = self.orders[order_id]
-        base = self.order_row(order_id)
-        return [{**base, "receive_order_row_receive_order_id": o["id"], "receive_order_row_no": r["no"],
-                 "receive_order_row_goods_id": r["goods_id"], "receive_order_row_goods_name": r["name"],
-                 "receive_order_row_quantity": str(r["quantity"]), "receive_order_row_unit_price": str(r["unit_price"]),
-                 "receive_order_row_cancel_flag": r["cancel_flag"],
-                 "receive_order_row_stock_allocation_quantity": str(r["allocated"]),
-                 "receive_order_row_last_modified_date": r["modified"]} for r in o["rows"]]
-
     # Failures ------------------------------------------------------------
     def error_next(self, count: int = 1, code: str = "003002") -> None:
         """Answer the next ``count`` API calls ``result: "error"`` with ``code``."""
@@ -478,24 +319,6 @@ class NextEngineSandbox(SandboxState):
         goods["stock"] += delta
         goods["modified"] = _fmt(self.now())
         return None
-
-
-def _merged(lines, *, minimum: int) -> dict[str, int]:
-    """``(商品コード, quantity)`` lines as code → quantity (repeated codes summed)."""
-    merged: dict[str, int] = {}
-    for code, quantity in lines:
-        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < minimum:
-            raise OrderRefused(f"{code}: quantity must be a whole number {minimum} or more")
-        merged[str(code).strip()] = merged.get(str(code).strip(), 0) + quantity
-    if not merged:
-        raise OrderRefused("an order needs at least one line")
-    return merged
-
-
-def _status(status: str) -> str:
-    if status not in ORDER_STATUSES:
-        raise OrderRefused(f"unknown status {status!r}: one of {', '.join(ORDER_STATUSES)}")
-    return status
 
 
 def _err(code: str) -> dict:
@@ -725,39 +548,7 @@ def _controls(app: Flask, sandbox: NextEngineSandbox) -> None:
         sandbox.error_next(int(b.get("count", 1)), str(b.get("code", "003002")))
         return jsonify(ok=True)
 
-    def lines() -> list[tuple[str, int]]:
-        return [(str(line[0]), line[1]) for line in body().get("lines") or []]
-
-    @app.post("/sandbox/orders")
-    def _place_order():
-        try:
-            order_id = sandbox.place_order(lines(), status=body().get("status"))
-        except OrderRefused as exc:
-            return jsonify(error=str(exc)), 422
-        return jsonify(order_id=order_id), 201
-
-    @app.post("/sandbox/orders/<order_id>")
-    def _edit_order(order_id: str):
-        try:
-            if "lines" in body():
-                sandbox.edit_order(order_id, lines())
-            if "status" in body():
-                sandbox.set_order_status(order_id, str(body()["status"]))
-        except OrderRefused as exc:
-            return jsonify(error=str(exc)), 422
-        return jsonify(ok=True)
-
-    @app.post("/sandbox/orders/<order_id>/cancel")
-    def _cancel_order(order_id: str):
-        try:
-            sandbox.cancel_order(order_id)
-        except OrderRefused as exc:
-            return jsonify(error=str(exc)), 422
-        return jsonify(ok=True)
-
-    @app.get("/sandbox/orders")
-    def _orders():
-        return jsonify(orders=sandbox.recent_orders(int(request.args.get("limit", 20))))
+    install_order_controls(app, sandbox)
 
     @app.get("/sandbox/uploads")
     def _uploads():
