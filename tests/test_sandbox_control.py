@@ -212,3 +212,48 @@ def test_nextengine_token_controls_expire_and_revoke_as_nextengine_does(sandboxe
     assert sandboxes.nextengine_stock()["result"] == "redirect"
     sandboxes.control("nextengine", "token", action="revoke")
     assert sandboxes.nextengine_stock()["code"] == "002004"
+
+
+def test_an_order_placed_on_the_page_takes_colorme_stock_and_its_cancel_gives_it_back(sandboxes):
+    """"Place order" on ColorMe is a sale GET /v1/sales answers, the stock drops; "cancel" restocks it."""
+    message = sandboxes.control("colorme", "order", identifier=f"{sandboxes.options}:ホワイト:M", quantity="2")
+    assert "message" in message
+    sales = sandboxes.colorme_get("/v1/sales").json()["sales"]
+    [sale] = sales
+    assert [(d["product_id"], d["option1_value"], d["product_num"]) for d in sale["details"]] == [
+        (sandboxes.options, "ホワイト", 2)]
+    assert _colorme_stocks(sandboxes)["TS01-WH-M"] == 1
+    page = html.unescape(sandboxes.page())
+    assert str(sale["id"]) in page and f"{sandboxes.options}:ホワイト:M × 2" in page
+    assert "message" in sandboxes.control("colorme", "order/cancel", order_id=str(sale["id"]))
+    assert sandboxes.colorme_get("/v1/sales").json()["sales"][0]["canceled"] is True
+    assert _colorme_stocks(sandboxes)["TS01-WH-M"] == 3
+
+
+def test_an_order_placed_on_the_page_is_a_nextengine_receive_order(sandboxes):
+    """"Place order" on NextEngine is a 受注伝票 its row search answers; "cancel" sets the cancel flag."""
+    assert "message" in sandboxes.control("nextengine", "order", identifier="MUG01", quantity="1")
+    [summary] = sandboxes.nextengine.recent_orders()
+    assert summary["lines"] == [("MUG01", 1)] and summary["order_id"] in sandboxes.page()
+    assert "message" in sandboxes.control("nextengine", "order/cancel", order_id=summary["order_id"])
+    response = sandboxes.http.post(f"{sandboxes.url}/nextengine/api_v1_receiveorder_row/search", timeout=10, data={
+        "access_token": sandboxes.ne_tokens["access_token"], "refresh_token": sandboxes.ne_tokens["refresh_token"],
+        "fields": "receive_order_row_goods_id,receive_order_row_cancel_flag"})
+    assert response.json()["data"] == [{"receive_order_row_goods_id": "MUG01", "receive_order_row_cancel_flag": "1"}]
+
+
+@pytest.mark.parametrize("form", [{"identifier": "999", "quantity": "1"}, {"identifier": "", "quantity": "1"},
+                                  {"identifier": "100001", "quantity": "0"}, {"identifier": "100001", "quantity": "x"},
+                                  {"identifier": "100001", "quantity": "6"}])
+def test_an_order_the_shop_cannot_take_is_refused_on_the_page_and_changes_nothing(sandboxes, form):
+    """Unknown item, no identifier, a bad quantity or more than the stock: said on the page, no sale."""
+    assert "error" in sandboxes.control("colorme", "order", **form)
+    assert sandboxes.colorme.sales == {} and _colorme_stocks(sandboxes)["MUG01"] == 5
+
+
+def test_cancelling_an_unknown_order_is_refused_and_shopify_takes_no_orders_here(sandboxes):
+    """An unknown order id is said on the page; a channel without an order book answers 404."""
+    assert "no such" in sandboxes.control("nextengine", "order/cancel", order_id="424242")["error"]
+    response = sandboxes.http.post(f"{sandboxes.url}{CHANNELS_CONTROL_PATH}shopify/order",
+                                   data={"identifier": "1", "quantity": "1"}, allow_redirects=False, timeout=10)
+    assert response.status_code == 404

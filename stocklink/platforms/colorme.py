@@ -7,7 +7,12 @@ option *values*, not ids (§1.5); a ``%`` or ``:`` inside a value is written ``%
 ``%3A``. Build and split identifiers with :func:`make_identifier` / :func:`parse_identifier`.
 
 Credentials: ``{"access_token": …}`` — an OAuth bearer token that never expires but can
-be revoked by the shop (§1.2). Settings: none are needed.
+be revoked by the shop (§1.2); reading orders needs the ``read_sales`` scope. Settings: none
+are needed.
+
+Orders (§1.6): :meth:`ColorMeClient.read_orders` reads ``GET /v1/sales`` by ``update_date_min``;
+a line's identifier is built from its ``product_id`` and option values exactly as
+:meth:`ColorMeClient.list_catalogue` builds a listing's, so an order line finds its listing.
 
 Writes (§1.5): one ``PUT /v1/products/{id}.json`` per write (ColorMe has no bulk
 endpoint), so :attr:`ColorMeClient.max_batch` is 1. With ``expected`` known the client
@@ -19,6 +24,7 @@ retrying.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
 
 import requests
 from flask_babel import lazy_gettext as _l
@@ -37,7 +43,7 @@ from stocklink.platforms.base import (
     send,
 )
 from stocklink.platforms.declaration import Field, Platform
-from stocklink.platforms.interfaces import ChannelItem
+from stocklink.platforms.interfaces import ChannelItem, ChannelOrder, ChannelOrderLine
 
 DEFAULT_BASE_URL = "https://api.shop-pro.jp"
 
@@ -45,6 +51,9 @@ NOT_FOUND_CODE = 404100  # §1.8: {"errors":[{"code":404100,"message":"レコー
 PAGE_LIMIT = 50  # §1.4: limit max 50 on /v1/stocks and /v1/products
 # §1.4: the spec advises ``fields`` because large option sets make /v1/products slow.
 CATALOGUE_FIELDS = "id,name,model_number,stocks,stock_managed,image_url,variants"
+SALES_LIMIT = 100  # §1.6: /v1/sales limit max 100
+SALES_FIELDS = "id,make_date,update_date,paid,delivered,canceled,details"
+JST = timezone(timedelta(hours=9))  # the shop's dates are Japan time
 
 
 def _escape(value: str) -> str:
@@ -173,6 +182,37 @@ class ColorMeClient(ChannelClient):
             if not products or self.catalogue_total is None or offset >= self.catalogue_total:
                 return
 
+    def read_orders(self, since: datetime, *, pace_s: float = 0.0) -> Iterator[ChannelOrder]:
+        """Every sale changed at or after ``since`` via ``GET /v1/sales?update_date_min=…`` (§1.6),
+        100 a page by ``offset``, cancelled ones included (``canceled`` true); oldest change first.
+
+        ``since`` is sent as Japan time to the second, rounded down (a second too early is read
+        again, never missed). ColorMe documents no order for ``/v1/sales``, so every page is read
+        before the sales are given, sorted by ``update_date`` then id; a sale that moved between
+        pages while they were read is given once, as last seen. ``status`` folds the flags into
+        ``unpaid`` / ``paid`` / ``delivered``.
+        """
+        since_text = since.astimezone(JST).strftime("%Y-%m-%d %H:%M:%S")
+        seen: dict[int, dict] = {}
+        offset, page = 0, 0
+        while True:
+            pause_between_pages(pace_s, page)
+            params = {"update_date_min": since_text, "limit": SALES_LIMIT, "offset": offset,
+                      "fields": SALES_FIELDS}
+            body = page_with_retries(lambda p=params: _json(self._request("GET", "/v1/sales.json", params=p)))
+            sales = body.get("sales") or []
+            for sale in sales:
+                known = seen.get(int(sale["id"]))
+                if known is None or int(sale["update_date"]) >= int(known["update_date"]):
+                    seen[int(sale["id"])] = sale
+            offset += len(sales)
+            page += 1
+            total = body.get("meta", {}).get("total")
+            if not sales or not isinstance(total, int) or offset >= total:
+                break
+        for sale in sorted(seen.values(), key=lambda s: (int(s["update_date"]), int(s["id"]))):
+            yield _order(sale)
+
     def write_mode(self, write: StockWrite) -> str:
         return "relative" if write.expected is not None else "absolute"
 
@@ -254,6 +294,33 @@ def _catalogue_items(product: dict) -> Iterator[ChannelItem]:
                                  "option2_value": option2, "stock_managed": managed})
 
 
+def order_status(sale: dict) -> str:
+    """The sale's ``paid`` / ``delivered`` flags as one word (:data:`ORDER_STATUSES`)."""
+    return "delivered" if sale.get("delivered") else "paid" if sale.get("paid") else "unpaid"
+
+
+def _moment(unix_seconds) -> datetime:
+    return datetime.fromtimestamp(int(unix_seconds), UTC)
+
+
+def _order(sale: dict) -> ChannelOrder:
+    lines = []
+    for detail in sale.get("details") or []:
+        option1, option2 = detail.get("option1_value"), detail.get("option2_value") or None
+        # As _catalogue_items: a product without options is its id alone, a variant its values.
+        identifier = make_identifier(detail["product_id"]) if option1 is None and option2 is None \
+            else make_identifier(detail["product_id"], option1 or "", option2)
+        price = detail.get("price")
+        lines.append(ChannelOrderLine(
+            line_id=str(detail["id"]), identifier=identifier, quantity=int(detail.get("product_num") or 0),
+            code=detail.get("product_model_number") or None,
+            title=str(detail.get("pristine_product_full_name") or detail.get("product_name") or ""),
+            unit_price=int(price) if price is not None else None))
+    return ChannelOrder(order_id=str(sale["id"]), ordered_at=_moment(sale["make_date"]),
+                        updated_at=_moment(sale["update_date"]), status=order_status(sale),
+                        cancelled=bool(sale.get("canceled")), lines=tuple(lines))
+
+
 def _json(response: requests.Response) -> dict:
     try:
         body = response.json()
@@ -273,9 +340,14 @@ def _first_error(response: requests.Response) -> tuple[int | None, str]:
         return None, response.reason or ""
 
 
+ORDER_STATUSES = (("unpaid", _l("Not paid yet")), ("paid", _l("Paid")), ("delivered", _l("Delivered")))
+
 PLATFORM = Platform(
     kind="colorme", label=_l("ColorMe Shop"), base_url=DEFAULT_BASE_URL, range_max=999_999,
     rate_per_s=2.0,  # ~120 req/min per token (guidance, §1)
     client=ColorMeClient,
     credentials=(Field("access_token", _l("Access token"), kind="secret"),),
+    # Every sale not cancelled has taken its stock on ColorMe, paid or not (§1.6).
+    order_statuses=ORDER_STATUSES,
+    order_statuses_default=tuple(value for value, _label in ORDER_STATUSES),
 )

@@ -9,7 +9,12 @@ each channel a person can:
 - put the channel in maintenance and take it out — ``POST /<kind>/maintenance`` ``on=1|0``;
 - make the next N API requests fail — ``POST /<kind>/fail`` ``fault``, ``count``;
 - revoke (and, where the platform has expiry, expire) its tokens, or issue a new one to paste
-  into stocklink's channel settings — ``POST /<kind>/token`` ``action``.
+  into stocklink's channel settings — ``POST /<kind>/token`` ``action``;
+- as a customer, place an order of one item (by the identifier stocklink writes its stock by),
+  see the recent orders and cancel one — ``POST /<kind>/order`` ``identifier``, ``quantity``;
+  ``POST /<kind>/order/cancel`` ``order_id``. Any channel whose controls mix in
+  :class:`_OrderControls` (its sandbox having ``place_order`` / ``cancel_order`` /
+  ``recent_orders``) gets these.
 
 Every control changes what the channel's real API answers next (the sandboxes'
 :mod:`~stocklink.sandbox.common` switches and their own methods); nothing here talks to
@@ -30,6 +35,7 @@ from stocklink.sandbox.shopify import ShopifySandbox
 bp = Blueprint("channels_control", __name__)
 
 MAX_FAIL_COUNT = 1000
+MAX_ORDER_QUANTITY = 999
 
 
 class Refused(ValueError):
@@ -42,6 +48,30 @@ class Item:
     code: str           # what a listing links by: 型番 / SKU / 商品コード
     name: str
     stock: int | None   # None: the channel keeps no stock for it
+
+
+class _OrderControls:
+    """A customer's orders on a sandbox with ``place_order(lines)``, ``cancel_order(order_id)`` and
+    ``recent_orders(limit)``; the sandbox's refusal (an ``OrderRefused``, a ``ValueError``) is said
+    on the page."""
+
+    identifier_hint = "stocklink が在庫を書き込む識別子 / the identifier stocklink writes the stock by"
+    RECENT = 20
+
+    def place_order(self, identifier: str, quantity: int) -> str:
+        try:
+            return self.sandbox.place_order([(identifier, quantity)])
+        except ValueError as exc:
+            raise Refused(str(exc)) from None
+
+    def cancel_order(self, order_id: str) -> None:
+        try:
+            self.sandbox.cancel_order(order_id)
+        except ValueError as exc:
+            raise Refused(str(exc)) from None
+
+    def orders(self) -> list[dict]:
+        return self.sandbox.recent_orders(self.RECENT)
 
 
 class _BearerTokenControls:
@@ -63,7 +93,7 @@ class _BearerTokenControls:
         return self.sandbox.issue_token()
 
 
-class ColorMeControls(_BearerTokenControls):
+class ColorMeControls(_BearerTokenControls, _OrderControls):
     kind, title = "colorme", "カラーミーショップ ColorMe Shop"
     throttle_fault = "429"
     faults = (("500", "HTTP 500 サーバーエラー / server error"), ("503", "HTTP 503"),
@@ -71,6 +101,7 @@ class ColorMeControls(_BearerTokenControls):
     tokens = (("revoke", "トークンを取り消す / revoke every token (→ 401)"),
               ("issue", "新しいトークンを発行 / issue a new token"))
     token_note = "ColorMe のトークンに有効期限はありません / ColorMe tokens never expire (取り消しのみ / revoke only)"
+    identifier_hint = "商品ID、オプションは 商品ID:値1:値2 / product id, or id:value1:value2 for an option (123:白:S)"
 
     def __init__(self, sandbox: ColorMeSandbox) -> None:
         self.sandbox = sandbox
@@ -128,7 +159,7 @@ class ShopifyControls(_BearerTokenControls):
 
 
 
-class NextEngineControls:
+class NextEngineControls(_OrderControls):
     kind, title = "nextengine", "ネクストエンジン NextEngine"
     faults = (("003001", "003001 メイン機能が高負荷 / overloaded (connect)"),
               ("003002", "003002 メイン機能が高負荷 / overloaded"),
@@ -138,6 +169,7 @@ class NextEngineControls:
               ("revoke", "トークンを取り消す / revoke every token (→ 002004)"),
               ("issue", "ログインし直す / log in again (new token pair)"))
     token_note = "アクセストークン 1日、リフレッシュトークン 3日 / access token 1 day, refresh token 3 days"
+    identifier_hint = "商品コード / goods code (A-001)"
 
     def __init__(self, sandbox: NextEngineSandbox) -> None:
         self.sandbox = sandbox
@@ -253,6 +285,40 @@ def token(kind: str):
     return _act(kind, run)
 
 
+@bp.post("/<kind>/order")
+def place_order(kind: str):
+    """Place an order of ``quantity`` × ``identifier`` as a customer would.
+
+    :raise 404: unknown channel, or one that takes no orders here."""
+    def run(channel):
+        quantity = _whole("quantity", minimum=1, maximum=MAX_ORDER_QUANTITY)
+        identifier = request.form.get("identifier", "").strip()
+        if not identifier:
+            raise Refused("identifier は必須 / identifier is required")
+        order_id = channel.place_order(identifier, quantity)
+        return f"注文 {order_id} を受けました / order {order_id} placed: {identifier} × {quantity}"
+    _ordering(kind)
+    return _act(kind, run)
+
+
+@bp.post("/<kind>/order/cancel")
+def cancel_order(kind: str):
+    """Cancel order ``order_id``; its stock comes back on the channel.
+
+    :raise 404: unknown channel, or one that takes no orders here."""
+    def run(channel):
+        order_id = request.form.get("order_id", "").strip()
+        channel.cancel_order(order_id)
+        return f"注文 {order_id} をキャンセルしました / order {order_id} cancelled"
+    _ordering(kind)
+    return _act(kind, run)
+
+
+def _ordering(kind: str) -> None:
+    if not isinstance(_channel(kind), _OrderControls):
+        abort(404)
+
+
 PAGE = """<!doctype html>
 <html lang="ja"><head><meta charset="utf-8"><title>チャネル サンドボックス / sandbox channels</title>
 <style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;font-size:90%}
@@ -293,6 +359,25 @@ td,th{border:1px solid #ccc;padding:2px 6px}form{margin:.3em 0}.ok{color:#070;ov
 <input name="stock" type="number" min="0" value="{{ item.stock }}" size="6" aria-label="{{ item.code }} 在庫 / stock">
 <button>保存 / save</button></form>{% endif %}</td></tr>{% endfor %}</table>
 {% else %}<p>商品がありません / no items</p>{% endif %}
+{% if c.orders is defined %}
+<h3>注文 / orders <small>(お客様の注文として / as a customer ordering)</small></h3>
+<form method="post" action="{{ url_for('.place_order', kind=c.kind) }}">
+<input name="identifier" required size="24" aria-label="{{ c.title }} identifier" placeholder="{{ c.identifier_hint }}">
+× <input name="quantity" type="number" min="1" max="{{ max_quantity }}" value="1" size="4" aria-label="quantity">
+<button>注文する / place order</button> <small>{{ c.identifier_hint }}</small></form>
+{% set orders = c.orders() %}
+{% if orders %}<table><tr><th>注文 / order</th><th>注文日時 / placed</th><th>更新 / updated</th>
+<th>状態 / status</th><th>明細 / lines</th><th></th></tr>
+{% for o in orders %}<tr><td>{{ o.order_id }}</td><td>{{ o.placed }}</td><td>{{ o.updated }}</td>
+<td>{{ o.status }}{% if o.cancelled %} <span class="on">キャンセル / cancelled</span>{% endif %}</td>
+<td>{% for identifier, quantity in o.lines %}{{ identifier }} × {{ quantity }}{% if not loop.last %}, {% endif %}
+{% endfor %}</td>
+<td>{% if not o.cancelled %}<form method="post" action="{{ url_for('.cancel_order', kind=c.kind) }}" class="inline">
+<input type="hidden" name="order_id" value="{{ o.order_id }}"><button>キャンセル / cancel</button></form>
+{% endif %}</td></tr>
+{% endfor %}</table>
+{% else %}<p>注文がありません / no orders</p>{% endif %}
+{% endif %}
 </section>
 {% endfor %}
 </body></html>"""
@@ -300,8 +385,10 @@ td,th{border:1px solid #ccc;padding:2px 6px}form{margin:.3em 0}.ok{color:#070;ov
 
 @bp.get("/")
 def index():
-    """The page: each channel's state, its failure and token controls, and its items' stock."""
+    """The page: each channel's state, its failure and token controls, its items' stock and, where
+    it takes orders here, its recent orders."""
     return render_template_string(PAGE, channels=list(_controls().values()), max_count=MAX_FAIL_COUNT,
+                                  max_quantity=MAX_ORDER_QUANTITY,
                                   links=current_app.config.get("SANDBOX_LINKS", {}),
                                   message=request.args.get("message"), error=request.args.get("error"))
 

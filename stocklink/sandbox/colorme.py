@@ -12,10 +12,18 @@ envelope (§1.8) and both stock write forms (§1.5). Python control methods on
   — ``POST /sandbox/products/<id>/stock``
 - ``issue_token()`` / ``revoke_token(token)`` / ``revoke_tokens()`` — ``POST /sandbox/tokens``,
   ``POST /sandbox/tokens/revoke``
-- ``throttle_next(count)`` — ``POST /sandbox/throttle`` (429 with ``Retry-After``)
+- ``throttle_next(count, retry_after=2)`` — ``POST /sandbox/throttle`` (429 with ``Retry-After``)
+- ``advance(seconds)`` (the sandbox clock every ``make_date`` / ``update_date`` is read from)
 - maintenance, forced 5xx, delay and the request log: :mod:`stocklink.sandbox.common`.
 
-Orders (``/v1/sales``, §1.6) are not simulated yet; ``self.sales`` is where they go.
+Orders (受注 = ``sales``, §1.6), served by ``GET /v1/sales``: ``place_order(lines, status=…)``
+(``lines`` as ``(identifier, quantity)``, the identifier the client writes stock by: ``"123"`` or
+``"123:白:S"``; the ordered stock is deducted as the shop does), ``edit_order(order_id, lines)``,
+``set_order_status(order_id, status)`` (``unpaid`` / ``paid`` / ``delivered``),
+``cancel_order(order_id)`` (``canceled`` true, every ``product_num`` 0, stock restocked) and
+``recent_orders(limit)`` — ``POST /sandbox/orders``, ``POST /sandbox/orders/<id>``,
+``POST /sandbox/orders/<id>/cancel``, ``GET /sandbox/orders`` (:mod:`stocklink.sandbox.orders`);
+the order book itself: :mod:`stocklink.sandbox.colorme_sales`.
 """
 from __future__ import annotations
 
@@ -24,7 +32,9 @@ import time
 
 from flask import Flask, jsonify, request
 
+from stocklink.sandbox.colorme_sales import SalesBook
 from stocklink.sandbox.common import SandboxState, install
+from stocklink.sandbox.orders import install_order_controls
 
 # §1.8: the only documented code. The 401/422/429/503 bodies are NOT FOUND in the
 # spec (§9), so they reuse the same envelope with codes of our own making.
@@ -36,6 +46,7 @@ MAINTENANCE = (503, 503000, "ただいまメンテナンス中です。")
 SERVER_ERROR = (500, 500000, "サーバーエラーが発生しました。")
 
 PAGE_LIMIT_MAX = 50  # §1.4: limit default 10, max 50 (clamped: meta.limit is the 実効limit)
+SALES_LIMIT_MAX = 100  # §1.6: /v1/sales limit default 10, max 100
 
 
 def _error(kind: tuple[int, int, str], message: str | None = None):
@@ -48,17 +59,30 @@ def _same_option(a: str | None, b: str | None) -> bool:
     return (a or "") == (b or "")
 
 
-class ColorMeSandbox(SandboxState):
-    """In-memory ColorMe shop: products, per-option variants and access tokens."""
+class ColorMeSandbox(SalesBook, SandboxState):
+    """In-memory ColorMe shop: products, per-option variants, sales and access tokens."""
 
     def __init__(self, account_id: str = "PA01234567") -> None:
         super().__init__()
         self.account_id = account_id
         self.products: dict[int, dict] = {}
         self.tokens: set[str] = set()
-        self.sales: list[dict] = []
+        self.sales: dict[int, dict] = {}
         self._throttle = 0
+        self._retry_after = "2"
         self._next_id = 100001
+        self._next_sale = 5000001
+        self._next_detail = 9000001
+        self._offset = 0
+
+    def now(self) -> int:
+        """The sandbox clock in unix seconds (ColorMe's dates, §1.6)."""
+        return int(time.time()) + self._offset
+
+    def advance(self, seconds: int) -> None:
+        """Move the sandbox clock forward (orders placed after it are that much later)."""
+        with self.lock:
+            self._offset += int(seconds)
 
     def issue_token(self) -> str:
         """A new valid bearer token (ColorMe tokens never expire, §1.2)."""
@@ -77,10 +101,12 @@ class ColorMeSandbox(SandboxState):
         with self.lock:
             self.tokens.clear()
 
-    def throttle_next(self, count: int = 1) -> None:
-        """Answer the next ``count`` API requests with 429 (throttling body NOT FOUND, §1.8)."""
+    def throttle_next(self, count: int = 1, retry_after: float = 2) -> None:
+        """Answer the next ``count`` API requests with 429 and ``Retry-After: retry_after``
+        (throttling body NOT FOUND, §1.8)."""
         with self.lock:
             self._throttle += count
+            self._retry_after = f"{retry_after:g}"
 
     def add_product(self, name: str = "商品", *, stocks: int | None = 0, model_number: str = "",
                     variants: list[dict] | None = None, stock_managed: bool = True,
@@ -88,7 +114,7 @@ class ColorMeSandbox(SandboxState):
         """Add a product (with per-option ``variants`` if given) and return its id.
 
         ``image_url`` is the product's main image (ColorMe's ``image_url``; null without one)."""
-        now = int(time.time())
+        now = self.now()
         with self.lock:
             product_id = self._next_id
             self._next_id += 1
@@ -133,7 +159,7 @@ class ColorMeSandbox(SandboxState):
             if target is None:
                 raise KeyError("no such variant")
             target["stocks"] = int(stocks)
-            target["update_date"] = int(time.time())
+            target["update_date"] = self.now()
 
     @staticmethod
     def _variant(product: dict, option1, option2) -> dict | None:
@@ -175,7 +201,7 @@ class ColorMeSandbox(SandboxState):
             raise ValueError("variants must be an array of objects")
         with self.lock:
             product = self.products[product_id]
-            now = int(time.time())
+            now = self.now()
             changes: list[tuple[dict, int]] = []
             if "stocks" in spec:
                 new = _new_stocks(product["stocks"], spec["stocks"])
@@ -232,7 +258,8 @@ def create_app(sandbox: ColorMeSandbox) -> Flask:
             return _error(UNAUTHORIZED)
         if sandbox.take_throttle():
             response, status = _error(THROTTLED)
-            response.headers["Retry-After"] = "2"
+            with sandbox.lock:
+                response.headers["Retry-After"] = sandbox._retry_after
             return response, status
         return None
 
@@ -312,6 +339,18 @@ def create_app(sandbox: ColorMeSandbox) -> Flask:
                                  "variant_model_number": v["model_number"]})
         return page(rows, "stocks")
 
+    @app.get("/v1/sales")
+    @app.get("/v1/sales.json")
+    def sales_index():
+        try:
+            rows = sandbox.sales_rows(request.args)
+        except ValueError as exc:
+            return _error(INVALID, str(exc))
+        limit = min(max(request.args.get("limit", 10, type=int), 1), SALES_LIMIT_MAX)
+        offset = max(request.args.get("offset", 0, type=int), 0)
+        chunk = fields_filter(rows[offset:offset + limit])
+        return jsonify({"sales": chunk, "meta": {"total": len(rows), "limit": limit, "offset": offset}})
+
     @app.errorhandler(404)
     def _not_found(_exc):
         return _error(NOT_FOUND)
@@ -350,7 +389,7 @@ def _controls(app: Flask, sandbox: ColorMeSandbox) -> None:
     @app.post("/sandbox/tokens")
     def _issue_token():
         return jsonify(access_token=sandbox.issue_token(), token_type="bearer",
-                       scope="read_products write_products"), 201
+                       scope="read_products write_products read_sales"), 201
 
     @app.post("/sandbox/tokens/revoke")
     def _revoke_token():
@@ -359,5 +398,8 @@ def _controls(app: Flask, sandbox: ColorMeSandbox) -> None:
 
     @app.post("/sandbox/throttle")
     def _throttle():
-        sandbox.throttle_next(int((request.get_json(silent=True) or {}).get("count", 1)))
+        body = request.get_json(silent=True) or {}
+        sandbox.throttle_next(int(body.get("count", 1)), float(body.get("retry_after", 2)))
         return jsonify(ok=True)
+
+    install_order_controls(app, sandbox)

@@ -27,7 +27,14 @@ Python control methods on :class:`NextEngineSandbox`, mirrored under ``/sandbox/
 - ``uploads`` (every uploaded CSV and its queue row) — ``GET /sandbox/uploads``
 - maintenance (``002007``), forced 5xx, delay, request log: :mod:`stocklink.sandbox.common`.
 
-Orders (§2.7) are not simulated yet; ``self.orders`` is where they go.
+Orders (受注伝票, §2.7), served by ``/api_v1_receiveorder_base/search`` and
+``/api_v1_receiveorder_row/search``: ``place_order(lines, status="1")`` (``lines`` as
+``(商品コード, quantity)``; returns the 伝票番号), ``edit_order(order_id, lines)``,
+``set_order_status(order_id, status_id)``, ``cancel_order(order_id)`` (cancel type set, every
+row's cancel flag 1) and ``recent_orders(limit)`` — ``POST /sandbox/orders``,
+``POST /sandbox/orders/<id>``, ``POST /sandbox/orders/<id>/cancel``, ``GET /sandbox/orders``
+(:mod:`stocklink.sandbox.orders`). How an order moves stock (引当, then 出荷確定):
+:mod:`stocklink.sandbox.nextengine_orders`.
 """
 from __future__ import annotations
 
@@ -41,6 +48,8 @@ from datetime import datetime, timedelta, timezone
 from flask import Flask, jsonify, request
 
 from stocklink.sandbox.common import SandboxState, install
+from stocklink.sandbox.nextengine_orders import ReceiveOrderBook
+from stocklink.sandbox.orders import install_order_controls
 
 ACCESS_TTL = timedelta(days=1)
 REFRESH_TTL = timedelta(days=3)
@@ -73,8 +82,8 @@ def _fmt(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")  # §2.2: YYYY-MM-DD HH:MM:SS
 
 
-class NextEngineSandbox(SandboxState):
-    """In-memory NextEngine company: goods stock, tokens and the upload queue."""
+class NextEngineSandbox(ReceiveOrderBook, SandboxState):
+    """In-memory NextEngine company: goods stock, tokens, the upload queue and 受注伝票."""
 
     def __init__(self, *, rotate: str = "every_call", auto_process: bool = False,
                  company_name: str = "サンドボックス商店") -> None:
@@ -87,7 +96,8 @@ class NextEngineSandbox(SandboxState):
         self.goods: dict[str, dict] = {}
         self.queue: dict[str, dict] = {}
         self.uploads: list[dict] = []
-        self.orders: list[dict] = []
+        self.orders: dict[str, dict] = {}
+        self._next_order = 1001
         self._access: dict[str, dict] = {}   # token -> {"expires", "retired"}
         self._refresh: dict[str, datetime] = {}
         self._current: tuple[str, str] | None = None
@@ -329,10 +339,11 @@ def _conditions(form, field: str) -> set[str] | None:
 
 
 def _compare(rows: list[dict], form) -> list[dict]:
-    """Apply the ``<field>-eq`` / ``-neq`` / ``-gte`` / ``-gt`` / ``-lte`` / ``-lt`` conditions of a search
+    """Apply the ``<field>-eq`` / ``-neq`` / ``-gte`` / ``-gt`` / ``-lte`` / ``-lt`` / ``-in`` conditions of a search
     (§2.3; values compare as NextEngine's strings do, which orders ``YYYY-MM-DD HH:MM:SS`` dates)."""
     ops = {"eq": lambda a, b: a == b, "neq": lambda a, b: a != b, "gte": lambda a, b: a >= b,
-           "gt": lambda a, b: a > b, "lte": lambda a, b: a <= b, "lt": lambda a, b: a < b}
+           "gt": lambda a, b: a > b, "lte": lambda a, b: a <= b, "lt": lambda a, b: a < b,
+           "in": lambda a, b: a in b.split(",")}
     for name, value in form.items():
         field, _, op = name.rpartition("-")
         if op in ops and field:
@@ -454,6 +465,22 @@ def create_app(sandbox: NextEngineSandbox) -> Flask:
             return _select(_compare(rows, form), form)
         return api(handler)
 
+    @app.post("/api_v1_receiveorder_base/search")
+    def receiveorder_search():
+        def handler(form):
+            with sandbox.lock:
+                rows = [sandbox.order_row(o) for o in sorted(sandbox.orders, key=int)]
+            return _select(_sorted(_compare(rows, form), form), form)
+        return api(handler)
+
+    @app.post("/api_v1_receiveorder_row/search")
+    def receiveorder_row_search():
+        def handler(form):
+            with sandbox.lock:
+                rows = [r for o in sorted(sandbox.orders, key=int) for r in sandbox.order_rows(o)]
+            return _select(_sorted(_compare(rows, form), form), form)
+        return api(handler)
+
     @app.errorhandler(404)
     @app.errorhandler(405)
     def _no_path(_exc):
@@ -520,6 +547,8 @@ def _controls(app: Flask, sandbox: NextEngineSandbox) -> None:
         b = body()
         sandbox.error_next(int(b.get("count", 1)), str(b.get("code", "003002")))
         return jsonify(ok=True)
+
+    install_order_controls(app, sandbox)
 
     @app.get("/sandbox/uploads")
     def _uploads():
