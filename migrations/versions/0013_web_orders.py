@@ -1,5 +1,6 @@
 """web orders: one row per order, a deduction ledger keyed (order, revision, line, product), a
-registration outbox per revision; each channel's order starting point, cursor and statuses
+registration outbox per revision; each channel's order starting point, cursor and statuses;
+channel order webhooks stored before they are answered
 
 The orders, order_lines and registrations tables of 0001 were never written by any version of
 stocklink (web orders arrive with this revision): they are replaced, not altered. A row found in
@@ -102,10 +103,27 @@ def upgrade():
     )
     with op.batch_alter_table('registrations', schema=None) as batch_op:
         batch_op.create_index('ix_registrations_state', ['state'], unique=False)
+    op.create_table('channel_webhooks',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('channel_id', sa.Integer(), nullable=False),
+    sa.Column('topic', sa.String(length=60), nullable=False),
+    sa.Column('delivery_id', sa.String(length=100), nullable=False),
+    sa.Column('order_id', sa.String(length=100), nullable=True),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('processed_at', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['channel_id'], ['channels.id'], name=op.f('fk_channel_webhooks_channel_id_channels'),
+                            ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_channel_webhooks')),
+    sa.UniqueConstraint('channel_id', 'delivery_id', name='uq_channel_webhooks_delivery')
+    )
+    with op.batch_alter_table('channel_webhooks', schema=None) as batch_op:
+        batch_op.create_index('ix_channel_webhooks_unprocessed', ['channel_id', 'processed_at'], unique=False)
 
 
 def downgrade():
     _refuse_rows()
+    op.drop_table('channel_webhooks')
     op.drop_table('registrations')
     op.drop_table('order_lines')
     op.drop_table('orders')

@@ -2,7 +2,9 @@
 
 - :func:`poll_due_channels` (cron, every 30 s) enqueues :func:`poll_orders` for each active
   channel that reads orders and whose last poll is older than its interval (3 minutes, 1 with
-  the channel's speed-up setting, seed 002). A poll holds a lease per channel, so two never
+  the channel's speed-up setting, seed 002), or that has an order webhook still open. A webhook
+  stored by the web endpoint asks for a poll at once: orders pushed by a channel arrive in
+  seconds, on the same path as polled ones. A poll holds a lease per channel, so two never
   overlap, and moves the channel's cursor only once every page was read: a poll that fails
   half-way is read again from the same place (its orders, read twice, are the same orders).
 - :func:`register_order` settles an order's registrations in order under a lease per order
@@ -30,7 +32,7 @@ from stocklink.models import Channel, ErrorRecord, Registration
 from stocklink.models._types import as_utc, utcnow
 from stocklink.platforms.base import AuthError, TemporaryError
 from stocklink.platforms.interfaces import OrderReader
-from stocklink.services import order_registration
+from stocklink.services import channel_webhooks, order_registration
 from stocklink.services.channel_clients import make_channel_client, platform_of
 from stocklink.services.incidents import record_error
 from stocklink.services.order_intake import Taken, take_orders
@@ -39,6 +41,9 @@ from stocklink.services.outbox import queue_mail
 log = logging.getLogger(__name__)
 
 POLL_LOCK = "stocklink:orders-poll:{}"
+AGAIN_KEY = "stocklink:orders-poll-again:{}"  # set by news that came while a poll ran
+# A channel whose order webhook is still open after this long is polled by the sweep.
+WEBHOOK_GRACE = timedelta(seconds=20)
 REGISTER_LOCK = "stocklink:order-registration:{}"
 # Background reads take this share of a channel's documented request rate; pushes keep the rest.
 READ_SHARE = 0.5
@@ -58,21 +63,28 @@ def _reads_orders(channel: Channel) -> bool:
 def poll_due_channels() -> int:
     """Cron: enqueue a poll of each active order-reading channel whose interval has passed."""
     now = utcnow()
+    waiting = set(channel_webhooks.channels_waiting(now - WEBHOOK_GRACE))
     count = 0
     for channel in db.session.scalars(select(Channel).where(Channel.enabled.is_(True), Channel.state == "active")
                                       .order_by(Channel.id)):
         if not _reads_orders(channel):
             continue
         interval = timedelta(seconds=poll_interval_s(channel.speed_up))
-        if channel.orders_polled_at is not None and now - as_utc(channel.orders_polled_at) < interval:
+        due = channel.orders_polled_at is None or now - as_utc(channel.orders_polled_at) >= interval
+        if not due and channel.id not in waiting:
             continue
         if enqueue_poll(channel.id):
             count += 1
     return count
 
 
-def enqueue_poll(channel_id: int) -> bool:
-    """One queued poll per channel at most (a unique job id); False when one is already queued."""
+def enqueue_poll(channel_id: int, *, again_if_running: bool = False) -> bool:
+    """One queued poll per channel at most (a unique job id); False when one is already queued.
+
+    ``again_if_running``: news of an order (a webhook) while a poll runs; that poll may have read
+    before the order was saved, so it polls once more when it ends."""
+    if again_if_running:
+        get_redis().set(AGAIN_KEY.format(channel_id), "1", ex=600)
     try:
         get_queue(MAINTENANCE).enqueue(poll_orders, channel_id, job_id=f"orders-poll-{channel_id}", unique=True,
                                        job_timeout=600, result_ttl=0, failure_ttl=86400)
@@ -84,8 +96,17 @@ def enqueue_poll(channel_id: int) -> bool:
 @job
 def poll_orders(channel_id: int) -> str:
     """Read the channel's orders changed since its cursor (less the overlap) and take them in."""
-    with lease(get_redis(), POLL_LOCK.format(channel_id), name=f"order poll of channel {channel_id}") as held:
-        return _poll_locked(channel_id) if held else "busy"
+    redis = get_redis()
+    with lease(redis, POLL_LOCK.format(channel_id), name=f"order poll of channel {channel_id}") as held:
+        if not held:
+            return "busy"
+        results = []
+        for _round in range(3):
+            redis.delete(AGAIN_KEY.format(channel_id))
+            results.append(_poll_locked(channel_id))
+            if not redis.exists(AGAIN_KEY.format(channel_id)):
+                break
+        return "; ".join(results)
 
 
 def _poll_locked(channel_id: int) -> str:
@@ -111,6 +132,7 @@ def _poll_locked(channel_id: int) -> str:
     channel.orders_cursor_at = next_cursor(as_utc(channel.orders_cursor_at) if channel.orders_cursor_at else None,
                                            polled_from)
     channel.orders_polled_at = polled_from
+    channel_webhooks.mark_processed(channel_id, polled_from)
     follow_up(taken)
     db.session.commit()
     return f"read {len(orders)}: {taken.new} new, {taken.revised} revised, {taken.cancelled} cancelled, " \

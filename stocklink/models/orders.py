@@ -14,7 +14,7 @@ from stocklink.infra.extensions import db
 from stocklink.models._types import utcnow
 
 # An order's state, as the Orders screen filters it.
-ORDER_STATES = ("reserved", "registered", "failed", "cancelled", "ignored")
+ORDER_STATES = ("reserved", "registered", "failed", "cancelled", "resolved", "ignored")
 
 
 class Order(db.Model):
@@ -98,3 +98,27 @@ class Registration(db.Model):
     next_attempt_at = db.Column(db.DateTime(timezone=True))
     created_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
     done_at = db.Column(db.DateTime(timezone=True))
+
+
+class ChannelWebhook(db.Model):
+    """An order webhook from a channel (Shopify ``orders/*``), stored before it is answered.
+
+    It is a trigger, as a Smaregi notification is: the channel's orders are then polled (one path
+    for every order, however it was heard of), and the row is marked processed by the first poll
+    that started after it arrived. Unique per channel on the platform's delivery id, so a
+    redelivery is stored once."""
+
+    __tablename__ = "channel_webhooks"
+    __table_args__ = (
+        db.UniqueConstraint("channel_id", "delivery_id", name="uq_channel_webhooks_delivery"),
+        db.Index("ix_channel_webhooks_unprocessed", "channel_id", "processed_at"),
+    )
+
+    id = db.Column(db.Integer, primary_key=True)
+    channel_id = db.Column(db.Integer, db.ForeignKey("channels.id", ondelete="CASCADE"), nullable=False)
+    topic = db.Column(db.String(60), nullable=False)
+    delivery_id = db.Column(db.String(100), nullable=False)
+    order_id = db.Column(db.String(100))
+    body = db.Column(db.Text, nullable=False)
+    received_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
+    processed_at = db.Column(db.DateTime(timezone=True))

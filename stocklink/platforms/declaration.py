@@ -99,6 +99,10 @@ class Platform:
     # have to be deducted unless the merchant chose otherwise.
     order_statuses: tuple[tuple[str, Any], ...] = ()
     order_statuses_default: tuple[str, ...] = ()
+    # A platform that pushes orders: ``order_webhook(credentials, headers, body)`` checks one
+    # delivery and returns a :class:`~stocklink.platforms.interfaces.WebhookDelivery`, or raises
+    # ``WebhookRefused`` / ``WebhookMalformed`` (same module).
+    order_webhook: Callable[[dict, Any, bytes], Any] | None = None
 
     @property
     def delta(self) -> bool:

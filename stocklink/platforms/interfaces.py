@@ -144,3 +144,21 @@ class OrderReader(Protocol):
         between page requests. Cancelled orders are included (``cancelled`` True): a
         cancellation is news. Errors as for the other calls: :class:`AuthError` for a refused
         or expired token, :class:`TemporaryError` for a throttled or unavailable page."""
+
+
+class WebhookRefused(Exception):
+    """An order webhook that does not prove it comes from the channel (a missing or wrong signature)."""
+
+
+class WebhookMalformed(ValueError):
+    """An order webhook whose headers or body are not what the platform sends."""
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    """What an order webhook says, once its signature is checked: the topic, the platform's id
+    of this delivery (a redelivery carries the same one) and the order it is about."""
+
+    topic: str
+    delivery_id: str
+    order_id: str | None

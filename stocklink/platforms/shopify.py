@@ -51,7 +51,14 @@ from stocklink.platforms.base import (
     send,
 )
 from stocklink.platforms.declaration import N_, Field, InvalidValue, Platform
-from stocklink.platforms.interfaces import ChannelItem, ChannelOrder, ChannelOrderLine
+from stocklink.platforms.interfaces import (
+    ChannelItem,
+    ChannelOrder,
+    ChannelOrderLine,
+    WebhookDelivery,
+    WebhookMalformed,
+    WebhookRefused,
+)
 
 DEFAULT_BASE_URL = "https://{shop}.myshopify.com"
 DEFAULT_API_VERSION = "2026-04"  # changeFromQuantity + @idempotent are mandatory from here (§7.3)
@@ -436,6 +443,29 @@ def _order_line(node: dict) -> ChannelOrderLine:
     )
 
 
+def check_order_webhook(credentials: dict, headers, body: bytes) -> WebhookDelivery:
+    """One ``orders/*`` delivery (§7.5): signed with the app's client secret, its topic an order
+    topic, its delivery id present. The body is only checked to name an order: the order itself is
+    read back from the Admin API, so a webhook and a poll of one change are the same order.
+
+    :raise WebhookRefused: no client secret saved, or the signature does not match.
+    :raise WebhookMalformed: not an order topic, no delivery id, or a body without an order id."""
+    if not verify_webhook(credentials.get("client_secret") or "", body, headers.get("X-Shopify-Hmac-SHA256")):
+        raise WebhookRefused("the signature does not match the client secret")
+    topic = headers.get("X-Shopify-Topic") or ""
+    if topic not in ORDER_TOPICS:
+        raise WebhookMalformed(f"not an order topic: {topic[:60]!r}")
+    delivery = headers.get("X-Shopify-Webhook-Id") or headers.get("X-Shopify-Event-Id") or ""
+    if not delivery or len(delivery) > 100:
+        raise WebhookMalformed("no X-Shopify-Webhook-Id")
+    try:
+        order = json.loads(body)
+        order_id = _webhook_id(order, "id")
+    except (ValueError, UnicodeDecodeError, TypeError, KeyError, WebhookPayloadError):
+        raise WebhookMalformed("the body names no order id") from None
+    return WebhookDelivery(topic, delivery, order_id)
+
+
 class WebhookPayloadError(ValueError):
     """A webhook body that is not a usable Shopify order (bad JSON, a missing or wrong field)."""
 
@@ -581,4 +611,5 @@ PLATFORM = Platform(
     order_statuses=ORDER_STATUSES,
     # Stock leaves with the order, whatever its fulfilment: every status counts by default.
     order_statuses_default=tuple(value for value, _label in ORDER_STATUSES),
+    order_webhook=check_order_webhook,
 )

@@ -139,6 +139,10 @@ def ledger_source(source_event: str | None) -> str:
         return _("Stock notification %(ids)s", ids=ids)
     if source_event == "backfill":
         return _("Periodic check")
+    if source_event.startswith("order:"):  # order:<channel id>:<order id>#<revision>
+        head, _sep, revision = source_event.rpartition("#")
+        order_id = head.split(":", 2)[-1]
+        return _("Web order %(id)s (revision %(revision)s)", id=order_id, revision=revision)
     return source_event
 
 

@@ -244,3 +244,35 @@ def record_failure(registration: Registration, reason: str, *, final: bool, retr
         if order is not None and order.revision == registration.revision and order.state == "reserved":
             order.state = "failed"
     db.session.commit()
+
+
+def retry_now(order: Order) -> int:
+    """The merchant's "retry now": the order's unsettled registrations are due at once (the
+    caller enqueues them). Returns how many."""
+    rows = pending_of(order.id)
+    for registration in rows:
+        registration.next_attempt_at = None
+    return len(rows)
+
+
+def resolve_by_hand(order: Order, note: str, user: str) -> list[str]:
+    """The merchant settled the order themselves (registered it in Smaregi by hand, or decided it
+    must not be): its unsettled registrations are marked resolved with the note, and its units
+    still reserved are given back. Returns the Smaregi ids whose stock the caller re-reads (a
+    sale registered by hand shows there, and total stock follows it)."""
+    now = utcnow()
+    for registration in pending_of(order.id):
+        registration.state, registration.done_at = "resolved", now
+        registration.last_error = (registration.last_error or "")[:1900] or None
+    source = f"order:{order.channel_id}:{order.channel_order_id}#{order.revision}"
+    returned: dict[int, int] = {}
+    for revision in sorted(set(db.session.scalars(select(OrderLine.revision).where(
+            OrderLine.order_id == order.id, OrderLine.state == "reserved")))):
+        for pid, units in _give_back_rest(order, revision, source).items():
+            returned[pid] = returned.get(pid, 0) + units
+    order.note, order.resolved_by = note[:1000], user[:80]
+    if order.state in ("reserved", "failed"):
+        order.state = "resolved"
+    mark_listings_dirty(set(returned))
+    return list(db.session.scalars(select(Product.smaregi_product_id).where(
+        Product.id.in_(list(returned)), Product.smaregi_product_id.is_not(None)))) if returned else []

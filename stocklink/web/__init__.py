@@ -26,6 +26,7 @@ def register_blueprints(app) -> None:
         health,
         language,
         links,
+        orders,
         outbox,
         products,
         settings,
@@ -35,7 +36,7 @@ def register_blueprints(app) -> None:
 
     install(app)  # before the routes: <int:…> ids are bounded to the database's range
     for module in (auth, catalogue, confirmations, dashboard, errors, exclusions, grid_bulk, grid_edits, health,
-                   language, links, outbox, products, settings, webhooks):
+                   language, links, orders, outbox, products, settings, webhooks):
         app.register_blueprint(module.bp)
     webhooks.redact_access_logs()  # the webhook's path carries its secret
     stopped_channels_banner(app)

@@ -1,4 +1,5 @@
-"""``POST /webhooks/smaregi/<customer code>``: Smaregi's stock notifications, both generations.
+"""``POST /webhooks/smaregi/<customer code>``: Smaregi's stock notifications, both generations;
+``POST /webhooks/channels/<channel id>/orders``: a channel's order webhooks (Shopify ``orders/*``).
 
 Authenticated by the customer code (and, for Platform webhooks, the contract id and an
 optional shared-secret header); stored durably, then answered at once (SPEC §4, §11.1).
@@ -18,9 +19,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from stocklink.infra.extensions import csrf, db
+from stocklink.jobs.orders import enqueue_poll
+from stocklink.models import Channel
 from stocklink.platforms.base import PlatformError
+from stocklink.platforms.interfaces import WebhookMalformed, WebhookRefused
 from stocklink.platforms.smaregi.webhook import MalformedNotification, parse_legacy, parse_platform
-from stocklink.services import merchant_settings
+from stocklink.services import channel_webhooks, merchant_settings
+from stocklink.services.channel_clients import credentials_of, platform_of
 from stocklink.services.smaregi_inbox import already_stored, store_notification
 from stocklink.services.smaregi_stock import abort_check
 from stocklink.web import webhook_throttle
@@ -177,4 +182,42 @@ def smaregi(code: str):
         return _text("unavailable", 503)
     if created:  # bounded to ~40 ms on Redis; a failed wake is retried in the background
         wake_after_store(current_app._get_current_object())
+    return jsonify(result="ok")
+
+
+@bp.post("/channels/<int:channel_id>/orders")
+@csrf.exempt
+def channel_orders(channel_id: int):
+    """A channel's order webhook: the platform checks its signature, it is stored, then answered
+    200; the channel's orders are polled at once (the webhook is a trigger, the poll the one path).
+
+    :raise 401: the signature does not match (nothing stored). :raise 400: not an order webhook
+    of this platform. :raise 404: no such channel, or its platform sends no order webhooks.
+    :raise 413: a body over :data:`MAX_BODY`. :raise 503: it could not be stored (the platform
+    delivers it again)."""
+    if _too_large():
+        return _unread(f"too_large: at most {MAX_BODY} bytes", 413)
+    try:
+        channel = db.session.get(Channel, channel_id)
+        platform = platform_of(channel) if channel is not None else None
+        if platform is None or platform.order_webhook is None:
+            return _text("unknown_channel", 404)
+        body = request.get_data()
+        delivery = platform.order_webhook(credentials_of(channel), request.headers, body)
+        created = channel_webhooks.store(channel, delivery, body)
+    except WebhookRefused:
+        return _text("signature_mismatch", 401)
+    except WebhookMalformed as exc:
+        return _text(f"malformed: {exc}", 400)
+    except RequestEntityTooLarge:
+        return _text(f"too_large: at most {MAX_BODY} bytes", 413)
+    except SQLAlchemyError:
+        db.session.rollback()
+        log.exception("could not store a channel webhook")
+        return _text("unavailable", 503)
+    if created:
+        try:
+            enqueue_poll(channel_id, again_if_running=True)
+        except Exception:  # stored: the poll sweep takes it within seconds
+            log.exception("could not enqueue the order poll of channel %s", channel_id)
     return jsonify(result="ok")

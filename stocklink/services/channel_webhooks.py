@@ -1,0 +1,44 @@
+"""Order webhooks from the channels, stored before they are answered (SPEC §11.1, as Smaregi's
+notifications are): one row per delivery, unique per channel on the platform's delivery id.
+
+A stored webhook is a trigger: the channel's orders are polled at once
+(:func:`stocklink.jobs.orders.poll_orders`), so an order heard of by webhook and by the poll is
+one order on one path. :func:`mark_processed` closes the rows a complete poll has covered; the
+poll sweep re-polls a channel whose webhooks stay open (a job lost with Redis)."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from stocklink.infra.extensions import db
+from stocklink.models import Channel, ChannelWebhook
+from stocklink.models._types import utcnow
+from stocklink.platforms.interfaces import WebhookDelivery
+
+
+def store(channel: Channel, delivery: WebhookDelivery, body: bytes) -> bool:
+    """Store one delivery (commits); False when this delivery id was stored already."""
+    insert = postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert
+    result = db.session.execute(insert(ChannelWebhook).values(
+        channel_id=channel.id, topic=delivery.topic, delivery_id=delivery.delivery_id,
+        order_id=(delivery.order_id or "")[:100] or None, body=body.decode("utf-8", "replace"),
+        received_at=utcnow()).on_conflict_do_nothing(index_elements=["channel_id", "delivery_id"]))
+    db.session.commit()
+    return result.rowcount == 1
+
+
+def mark_processed(channel_id: int, polled_from: datetime) -> int:
+    """The channel's webhooks received before a complete poll began are covered by it."""
+    done = db.session.execute(update(ChannelWebhook).where(
+        ChannelWebhook.channel_id == channel_id, ChannelWebhook.processed_at.is_(None),
+        ChannelWebhook.received_at <= polled_from).values(processed_at=utcnow())
+        .execution_options(synchronize_session=False))
+    return done.rowcount
+
+
+def channels_waiting(older_than: datetime) -> list[int]:
+    """Channels with a webhook still open that arrived before ``older_than``."""
+    return list(db.session.scalars(select(ChannelWebhook.channel_id).where(
+        ChannelWebhook.processed_at.is_(None), ChannelWebhook.received_at <= older_than).distinct()))
