@@ -165,3 +165,16 @@ def test_legacy_anchor_without_a_match_starts_at_the_notified_second():
     assert legacy_anchor(SALE_RETURN_SALE, [other]) == 10
     assert legacy_anchor(SALE_RETURN_SALE, [HistoryEntry(0, -1, 9, "02", "2026-12-01 10:00:01")]) is None
     assert legacy_anchor([], [other]) is None
+
+
+def test_stocklinks_own_registrations_are_taken_out_oldest_first_and_only_once():
+    from stocklink.domain.delta import HistoryEntry, history_delta, without_echoes
+    entries = [HistoryEntry(11, -2, 8, "02"), HistoryEntry(12, -2, 6, "02"), HistoryEntry(13, -1, 5, "01"),
+               HistoryEntry(14, 2, 7, "10")]
+    kept, matched = without_echoes(entries, 10, [(1, -2), (2, -1), (3, 2)])
+    # -2 02 matches the first sale; -1 is a correction, not a registration: kept; +2 10 matches.
+    assert [e.id for e in kept] == [12, 13] and matched == [1, 3]
+    assert history_delta(kept, 10)[0] == -3
+    # Entries already applied are never matched; nothing expected: nothing dropped.
+    assert without_echoes(entries, 12, [(1, -2)]) == ([HistoryEntry(13, -1, 5, "01"), HistoryEntry(14, 2, 7, "10")], [])
+    assert without_echoes(entries, 10, [])[1] == []

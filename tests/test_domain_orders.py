@@ -86,6 +86,7 @@ def test_the_cursor_moves_to_the_start_of_a_complete_poll_and_never_back():
 
 def test_poll_interval_is_three_minutes_or_one_with_speed_up():
     assert (poll_interval_s(False), poll_interval_s(True)) == (180, 60)
+    assert (poll_interval_s(False, 300), poll_interval_s(True, 300)) == (300, 60)
 
 
 def test_registration_keys_are_stable_short_and_distinct():

@@ -328,3 +328,12 @@ def test_set_availability_is_the_largest_count_every_component_covers(components
     assert sets >= 0
     assert all(sets <= max(0, total // quantity) for total, quantity in components)
     assert any(total < (sets + 1) * quantity for total, quantity in components)
+
+
+def test_low_stock_is_announced_once_per_crossing():
+    from stocklink.domain.stock import low_stock_crossed
+    assert low_stock_crossed(5, 3, 3) and low_stock_crossed(4, 0, 2)
+    assert not low_stock_crossed(3, 2, 3)  # already at the threshold: no second mail
+    assert not low_stock_crossed(6, 4, 3) and not low_stock_crossed(2, 5, 3)  # above, or rising
+    assert not low_stock_crossed(5, 0, None)
+    assert low_stock_crossed(1, 0, 0)  # threshold 0: sold out

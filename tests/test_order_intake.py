@@ -191,3 +191,44 @@ def test_a_line_of_an_unlinked_listing_is_recorded_and_deducts_nothing(app, shop
                                   .order_by(OrderLine.id)).all()
         assert [tuple(r) for r in rows] == [("not-a-listing", None, "none"), (str(shirt["colorme"]),
                                                                               shirt["product"], "reserved")]
+
+
+def test_an_order_taking_a_product_to_its_threshold_is_mailed_once_per_crossing(app, shop):
+    from stocklink.models import OutboxMessage
+    from stocklink.services import merchant_settings
+    world, shirt, mug = shop
+    with app.app_context():
+        merchant_settings.save({"notify.low_stock_on": True, "notify.low_stock_threshold": 3,
+                                "notify.low_stock_to": "shop@example.jp"})
+        db.session.get(Product, mug["product"]).low_stock_threshold = 0  # its own: only when sold out
+        db.session.commit()
+    _take(app, world.colorme_id, _order("A-1", ("1", str(shirt["colorme"]), 2), ("2", str(mug["colorme"]), 1)))
+    _take(app, world.colorme_id, _order("A-2", ("1", str(shirt["colorme"]), 1)))  # 3 → 2: still low, no mail
+    _take(app, world.colorme_id, _order("A-3", ("1", str(mug["colorme"]), 2)))  # mug 2 → 0
+    with app.app_context():
+        mails = db.session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "low_stock")
+                                   .order_by(OutboxMessage.id)).all()
+        assert len(mails) == 2
+        assert "TS-S" in mails[0].body and "総在庫数 3" in mails[0].body and "MUG" not in mails[0].body
+        assert "MUG" in mails[1].body and "総在庫数 0" in mails[1].body and mails[1].recipients == "shop@example.jp"
+
+
+@pytest.mark.parametrize("read_offset_s, expected", [(-60, 3), (60, 5), (2, None), (None, None)])
+def test_the_order_channels_own_listing_is_not_deducted_there_again(app, shop, read_offset_s, expected):
+    """ColorMe took the 2 units itself: a stock read before the order now stands at 3, one read
+    after it already says so, one read too close to tell (or never) becomes unknown."""
+    from stocklink.models import Listing
+    world, shirt, _mug = shop
+    with app.app_context():
+        listing = db.session.scalar(select(Listing).where(Listing.channel_id == world.colorme_id))
+        listing.last_confirmed_quantity = 5
+        listing.last_confirmed_at = T0 + timedelta(seconds=read_offset_s) if read_offset_s is not None else None
+        db.session.commit()
+        listing_id = listing.id
+    _take(app, world.colorme_id, _order("A-1", ("1", str(shirt["colorme"]), 2)))
+    with app.app_context():
+        assert db.session.get(Listing, listing_id).last_confirmed_quantity == expected
+    if expected is not None:  # an edit: the channel moved it again, by an amount not known here
+        _take(app, world.colorme_id, _order("A-1", ("1", str(shirt["colorme"]), 1), minutes=4))
+        with app.app_context():
+            assert db.session.get(Listing, listing_id).last_confirmed_quantity is None

@@ -139,3 +139,37 @@ def test_refused_sale_credentials_stop_registrations_at_level_9_and_keep_the_res
         error = db.session.scalar(select(ErrorRecord).where(ErrorRecord.source == "registration"))
         assert (error.level, error.message_key) == (9, "registration_auth")
         assert db.session.scalar(select(Order.state)) == "failed"
+
+
+@pytest.mark.parametrize("mode", ["shipment", "transaction"])
+def test_a_web_order_reaches_nextengine_once_whether_smaregi_records_a_shipment_or_a_sale(app, world,
+                                                                                       nextengine_world, mode):
+    """The reservation sends NextEngine the decrease; the movement the registration causes in
+    Smaregi (出荷 10, or a transaction's 売上 02 that a POS sale would also be) is not sent again.
+    A real POS sale meanwhile still is, and the cancel brings the units back once."""
+    from stocklink.models import Listing
+    nextengine, nextengine_id = nextengine_world
+    shirt = world.add("1001", "TS-S", "Tシャツ S", 5, price=2500)
+    nextengine.add_goods("TS-S", 5)
+    with app.app_context():
+        db.session.add(Listing(channel_id=nextengine_id, product_id=shirt["product"], identifier="TS-S",
+                               last_confirmed_quantity=5))
+        db.session.get(Channel, world.colorme_id).orders_start_at = utcnow()
+        merchant_settings.save({"smaregi.registration_mode": mode})
+        db.session.commit()
+    world.smaregi.sell([("1001", 1)])  # a POS sale gives NextEngine its cursor (and -1)
+    run_jobs(app)
+    assert nextengine.stock("TS-S") == 4
+    order_id = world.colorme.place_order([(str(shirt["colorme"]), 2)])
+    assert "1 new" in _poll(app, world.colorme_id)
+    run_jobs(app)
+    assert world.smaregi.stock_of("1001") == 2 and _product(app, shirt["product"]) == (2, 0)
+    assert nextengine.stock("TS-S") == 2  # 4 - 2 once, not twice
+    world.smaregi.sell([("1001", 1)])
+    run_jobs(app)
+    assert nextengine.stock("TS-S") == 1
+    world.colorme.cancel_order(order_id)
+    assert "1 cancelled" in _poll(app, world.colorme_id)
+    run_jobs(app)
+    assert world.smaregi.stock_of("1001") == 3 and nextengine.stock("TS-S") == 3
+    assert world.colorme.stock(shirt["colorme"]) == 3 and world.shopify.stock(shirt["shopify"]) == 3

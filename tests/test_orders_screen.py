@@ -83,3 +83,48 @@ def test_resolve_needs_a_note_then_gives_the_units_back(app, client, logged_in, 
         assert states == ["resolved"]
     page = client.get(path).get_data(as_text=True)
     assert "スマレジに手で登録済み" in page
+
+
+def test_order_settings_set_the_starting_point_in_japan_time_and_the_status_conditions(app, client, logged_in,
+                                                                                       orders):
+    channel_id, _product_id, _ids = orders
+    path = f"/orders/channels/{channel_id}"
+    page = client.get(path).get_data(as_text=True)
+    assert "初期受注取得" in page and 'value="paid" checked' in page
+    token = logged_in.token(path)
+    with app.app_context():
+        db.session.get(Channel, channel_id).orders_cursor_at = datetime(2026, 12, 5, tzinfo=UTC)
+        db.session.commit()
+    response = client.post(path, data={"csrf_token": token, "start": "2026-12-01T09:00",
+                                       "status": ["paid", "delivered"]})
+    assert response.status_code == 302
+    with app.app_context():
+        channel = db.session.get(Channel, channel_id)
+        assert channel.orders_start_at.replace(tzinfo=UTC) == datetime(2026, 12, 1, 0, 0, tzinfo=UTC)  # 09:00 JST
+        assert channel.order_statuses == ["paid", "delivered"]
+        assert channel.orders_cursor_at is None  # moved back: read again from the starting point
+    for bad in ({"start": "昨日", "status": ["paid"]}, {"start": "2099-01-01T00:00", "status": ["paid"]},
+                {"start": "", "status": []}, {"start": "", "status": ["bogus"]}):
+        client.post(path, data={"csrf_token": token, **bad})
+    with app.app_context():
+        channel = db.session.get(Channel, channel_id)
+        assert channel.order_statuses == ["paid", "delivered"]  # each refused, nothing changed
+        assert channel.orders_start_at.replace(tzinfo=UTC) == datetime(2026, 12, 1, 0, 0, tzinfo=UTC)
+    assert client.get("/orders/channels/999").status_code == 404
+
+
+def test_the_dashboard_lists_orders_waiting_for_smaregi(app, client, logged_in, orders):
+    _channel_id, _product_id, ids = orders
+    html = client.get("/").get_data(as_text=True)
+    assert "スマレジに未登録のWeb受注" in html and f"/orders/{ids['A-100']}" in html and "HTTP 503" in html
+
+
+def test_a_products_own_low_stock_threshold_is_set_on_its_page(app, client, logged_in, orders):
+    _channel_id, product_id, _ids = orders
+    path = f"/products/{product_id}"
+    token = logged_in.token(path)
+    for value, expected in (("２", 2), ("", None), ("-1", None), ("abc", None), ("5", 5), ("1000000000", 5)):
+        assert client.post(f"{path}/threshold", data={"csrf_token": token, "value": value}).status_code == 302
+        with app.app_context():
+            assert db.session.get(Product, product_id).low_stock_threshold == expected, value
+    assert "在庫数通知のしきい値" in client.get(path).get_data(as_text=True)

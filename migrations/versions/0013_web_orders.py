@@ -1,6 +1,7 @@
 """web orders: one row per order, a deduction ledger keyed (order, revision, line, product), a
 registration outbox per revision; each channel's order starting point, cursor and statuses;
-channel order webhooks stored before they are answered
+channel order webhooks stored before they are answered; the stock movements stocklink's own
+registrations will cause, so they are not forwarded to NextEngine twice
 
 The orders, order_lines and registrations tables of 0001 were never written by any version of
 stocklink (web orders arrive with this revision): they are replaced, not altered. A row found in
@@ -119,10 +120,27 @@ def upgrade():
     )
     with op.batch_alter_table('channel_webhooks', schema=None) as batch_op:
         batch_op.create_index('ix_channel_webhooks_unprocessed', ['channel_id', 'processed_at'], unique=False)
+    op.create_table('expected_echoes',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('registration_id', sa.Integer(), nullable=False),
+    sa.Column('product_id', sa.Integer(), nullable=False),
+    sa.Column('amount', sa.BigInteger(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('consumed_at', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['product_id'], ['products.id'], name=op.f('fk_expected_echoes_product_id_products'),
+                            ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['registration_id'], ['registrations.id'],
+                            name=op.f('fk_expected_echoes_registration_id_registrations'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_expected_echoes'))
+    )
+    with op.batch_alter_table('expected_echoes', schema=None) as batch_op:
+        batch_op.create_index('ix_expected_echoes_open', ['product_id', 'consumed_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_expected_echoes_registration_id'), ['registration_id'], unique=False)
 
 
 def downgrade():
     _refuse_rows()
+    op.drop_table('expected_echoes')
     op.drop_table('channel_webhooks')
     op.drop_table('registrations')
     op.drop_table('order_lines')

@@ -121,3 +121,31 @@ def legacy_anchor(entries: Iterable[HistoryEntry], notified: Iterable[HistoryEnt
         if same or later:
             starts.append((same or later)[0])
     return min(starts) - 1 if starts else None
+
+
+# The 在庫区分 Smaregi records for stocklink's own registrations of web orders: 出荷, or a
+# transaction's 売上 (and their cancellations, the same division with the opposite sign).
+ECHO_DIVISIONS = frozenset({StockDivision.SHIPMENT, StockDivision.SALE})
+
+
+def without_echoes(entries: Iterable[HistoryEntry], after: int,
+                   expected: Iterable[tuple[int, int]]) -> tuple[list[HistoryEntry], list[int]]:
+    """Stocklink's own registrations out of the entries not applied yet (SPEC §5; seed 001 §6).
+
+    A web order's units reach the delta channels when they are reserved (and come back when
+    they are given back), so the movement Smaregi records for the order's registration, or its
+    cancellation, must not be forwarded again — not even as a transaction's 売上, which a POS sale
+    would be. ``expected`` lists ``(expectation id, amount)`` in the order they were made; each is
+    matched, oldest first, to the oldest fresh entry of that amount and an echo division. Two
+    movements of the same amount and division count the same, so which of them is dropped does not
+    change what is forwarded. Returns the entries left and the ids of the expectations matched."""
+    fresh = sorted((e for e in entries if e.id > after), key=lambda e: e.id)
+    taken: set[int] = set()
+    matched = []
+    for expectation_id, amount in expected:
+        for entry in fresh:
+            if entry.id not in taken and entry.amount == amount and _division_code(entry.division) in ECHO_DIVISIONS:
+                taken.add(entry.id)
+                matched.append(expectation_id)
+                break
+    return [e for e in fresh if e.id not in taken], matched

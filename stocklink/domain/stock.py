@@ -186,3 +186,10 @@ def fetched_smaregi_stock(stock_amount: int | str | None, *, product_found: bool
     if stock_amount is None or (isinstance(stock_amount, str) and not stock_amount.strip()):
         return 0
     return int(stock_amount)
+
+
+def low_stock_crossed(before: int, after: int, threshold: int | None) -> bool:
+    """Whether a change took total stock to or below ``threshold`` from above it (seed 004
+    在庫数通知): once per crossing, so a product lying low is not announced by every later order;
+    it is again once it has risen above the threshold and falls to it. No threshold: never."""
+    return threshold is not None and before > threshold >= after

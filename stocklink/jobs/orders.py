@@ -69,7 +69,7 @@ def poll_due_channels() -> int:
                                       .order_by(Channel.id)):
         if not _reads_orders(channel):
             continue
-        interval = timedelta(seconds=poll_interval_s(channel.speed_up))
+        interval = timedelta(seconds=poll_interval_s(channel.speed_up, channel.poll_interval_s))
         due = channel.orders_polled_at is None or now - as_utc(channel.orders_polled_at) >= interval
         if not due and channel.id not in waiting:
             continue
@@ -119,6 +119,11 @@ def _poll_locked(channel_id: int) -> str:
     if not isinstance(client, OrderReader):
         return "this channel has no orders to read"
     polled_from = utcnow()
+    if channel.orders_start_at is None:
+        # 初期受注取得 not set: order sync starts now, and orders placed before it are never deducted
+        # (the merchant moves the starting point back on the channel's order settings).
+        channel.orders_start_at = polled_from
+        db.session.commit()
     since = read_since(as_utc(channel.orders_cursor_at) if channel.orders_cursor_at else None,
                        as_utc(channel.orders_start_at) if channel.orders_start_at else None, polled_from)
     pace = 1.0 / (platform_of(channel).rate_per_s * READ_SHARE)

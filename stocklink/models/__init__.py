@@ -7,13 +7,13 @@ from stocklink.models.inbox import SmaregiInbox
 from stocklink.models.intents import WriteIntent
 from stocklink.models.ledger import StockLedger
 from stocklink.models.notifications import OutboxMessage
-from stocklink.models.orders import ChannelWebhook, Order, OrderLine, Registration
+from stocklink.models.orders import ChannelWebhook, ExpectedEcho, Order, OrderLine, Registration
 from stocklink.models.review import ConfirmationItem, Exclusion
 from stocklink.models.settings import Setting
 from stocklink.models.users import User
 
 __all__ = [
-    "CatalogueImport", "Channel", "ChannelWebhook", "ConfirmationItem", "ErrorRecord", "Exclusion", "Listing", "Order",
-    "OrderLine", "OutboxMessage", "Product", "Registration", "SetComponent", "Setting",
+    "CatalogueImport", "Channel", "ChannelWebhook", "ConfirmationItem", "ErrorRecord", "Exclusion", "ExpectedEcho",
+    "Listing", "Order", "OrderLine", "OutboxMessage", "Product", "Registration", "SetComponent", "Setting",
     "SmaregiInbox", "StockHistoryCursor", "StockLedger", "User", "WriteIntent",
 ]

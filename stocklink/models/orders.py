@@ -122,3 +122,22 @@ class ChannelWebhook(db.Model):
     body = db.Column(db.Text, nullable=False)
     received_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
     processed_at = db.Column(db.DateTime(timezone=True))
+
+
+class ExpectedEcho(db.Model):
+    """A stock movement stocklink expects Smaregi to record for one of its registrations (a web
+    order's sale, or its cancellation), recorded before the registration is sent: the delta
+    channels had the units when they were reserved, so that movement is not forwarded to them
+    again (:func:`stocklink.domain.delta.without_echoes`). Matched once (``consumed_at``); one
+    left unmatched is ignored after :data:`stocklink.services.echoes.EXPECT_FOR`."""
+
+    __tablename__ = "expected_echoes"
+    __table_args__ = (db.Index("ix_expected_echoes_open", "product_id", "consumed_at"),)
+
+    id = db.Column(db.Integer, primary_key=True)
+    registration_id = db.Column(db.Integer, db.ForeignKey("registrations.id", ondelete="CASCADE"), nullable=False,
+                                index=True)
+    product_id = db.Column(db.Integer, db.ForeignKey("products.id", ondelete="CASCADE"), nullable=False)
+    amount = db.Column(db.BigInteger, nullable=False)
+    created_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
+    consumed_at = db.Column(db.DateTime(timezone=True))

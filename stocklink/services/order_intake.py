@@ -23,7 +23,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -36,13 +38,15 @@ from stocklink.domain.orders import (
     registration_key,
     reserved_by_product,
 )
+from stocklink.domain.stock import low_stock_crossed, total_stock
 from stocklink.infra.extensions import db
-from stocklink.models import Channel, Listing, Order, OrderLine, Registration, SetComponent
+from stocklink.models import Channel, Listing, Order, OrderLine, Product, Registration, SetComponent
 from stocklink.models._types import as_utc, utcnow
 from stocklink.platforms.interfaces import ChannelOrder
 from stocklink.platforms.registry import PLATFORMS
 from stocklink.services import merchant_settings
 from stocklink.services.delta_channels import add_pending_deltas, delta_channel_ids
+from stocklink.services.outbox import queue_mail
 from stocklink.services.stock_ledger import change_reserved, mark_listings_dirty
 
 
@@ -155,6 +159,59 @@ def _replace_revision(channel: Channel, row: Order, order: ChannelOrder, lines: 
         else:
             taken.revised += 1
     _tell_channels(channel, changes, taken)
+    before = set(db.session.scalars(select(OrderLine.listing_identifier).where(
+        OrderLine.order_id == row.id, OrderLine.revision == old))) if old else set()
+    _own_listings_moved(channel, order, lines, first=first, before=before)
+    _announce_low_stock(row, {pid: units for pid, units in changes.items() if units > 0})
+
+
+# How far apart stocklink's clock and a channel's may be: a stock read this close to an order's
+# time may or may not include the order.
+CLOCK_SKEW = timedelta(seconds=5)
+
+
+def _own_listings_moved(channel: Channel, order: ChannelOrder, lines: list[Line], *, first: bool,
+                        before: set[str]) -> None:
+    """The order's own channel took (or gave back) the units itself, so its listings' confirmed
+    stock moved without stocklink: the next push must not deduct them there again (a ColorMe
+    relative write is computed from the confirmed stock). A new order's units come off a figure
+    read before it was placed; a figure read after it already shows them; one read too close to
+    tell, and any edit or cancel (the channel may or may not have restocked), becomes unknown, so
+    the next push writes the figure itself."""
+    wanted: dict[str, int] = dict.fromkeys(before, 0)  # the replaced revision's listings: unknown now
+    for line in lines:
+        wanted[line.identifier] = wanted.get(line.identifier, 0) + max(line.quantity, 0)
+    if not wanted:
+        return
+    placed = as_utc(order.ordered_at)
+    for listing in db.session.scalars(select(Listing).where(Listing.channel_id == channel.id,
+                                                            Listing.identifier.in_(sorted(wanted)))):
+        if listing.last_confirmed_quantity is None:
+            continue
+        read_at = as_utc(listing.last_confirmed_at) if listing.last_confirmed_at else None
+        if first and read_at is not None and read_at < placed - CLOCK_SKEW:
+            listing.last_confirmed_quantity -= wanted[listing.identifier]
+        elif not first or read_at is None or read_at <= placed + CLOCK_SKEW:
+            listing.last_confirmed_quantity = None
+
+
+def _announce_low_stock(row: Order, reserved: dict[int, int]) -> None:
+    """Seed 004 在庫数通知: one mail for the products this order took to or below their threshold
+    (the product's own, else the one for all products), in the outbox with the rest."""
+    if not reserved or not merchant_settings.get("notify.low_stock_on"):
+        return
+    default = merchant_settings.get("notify.low_stock_threshold")
+    crossed = []
+    for product in db.session.scalars(select(Product).where(Product.id.in_(sorted(reserved)))
+                                      .execution_options(populate_existing=True)):
+        threshold = product.low_stock_threshold if product.low_stock_threshold is not None else default
+        after = total_stock(product.smaregi_stock, product.reserved)
+        if low_stock_crossed(after + reserved[product.id], after, threshold):
+            crossed.append({"code": product.product_code, "name": product.name, "total": after,
+                            "threshold": threshold, "order": row.channel_order_id})
+    if crossed:
+        queue_mail("low_stock", _l("[stocklink] Low stock: %(n)d product(s)", n=len(crossed)), "low_stock",
+                   products=crossed)
 
 
 def _withdraw(row: Order, revision: int) -> bool:

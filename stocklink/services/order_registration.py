@@ -31,10 +31,11 @@ from sqlalchemy import select, update
 from stocklink.infra.extensions import db
 from stocklink.models import Order, OrderLine, Product, Registration
 from stocklink.models._types import as_utc, utcnow
+from stocklink.platforms.base import PlatformError
 from stocklink.platforms.smaregi import make_smaregi_client
 from stocklink.platforms.smaregi.common import SaleLine, SaleRegistration
-from stocklink.services import merchant_settings
-from stocklink.services.delta_channels import add_pending_deltas, delta_channel_ids
+from stocklink.services import echoes, merchant_settings
+from stocklink.services.delta_channels import add_pending_deltas, delta_channel_ids, delta_product_ids
 from stocklink.services.stock_ledger import StockRead, apply_smaregi_reads, change_reserved, mark_listings_dirty
 
 
@@ -117,7 +118,8 @@ def _register(registration: Registration, order: Order, client) -> Settled:
         if found is not None and not found.cancelled:
             smaregi_id = found.smaregi_id
     if smaregi_id is None:
-        smaregi_id = client.register_sale(sale)
+        _expect_echoes(registration, order, -1)
+        smaregi_id = _send(registration, lambda: client.register_sale(sale))
     channel_ids = _release_with_read(client, order, registration.revision, "order:registered",
                                      [line.product_id for line in sale.lines])
     _finish(registration, smaregi_id, order)
@@ -140,9 +142,12 @@ def _cancel(registration: Registration, order: Order, client) -> Settled:
         smaregi_id = found.smaregi_id if found is not None and not found.cancelled else None
     if register is not None and register.state in ("pending", "failed"):
         register.state, register.done_at = "superseded", utcnow()
+        if not smaregi_id:
+            echoes.forget(register.id)  # it never reached Smaregi
     product_sids = _smaregi_ids_of(order.id, registration.revision)
     if smaregi_id:
-        client.cancel_sale(registration.mode, smaregi_id)
+        _expect_echoes(registration, order, +1)
+        _send(registration, lambda: client.cancel_sale(registration.mode, smaregi_id))
     now = utcnow()
     read_at = now
     stock = client.fetch_stock(product_sids) if smaregi_id and product_sids else {}
@@ -161,6 +166,28 @@ def _cancel(registration: Registration, order: Order, client) -> Settled:
     return Settled(f"cancelled {smaregi_id}" if smaregi_id else "nothing in Smaregi to cancel", channel_ids)
 
 
+def _expect_echoes(registration: Registration, order: Order, sign: int) -> None:
+    """Before sending: the movement this will cause, for the products the delta channels carry
+    (:mod:`stocklink.services.echoes`); committed, so a drain that sees the movement first knows it."""
+    units = _units_of(order.id, registration.revision, None)
+    wanted = delta_product_ids(set(units))
+    echoes.expect(registration.id, {pid: sign * units[pid] for pid in wanted})
+    db.session.commit()
+
+
+def _send(registration: Registration, call):
+    """One request to Smaregi; a refusal that applied nothing (not a lost answer) takes back the
+    movement expected for it. Raises what the call raised."""
+    try:
+        return call()
+    except Exception as exc:
+        if not getattr(exc, "outcome_unknown", False) and isinstance(exc, PlatformError):
+            db.session.rollback()
+            echoes.forget(registration.id)
+            db.session.commit()
+        raise
+
+
 def _smaregi_ids_of(order_id: int, revision: int) -> list[str]:
     return list(db.session.scalars(select(Product.smaregi_product_id).join(
         OrderLine, OrderLine.product_id == Product.id).where(
@@ -168,11 +195,14 @@ def _smaregi_ids_of(order_id: int, revision: int) -> list[str]:
         Product.smaregi_product_id.is_not(None)).distinct()))
 
 
-def _units_of(order_id: int, revision: int, state: str) -> dict[int, int]:
+def _units_of(order_id: int, revision: int, state: str | None) -> dict[int, int]:
+    """Units per product of a revision's lines in ``state`` (None: every line with a product)."""
     units: dict[int, int] = {}
-    for pid, quantity in db.session.execute(select(OrderLine.product_id, OrderLine.quantity).where(
-            OrderLine.order_id == order_id, OrderLine.revision == revision, OrderLine.state == state,
-            OrderLine.product_id.is_not(None))):
+    stmt = select(OrderLine.product_id, OrderLine.quantity).where(
+        OrderLine.order_id == order_id, OrderLine.revision == revision, OrderLine.product_id.is_not(None))
+    if state is not None:
+        stmt = stmt.where(OrderLine.state == state)
+    for pid, quantity in db.session.execute(stmt):
         units[pid] = units.get(pid, 0) + quantity
     return units
 

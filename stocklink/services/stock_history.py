@@ -22,9 +22,9 @@ rows carry no id, so the entry is found by its fields in the notified second
 cursor; a notification lost for a product's very first movement after linking is therefore not
 forwarded (its absolute channels still are).
 
-Stocklink's own writes to Smaregi (none yet; web orders registered in Smaregi later) will be
-entries too: a later change must skip those it wrote itself (Platform answers the entry id of a
-write, doc §3.12 Echo) or NextEngine would receive them back.
+Stocklink's own registrations of web orders are entries too; the delta channels had those units
+when the order was reserved, so the entries they cause are taken out before the count
+(:mod:`stocklink.services.echoes`).
 """
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ from stocklink.infra.extensions import db
 from stocklink.models import StockHistoryCursor
 from stocklink.models._types import utcnow
 from stocklink.platforms.smaregi.webhook import StockMovement
+from stocklink.services import echoes
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +146,9 @@ def apply_history(read: HistoryRead) -> dict[int, int]:
     deltas: dict[int, int] = {}
     moved = []
     for pid in sorted(read.starts):
-        delta, last = history_delta(read.entries.get(pid, ()), locked[pid])
+        entries = read.entries.get(pid, [])
+        last = max((e.id for e in entries if e.id > locked[pid]), default=locked[pid])
+        delta, _last = history_delta(echoes.consume(pid, entries, locked[pid]), locked[pid])
         if last != locked[pid]:
             moved.append({"pid": pid, "last": last})
         if delta:

@@ -9,6 +9,7 @@ from stocklink.models import (
     Channel,
     ErrorRecord,
     Listing,
+    Order,
     Product,
     Registration,
     SmaregiInbox,
@@ -37,6 +38,15 @@ def _counts() -> dict[str, int]:
     }
 
 
+def _pending_registrations(limit: int = 10) -> list[tuple]:
+    """The oldest registrations still waiting: (order, channel name, registration), for the card."""
+    rows = db.session.execute(
+        select(Order, Channel.name, Registration).join(Registration, Registration.order_id == Order.id)
+        .join(Channel, Channel.id == Order.channel_id)
+        .where(Registration.state.in_(("pending", "failed"))).order_by(Registration.id).limit(limit)).all()
+    return [tuple(row) for row in rows]
+
+
 @bp.get("/")
 def index():
     channels = db.session.scalars(select(Channel).order_by(Channel.id)).all()
@@ -44,7 +54,8 @@ def index():
         select(ErrorRecord).where(ErrorRecord.resolved_at.is_(None)).order_by(ErrorRecord.last_seen_at.desc())
     ).first()
     return render_template("dashboard/index.html", channels=channels, latest_error=latest_error,
-                           counts=_counts(), setup=setup_steps(), stale=stale_channels())
+                           counts=_counts(), setup=setup_steps(), stale=stale_channels(),
+                           pending=_pending_registrations())
 
 
 @bp.get("/counts")

@@ -3,6 +3,9 @@ their history; retry now, or resolve by hand with a note (SPEC §5: a failed reg
 reserved and visible until it succeeds or the merchant resolves it)."""
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -10,9 +13,11 @@ from sqlalchemy import func, select
 
 from stocklink.infra.extensions import db
 from stocklink.jobs.inbox import enqueue_refresh
-from stocklink.jobs.orders import enqueue_registration
+from stocklink.jobs.orders import enqueue_poll, enqueue_registration
 from stocklink.models import Channel, Order, OrderLine, Registration, StockLedger
+from stocklink.models._types import as_utc, utcnow
 from stocklink.models.orders import ORDER_STATES
+from stocklink.platforms.registry import PLATFORMS
 from stocklink.services import order_registration
 from stocklink.web.fragments import page_or_fragment
 
@@ -57,10 +62,11 @@ def index():
                 Registration.order_id.in_(ids), Registration.state.in_(("pending", "failed")))
                 .order_by(Registration.id)):
             pending.setdefault(registration.order_id, registration)
-    channels = {c.id: c for c in db.session.scalars(select(Channel))}
+    channels = {c.id: c for c in db.session.scalars(select(Channel).order_by(Channel.id))}
+    readers = [c for c in channels.values() if c.kind in PLATFORMS and hasattr(PLATFORMS[c.kind].client, "read_orders")]
     return page_or_fragment("orders/index.html", "orders/_rows.html", orders=orders, total=total, q=q,
                             state=state, states=ORDER_STATES, labels=state_labels(), pending=pending,
-                            channels=channels)
+                            channels=channels, readers=readers)
 
 
 @bp.get("/<int:order_id>")
@@ -111,3 +117,51 @@ def resolve(order_id: int):
     flash(_("Resolved by hand. Its reserved units were given back and the stock is read again from Smaregi."),
           "info")
     return redirect(url_for("orders.show", order_id=order.id))
+
+
+JST = ZoneInfo("Asia/Tokyo")
+
+
+def _local_input(moment) -> str:
+    """An aware moment as a ``datetime-local`` value in Japan time (what the merchant types)."""
+    return as_utc(moment).astimezone(JST).strftime("%Y-%m-%dT%H:%M") if moment else ""
+
+
+@bp.route("/channels/<int:channel_id>", methods=["GET", "POST"])
+def channel_settings(channel_id: int):
+    """A channel's order settings: 初期受注取得 (the starting point: orders placed before it are
+    never deducted; moved back, the next poll reads from it) and the status conditions.
+    :raise 404: no such channel, or one that has no orders to read."""
+    channel = db.session.get(Channel, channel_id) or abort(404)
+    platform = PLATFORMS.get(channel.kind)
+    if platform is None or not hasattr(platform.client, "read_orders"):
+        abort(404)
+    if request.method == "POST":
+        text = (request.form.get("start") or "").strip()
+        try:
+            start = datetime.strptime(text, "%Y-%m-%dT%H:%M").replace(tzinfo=JST).astimezone(UTC) if text else None
+        except ValueError:
+            start = None
+            flash(_("The initial order fetch must be a date and time, e.g. 2026-12-01 09:00."), "error")
+            return redirect(url_for("orders.channel_settings", channel_id=channel.id))
+        if start is not None and start > utcnow() + timedelta(days=1):
+            flash(_("The initial order fetch cannot be in the future."), "error")
+            return redirect(url_for("orders.channel_settings", channel_id=channel.id))
+        known = [value for value, _label in platform.order_statuses]
+        chosen = [value for value in request.form.getlist("status") if value in known]
+        if known and not chosen:
+            flash(_("Choose at least one order status to count."), "error")
+            return redirect(url_for("orders.channel_settings", channel_id=channel.id))
+        channel.order_statuses = None if set(chosen) == set(platform.order_statuses_default) else chosen
+        if start is not None:
+            if channel.orders_start_at is None or start < as_utc(channel.orders_start_at):
+                channel.orders_cursor_at = None  # read again from the new starting point
+            channel.orders_start_at = start
+        db.session.commit()
+        enqueue_poll(channel.id)
+        flash(_("Order settings saved. The channel's orders are being read now."), "info")
+        return redirect(url_for("orders.channel_settings", channel_id=channel.id))
+    chosen = channel.order_statuses if channel.order_statuses is not None else list(platform.order_statuses_default)
+    return render_template("orders/channel.html", channel=channel, platform=platform, chosen=set(chosen),
+                           start=_local_input(channel.orders_start_at),
+                           cursor=channel.orders_cursor_at, polled=channel.orders_polled_at)
