@@ -8,11 +8,13 @@ from stocklink.models import User
 from tests.conftest import csrf_token
 
 CONSOLE_GET = ["/", "/counts", "/products/", "/confirmations/", "/confirmations/badge", "/exclusions/", "/errors/",
-               "/outbox/", "/settings/", "/settings/channels/new", "/catalogue/", "/links/", "/products/export.csv"]
+               "/outbox/", "/settings/", "/settings/channels/new", "/catalogue/", "/links/", "/products/export.csv",
+               "/orders/"]
 CONSOLE_POST = ["/confirmations/release", "/confirmations/exclude", "/exclusions/remove", "/errors/delete-all",
                 "/errors/1/delete", "/settings/smaregi", "/settings/sync", "/settings/notify",
                 "/settings/smaregi/test", "/settings/channels/new", "/catalogue/import/smaregi", "/links/auto",
-                "/products/bulk", "/products/1/total", "/products/listings/1/min_stock", "/logout"]
+                "/products/bulk", "/products/1/total", "/products/listings/1/min_stock", "/logout",
+                "/orders/1/retry", "/orders/1/resolve", "/orders/channels/1", "/products/1/threshold"]
 
 
 def test_every_console_route_is_registered_or_listed(app):
@@ -28,7 +30,11 @@ def test_every_console_route_is_registered_or_listed(app):
                                                      "/catalogue/imports/<job_id>", "/links/<int:listing_id>",
                                                      "/links/<int:listing_id>/link", "/links/<int:listing_id>/unlink",
                                                      "/products/<int:product_id>/total",
-                                                     "/products/listings/<int:listing_id>/<field>"}
+                                                     "/products/listings/<int:listing_id>/<field>",
+                                                     "/orders/<int:order_id>", "/orders/<int:order_id>/retry",
+                                                     "/orders/<int:order_id>/resolve",
+                                                     "/orders/channels/<int:channel_id>",
+                                                     "/products/<int:product_id>/threshold"}
     assert rules <= listed, rules - listed
 
 

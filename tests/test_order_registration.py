@@ -173,3 +173,18 @@ def test_a_web_order_reaches_nextengine_once_whether_smaregi_records_a_shipment_
     run_jobs(app)
     assert world.smaregi.stock_of("1001") == 3 and nextengine.stock("TS-S") == 3
     assert world.colorme.stock(shirt["colorme"]) == 3 and world.shopify.stock(shirt["shopify"]) == 3
+
+
+def test_before_raising_a_channel_its_own_orders_are_taken_in(app, shop):
+    """SPEC §11.6: Shopify sold 2 that stocklink has not polled yet (no webhook); a POS return
+    would raise Shopify from 5 to 6. The push first reads Shopify's orders: the 2 are reserved,
+    and Shopify is set to 6 - 2 = 4, not raised over its own sale."""
+    world, shirt = shop
+    world.shopify.place_order([(str(shirt["shopify"]), 2)])  # Shopify holds 3 now
+    assert world.shopify.stock(shirt["shopify"]) == 3
+    world.smaregi.refund([("1001", 1)])  # Smaregi 6: notified, drained, pushed
+    run_jobs(app)
+    assert world.smaregi.stock_of("1001") == 4  # 6, less the order registered meanwhile
+    assert world.shopify.stock(shirt["shopify"]) == 4 and world.colorme.stock(shirt["colorme"]) == 4
+    with app.app_context():
+        assert db.session.scalar(select(Order.state)) == "registered"

@@ -109,13 +109,32 @@ def poll_orders(channel_id: int) -> str:
         return "; ".join(results)
 
 
-def _poll_locked(channel_id: int) -> str:
+# Orders read this recently count as read "up to now" for a raise (SPEC §11.6).
+FRESH_FOR_RAISE = timedelta(seconds=2)
+
+
+def poll_before_raise(channel_id: int, client) -> bool:
+    """SPEC §11.6: before a push raises the channel's stock, the orders the channel has taken up
+    to that moment are taken in (a raise computed without them would undo the channel's own
+    sales). Polls unless the channel's orders were read in the last :data:`FRESH_FOR_RAISE`;
+    True when it polled, and the caller plans its writes again. Raises :class:`AuthError`."""
+    channel = db.session.get(Channel, channel_id)
+    if channel is None or not isinstance(client, OrderReader):
+        return False
+    if channel.orders_polled_at is not None and utcnow() - as_utc(channel.orders_polled_at) < FRESH_FOR_RAISE:
+        return False
+    db.session.commit()
+    _poll_locked(channel_id, client=client, stop_on_auth=False)
+    return True
+
+
+def _poll_locked(channel_id: int, *, client=None, stop_on_auth: bool = True) -> str:
     channel = db.session.get(Channel, channel_id)
     if channel is None:
         return "no such channel"
     if not channel.enabled or channel.state != "active":
         return f"skipped: {channel.state}"
-    client = make_channel_client(channel)
+    client = client or make_channel_client(channel)
     if not isinstance(client, OrderReader):
         return "this channel has no orders to read"
     polled_from = utcnow()
@@ -131,6 +150,8 @@ def _poll_locked(channel_id: int) -> str:
     try:
         orders = list(client.read_orders(since, pace_s=pace))
     except AuthError as exc:
+        if not stop_on_auth:
+            raise
         return stop_for_auth(channel_id, exc)
     channel = db.session.get(Channel, channel_id)
     taken = take_orders(channel, orders)

@@ -144,7 +144,7 @@ def _write_batch(client, writes: list[StockWrite]) -> list:
             time.sleep(pause)
 
 
-def _push_absolute(channel: Channel, client) -> int:
+def _push_absolute(channel: Channel, client, *, orders_checked: bool = False) -> int:
     write_intents.settle_by_reading_back(channel, client)  # what a crash left unknown, first
     write_intents.settle_pending(channel, client)  # accepted earlier, not yet applied (SPEC §11.9)
     listings = db.session.scalars(select(Listing).where(
@@ -154,6 +154,11 @@ def _push_absolute(channel: Channel, client) -> int:
         return 0
     seen = {listing.id: listing.fact_at for listing in listings}
     writes, unchanged = plan_writes(channel, listings)
+    if not orders_checked and any(w.expected is not None and w.quantity > w.expected for _, w in writes):
+        # orders imports this module, so it is imported here, when a raise is planned
+        from stocklink.jobs.orders import poll_before_raise
+        if poll_before_raise(channel.id, client):
+            return _push_absolute(db.session.get(Channel, channel.id), client, orders_checked=True)
     # Ids now: each batch's commit expires the objects, and reading an id back would cost a SELECT.
     write_ids = [listing.id for listing, _ in writes]
     unchanged_ids = [listing.id for listing in unchanged]

@@ -14,6 +14,7 @@ from stocklink.infra.extensions import db
 from stocklink.infra.leases import lease
 from stocklink.infra.queues import MAINTENANCE, get_queue, get_redis
 from stocklink.jobs import job
+from stocklink.jobs.orders import enqueue_poll
 from stocklink.jobs.push import enqueue_push, stop_for_auth
 from stocklink.models import Channel
 from stocklink.models._types import utcnow
@@ -66,6 +67,10 @@ def _read_back_locked(channel_id: int) -> str:
         run = read_back_channel(channel, make_channel_client(channel))
     except AuthError as exc:
         return stop_for_auth(channel_id, exc)
+    if run.differing:
+        # A channel lower than stocklink expects may have sold what stocklink has not heard of:
+        # its orders are read now (SPEC §11.6), before anything would raise it again.
+        enqueue_poll(channel_id)
     return f"read {run.read}, {len(run.differing)} differ, healed {healed}"
 
 
