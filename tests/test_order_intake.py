@@ -232,3 +232,40 @@ def test_the_order_channels_own_listing_is_not_deducted_there_again(app, shop, r
         _take(app, world.colorme_id, _order("A-1", ("1", str(shirt["colorme"]), 1), minutes=4))
         with app.app_context():
             assert db.session.get(Listing, listing_id).last_confirmed_quantity is None
+
+
+def test_a_pos_sale_and_a_web_order_on_one_product_at_once_lose_neither(app, shop):
+    """Two workers at the same moment: one applies a POS sale read from Smaregi (5 → 4), the other
+    reserves a web order of 2. Neither overwrites the other: Smaregi stock 4, reserved 2, total 2."""
+    from stocklink.models._types import utcnow
+    from stocklink.services.stock_ledger import StockRead, apply_smaregi_reads
+    world, shirt, _mug = shop
+    barrier = threading.Barrier(2)
+    errors = []
+
+    def pos_sale():
+        try:
+            with app.app_context():
+                barrier.wait()
+                apply_smaregi_reads({shirt["product"]: StockRead(4, "smaregi:notification")}, utcnow())
+                db.session.commit()
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    def web_order():
+        try:
+            barrier.wait()
+            _take(app, world.colorme_id, _order("A-1", ("1", str(shirt["colorme"]), 2)))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+    threads = [threading.Thread(target=pos_sale), threading.Thread(target=web_order)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    with app.app_context():
+        product = db.session.get(Product, shirt["product"])
+        assert (product.smaregi_stock, product.reserved, product.total) == (4, 2, 2)
+        fields = sorted(db.session.scalars(select(StockLedger.field).where(StockLedger.product_id == product.id)))
+        assert fields == ["reserved", "smaregi_stock"]

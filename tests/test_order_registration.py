@@ -188,3 +188,33 @@ def test_before_raising_a_channel_its_own_orders_are_taken_in(app, shop):
     assert world.shopify.stock(shirt["shopify"]) == 4 and world.colorme.stock(shirt["colorme"]) == 4
     with app.app_context():
         assert db.session.scalar(select(Order.state)) == "registered"
+
+
+def test_total_stock_never_rises_above_the_truth_while_an_order_is_registered(app, shop):
+    """From the moment the order is reserved (total 3 of 5) until it is registered, released and
+    Smaregi's own notification applied, every sample of total stock is at most 3: the reservation
+    is never released before the Smaregi read that holds the sale."""
+    import threading
+
+    from sqlalchemy import text
+    world, shirt = shop
+    world.shopify.place_order([(str(shirt["shopify"]), 2)])
+    _poll(app, world.shopify_id)
+    samples: list[int] = []
+    stop = threading.Event()
+
+    def sample():
+        with app.app_context():
+            while not stop.is_set():
+                with db.engine.connect() as conn:
+                    samples.append(conn.execute(text("SELECT smaregi_stock - reserved FROM products WHERE id = :p"),
+                                                {"p": shirt["product"]}).scalar())
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        run_jobs(app)
+    finally:
+        stop.set()
+        sampler.join()
+    assert world.smaregi.stock_of("1001") == 3 and _product(app, shirt["product"]) == (3, 0)
+    assert len(samples) > 10 and max(samples) == 3 and samples[-1] == 3

@@ -251,9 +251,14 @@ def test_an_order_the_shop_cannot_take_is_refused_on_the_page_and_changes_nothin
     assert sandboxes.colorme.sales == {} and _colorme_stocks(sandboxes)["MUG01"] == 5
 
 
-def test_cancelling_an_unknown_order_is_refused_and_shopify_takes_no_orders_here(sandboxes):
-    """An unknown order id is said on the page; a channel without an order book answers 404."""
+def test_cancelling_an_unknown_order_is_refused_and_shopify_takes_orders_too(sandboxes):
+    """An unknown order id is said on the page; Shopify's order takes its available stock, its
+    cancel restocks it, and an unknown inventory item is refused."""
     assert "no such" in sandboxes.control("nextengine", "order/cancel", order_id="424242")["error"]
-    response = sandboxes.http.post(f"{sandboxes.url}{CHANNELS_CONTROL_PATH}shopify/order",
-                                   data={"identifier": "1", "quantity": "1"}, allow_redirects=False, timeout=10)
-    assert response.status_code == 404
+    assert "message" in sandboxes.control("shopify", "order", identifier=str(sandboxes.item), quantity="2")
+    assert sandboxes.shopify.stock(sandboxes.item) == 3
+    [summary] = sandboxes.shopify.recent_orders()
+    assert summary["lines"] == [(str(sandboxes.item), 2)] and summary["order_id"] in sandboxes.page()
+    assert "message" in sandboxes.control("shopify", "order/cancel", order_id=summary["order_id"])
+    assert sandboxes.shopify.stock(sandboxes.item) == 5
+    assert "error" in sandboxes.control("shopify", "order", identifier="999", quantity="1")

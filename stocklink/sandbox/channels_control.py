@@ -61,14 +61,14 @@ class _OrderControls:
     def place_order(self, identifier: str, quantity: int) -> str:
         try:
             return self.sandbox.place_order([(identifier, quantity)])
-        except ValueError as exc:
-            raise Refused(str(exc)) from None
+        except (ValueError, KeyError) as exc:  # an unknown identifier is a KeyError in the Shopify sandbox
+            raise Refused(str(exc).strip("'\"")) from None
 
     def cancel_order(self, order_id: str) -> None:
         try:
             self.sandbox.cancel_order(order_id)
-        except ValueError as exc:
-            raise Refused(str(exc)) from None
+        except (ValueError, KeyError) as exc:
+            raise Refused(str(exc).strip("'\"")) from None
 
     def orders(self) -> list[dict]:
         return self.sandbox.recent_orders(self.RECENT)
@@ -133,7 +133,7 @@ class ColorMeControls(_BearerTokenControls, _OrderControls):
 
 
 
-class ShopifyControls(_BearerTokenControls):
+class ShopifyControls(_BearerTokenControls, _OrderControls):
     kind, title = "shopify", "Shopify"
     throttle_fault = "throttled"
     faults = (("500", "HTTP 500 サーバーエラー / server error"), ("502", "HTTP 502"),

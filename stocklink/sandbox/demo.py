@@ -8,6 +8,11 @@ ColorMe (the base channel) and NextEngine start linked. Shopify starts configure
 no listing in stocklink, while the Shopify sandbox holds every product under a SKU equal to
 its Smaregi product code: a newcomer imports that catalogue (``flask --app app catalogue
 import "デモ Shopify"``, or from the console) and sees it linked by the SKU rule.
+
+Web orders: the channels control page (``…/channels/``) places and cancels orders in each
+sandbox channel. Shopify's reach stocklink in seconds through its order webhooks, ColorMe's and
+NextEngine's through polling (the demo channels have speed-up on: every minute); each is
+reserved, pushed to the other channels and registered in the sandbox Smaregi as a shipment.
 """
 from __future__ import annotations
 
@@ -93,7 +98,7 @@ def start_demo(app, stocklink_url: str, *, unlinked: tuple[str, ...] = ("shopify
             "smaregi.client_id": sm.client_id, "smaregi.client_secret": sm.client_secret,
         })
         _load_catalogue(samples)
-        _create_channels(url, samples, cm, sh, ne, unlinked)
+        _create_channels(url, samples, cm, sh, ne, unlinked, stocklink_url)
         refresh_products()
         refresh_listings()
         user = db.session.scalars(select(User).where(User.username == "admin")).first() or User(username="admin")
@@ -130,7 +135,7 @@ def _load_catalogue(samples) -> None:
     db.session.flush()
 
 
-def _create_channels(url, samples, cm, sh, ne, unlinked: tuple[str, ...]) -> None:
+def _create_channels(url, samples, cm, sh, ne, unlinked: tuple[str, ...], stocklink_url: str) -> None:
     """Fresh demo channels on every start (the sandboxes start empty), each item in a sandbox
     linked to its product unless its channel's kind is in ``unlinked``."""
     db.session.execute(delete(Channel).where(Channel.name.in_(DEMO_CHANNELS)))
@@ -149,7 +154,13 @@ def _create_channels(url, samples, cm, sh, ne, unlinked: tuple[str, ...]) -> Non
     db.session.add_all([colorme_ch, shopify_ch, ne_ch])
     db.session.flush()
     save_credentials(colorme_ch, {"access_token": cm.issue_token()}, by_merchant=True)
-    save_credentials(shopify_ch, {"access_token": sh.issue_token()}, by_merchant=True)
+    save_credentials(shopify_ch, {"access_token": sh.issue_token(), "client_secret": sh.client_secret},
+                     by_merchant=True)
+    # Orders: every channel's from now on (初期受注取得), Shopify's pushed by its webhooks as well.
+    for channel in (colorme_ch, shopify_ch, ne_ch):
+        channel.orders_start_at, channel.speed_up = utcnow(), True
+    for topic in ("orders/create", "orders/updated", "orders/cancelled"):
+        sh.subscribe(topic, f"{stocklink_url}/webhooks/channels/{shopify_ch.id}/orders")
     tokens = ne.login()
     save_credentials(ne_ch, {"access_token": tokens["access_token"], "refresh_token": tokens["refresh_token"]},
                      by_merchant=True)

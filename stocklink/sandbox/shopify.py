@@ -323,6 +323,19 @@ class ShopifySandbox(SandboxState):
             order["cancelled_at"] = order["updated_at"] = self._now()
             self._notify("orders/cancelled", order)
 
+    def recent_orders(self, limit: int = 20) -> list[dict]:
+        """The newest orders first, summed up for the control page: ``order_id``, ``placed``,
+        ``updated`` (JST text), ``status``, ``cancelled`` and ``lines`` ``[(inventory item id, quantity)]``."""
+        jst = timezone(timedelta(hours=9))
+        with self.lock:
+            orders = sorted(self.orders.values(), key=lambda o: o["id"], reverse=True)[:limit]
+            return [{"order_id": str(o["id"]),
+                     "placed": o["created_at"].astimezone(jst).strftime("%Y-%m-%d %H:%M:%S"),
+                     "updated": o["updated_at"].astimezone(jst).strftime("%Y-%m-%d %H:%M:%S"),
+                     "status": o["status"], "cancelled": o["cancelled_at"] is not None,
+                     "lines": [(str(line["item"]), line["current"]) for line in o["lines"]]}
+                    for o in orders]
+
     def set_order_status(self, order_id, status: str) -> None:
         """The merchant fulfilled (part of) the order: a new ``displayFulfillmentStatus``."""
         with self.lock:
