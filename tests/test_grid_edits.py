@@ -198,3 +198,23 @@ def test_smaregi_refusing_the_total_changes_nothing(app, world, client, logged_i
     with app.app_context():
         assert db.session.get(Product, item["product"]).smaregi_stock == 10
         assert db.session.scalars(select(StockLedger)).all() == []
+
+
+def test_a_products_low_stock_threshold_is_edited_inline_in_the_grid(app, client, logged_in):
+    """The grid's threshold cell: a full-width number is saved and the row comes back with it; a
+    bad value is named in the row and nothing changes; blank goes back to the common threshold."""
+    from tests.e2e_helpers import add_product
+    product_id = add_product(app, "9001", "TH-1", "しきい値テスト", stock=4)
+    token = logged_in.token("/products/")
+    url = f"/products/{product_id}/threshold"
+    row = client.post(url, data={"csrf_token": token, "value": "３", "next": "/products/"},
+                      headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert row.startswith("<tr") and 'value="3"' in row
+    bad = client.post(url, data={"csrf_token": token, "value": "-2", "next": "/products/"},
+                      headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert 'role="alert"' in bad
+    with app.app_context():
+        assert db.session.get(Product, product_id).low_stock_threshold == 3
+    client.post(url, data={"csrf_token": token, "value": "", "next": "/products/"}, headers={"HX-Request": "true"})
+    with app.app_context():
+        assert db.session.get(Product, product_id).low_stock_threshold is None

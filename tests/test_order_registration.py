@@ -218,3 +218,18 @@ def test_total_stock_never_rises_above_the_truth_while_an_order_is_registered(ap
         sampler.join()
     assert world.smaregi.stock_of("1001") == 3 and _product(app, shirt["product"]) == (3, 0)
     assert len(samples) > 10 and max(samples) == 3 and samples[-1] == 3
+
+
+def test_a_channel_refusing_its_token_while_orders_are_polled_stops_at_level_9(app, shop):
+    """The ColorMe token revoked: the poll stops the channel (level 9, as a push would) and moves
+    no cursor; nothing is reserved."""
+    world, shirt = shop
+    world.colorme.place_order([(str(shirt["colorme"]), 1)])
+    world.colorme.revoke_tokens()
+    assert _poll(app, world.colorme_id) == "stopped: auth"
+    with app.app_context():
+        channel = db.session.get(Channel, world.colorme_id)
+        error = db.session.scalar(select(ErrorRecord).where(ErrorRecord.channel_id == world.colorme_id))
+        assert channel.state == "stopped" and channel.orders_cursor_at is None
+        assert (error.level, error.message_key) == (9, "channel_auth")
+        assert db.session.scalar(select(Order.id)) is None

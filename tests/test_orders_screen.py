@@ -124,7 +124,8 @@ def test_a_products_own_low_stock_threshold_is_set_on_its_page(app, client, logg
     path = f"/products/{product_id}"
     token = logged_in.token(path)
     for value, expected in (("２", 2), ("", None), ("-1", None), ("abc", None), ("5", 5), ("1000000000", 5)):
-        assert client.post(f"{path}/threshold", data={"csrf_token": token, "value": value}).status_code == 302
+        assert client.post(f"{path}/threshold", data={"csrf_token": token, "value": value,
+                                                      "next": path}).status_code == 303
         with app.app_context():
             assert db.session.get(Product, product_id).low_stock_threshold == expected, value
     assert "在庫数通知のしきい値" in client.get(path).get_data(as_text=True)

@@ -262,3 +262,17 @@ def test_cancelling_an_unknown_order_is_refused_and_shopify_takes_orders_too(san
     assert "message" in sandboxes.control("shopify", "order/cancel", order_id=summary["order_id"])
     assert sandboxes.shopify.stock(sandboxes.item) == 5
     assert "error" in sandboxes.control("shopify", "order", identifier="999", quantity="1")
+
+
+@pytest.mark.parametrize("kind", ["colorme", "shopify", "nextengine"])
+def test_an_order_edited_on_the_page_changes_one_line_and_the_channels_stock(sandboxes, kind):
+    """"Edit" sets one line's quantity (the rest stay); an unknown order is refused on the page."""
+    identifier = {"colorme": str(sandboxes.plain), "shopify": str(sandboxes.item), "nextengine": "MUG01"}[kind]
+    book = getattr(sandboxes, kind)
+    assert "message" in sandboxes.control(kind, "order", identifier=identifier, quantity="2")
+    [summary] = book.recent_orders()
+    assert "message" in sandboxes.control(kind, "order/edit", order_id=summary["order_id"], identifier=identifier,
+                                          quantity="1")
+    [edited] = book.recent_orders()
+    assert [(i, q) for i, q in edited["lines"] if q] == [(identifier, 1)]
+    assert "error" in sandboxes.control(kind, "order/edit", order_id="424242", identifier=identifier, quantity="1")

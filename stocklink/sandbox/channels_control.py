@@ -70,6 +70,18 @@ class _OrderControls:
         except (ValueError, KeyError) as exc:
             raise Refused(str(exc).strip("'\"")) from None
 
+    def edit_order(self, order_id: str, identifier: str, quantity: int) -> None:
+        """The customer changes one line: ``identifier`` to ``quantity`` (0 removes it, a new
+        identifier is a line added); the order's other lines stay as they are."""
+        current = next((o for o in self.sandbox.recent_orders(10_000) if o["order_id"] == order_id), None)
+        if current is None:
+            raise Refused(f"no such order: {order_id}")
+        lines = [(ident, qty) for ident, qty in current["lines"] if ident != identifier and qty > 0]
+        try:
+            self.sandbox.edit_order(order_id, [*lines, (identifier, quantity)])
+        except (ValueError, KeyError) as exc:
+            raise Refused(str(exc).strip("'\"")) from None
+
     def orders(self) -> list[dict]:
         return self.sandbox.recent_orders(self.RECENT)
 
@@ -301,6 +313,23 @@ def place_order(kind: str):
     return _act(kind, run)
 
 
+@bp.post("/<kind>/order/edit")
+def edit_order(kind: str):
+    """Change one line of order ``order_id``: ``identifier`` to ``quantity`` (0 removes it).
+
+    :raise 404: unknown channel, or one that takes no orders here."""
+    def run(channel):
+        order_id = request.form.get("order_id", "").strip()
+        identifier = request.form.get("identifier", "").strip()
+        quantity = _whole("quantity", minimum=0, maximum=MAX_ORDER_QUANTITY)
+        if not identifier:
+            raise Refused("identifier は必須 / identifier is required")
+        channel.edit_order(order_id, identifier, quantity)
+        return f"注文 {order_id} を変更しました / order {order_id} edited: {identifier} × {quantity}"
+    _ordering(kind)
+    return _act(kind, run)
+
+
 @bp.post("/<kind>/order/cancel")
 def cancel_order(kind: str):
     """Cancel order ``order_id``; its stock comes back on the channel.
@@ -374,6 +403,11 @@ td,th{border:1px solid #ccc;padding:2px 6px}form{margin:.3em 0}.ok{color:#070;ov
 {% endfor %}</td>
 <td>{% if not o.cancelled %}<form method="post" action="{{ url_for('.cancel_order', kind=c.kind) }}" class="inline">
 <input type="hidden" name="order_id" value="{{ o.order_id }}"><button>キャンセル / cancel</button></form>
+<form method="post" action="{{ url_for('.edit_order', kind=c.kind) }}" class="inline">
+<input type="hidden" name="order_id" value="{{ o.order_id }}">
+<input name="identifier" required size="14" aria-label="identifier" value="{{ o.lines[0][0] if o.lines else '' }}">
+× <input name="quantity" type="number" min="0" max="{{ max_quantity }}" value="1" size="3" aria-label="quantity">
+<button>変更 / edit</button></form>
 {% endif %}</td></tr>
 {% endfor %}</table>
 {% else %}<p>注文がありません / no orders</p>{% endif %}

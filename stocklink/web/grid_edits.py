@@ -110,3 +110,21 @@ def total(product_id: int):
         enqueue_push(channel_id)
     return _answer(db.session.get(Product, product_id), "total", None,
                    done=_("The total stock was set in Smaregi and is being sent to every channel."))
+
+
+@bp.post("/<int:product_id>/threshold")
+def threshold(product_id: int):
+    """The product's own low-stock threshold (seed 004 在庫数通知); blank: the one for all products.
+
+    :raise 404: no such product.
+    """
+    product = db.session.get(Product, product_id) or abort(404)
+    try:
+        product.low_stock_threshold = whole_number(request.form.get("value"))
+    except Refusal as refusal:
+        db.session.rollback()
+        return _answer(db.session.get(Product, product_id), "threshold",
+                       _("Enter a whole number from 0 to %(limit)s, or leave it blank for the threshold of all "
+                         "products.", limit=f"{refusal.params.get('limit', 0):,}"))
+    db.session.commit()
+    return _answer(product, "threshold", None, done=_("Low-stock threshold saved."))

@@ -7,11 +7,9 @@ a browser navigation gets the page, an htmx swap gets ``_rows.html`` alone
 """
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import replace
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from flask_babel import gettext as _
+from flask import Blueprint, abort, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
@@ -78,23 +76,6 @@ def show(product_id: int):
     [row] = grid.rows_for([product])
     return render_template("products/show.html", product=product, history=history, row=row,
                            listings=product.listings.all(), channels_by_id={c.id: c for c in grid.channels()})
-
-
-@bp.post("/<int:product_id>/threshold")
-def threshold(product_id: int):
-    """The product's own low-stock threshold (seed 004 在庫数通知); blank: the one for all products."""
-    product = db.session.get(Product, product_id) or abort(404)
-    text = unicodedata.normalize("NFKC", request.form.get("value") or "").strip()
-    if not text:
-        product.low_stock_threshold = None
-    elif text.isascii() and text.isdigit() and int(text) <= 999_999_999:
-        product.low_stock_threshold = int(text)
-    else:
-        flash(_("The low-stock threshold must be a whole number from 0 to 999,999,999, or blank."), "error")
-        return redirect(url_for("products.show", product_id=product.id))
-    db.session.commit()
-    flash(_("Low-stock threshold saved."), "info")
-    return redirect(url_for("products.show", product_id=product.id))
 
 
 LINK_PROBLEMS = {
