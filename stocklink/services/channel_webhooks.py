@@ -21,12 +21,15 @@ from stocklink.platforms.interfaces import WebhookDelivery
 def store(channel: Channel, delivery: WebhookDelivery, body: bytes) -> bool:
     """Store one delivery (commits); False when this delivery id was stored already."""
     insert = postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert
-    result = db.session.execute(insert(ChannelWebhook).values(
+    # RETURNING says whether this call inserted the row (an INSERT's rowcount is not reliable
+    # across drivers: psycopg answers -1 here).
+    new_id = db.session.execute(insert(ChannelWebhook).values(
         channel_id=channel.id, topic=delivery.topic, delivery_id=delivery.delivery_id,
         order_id=(delivery.order_id or "")[:100] or None, body=body.decode("utf-8", "replace"),
-        received_at=utcnow()).on_conflict_do_nothing(index_elements=["channel_id", "delivery_id"]))
+        received_at=utcnow()).on_conflict_do_nothing(index_elements=["channel_id", "delivery_id"])
+        .returning(ChannelWebhook.id)).scalar()
     db.session.commit()
-    return result.rowcount == 1
+    return new_id is not None
 
 
 def mark_processed(channel_id: int, polled_from: datetime) -> int:

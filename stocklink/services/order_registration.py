@@ -91,9 +91,10 @@ def count_attempt(registration: Registration) -> bool:
     counted = db.session.execute(update(Registration).where(
         Registration.id == registration.id, Registration.state.in_(("pending", "failed")))
         .values(attempts=Registration.attempts + 1).execution_options(synchronize_session=False))
+    won = counted.rowcount == 1
     db.session.commit()
     db.session.refresh(registration)
-    return counted.rowcount == 1
+    return won
 
 
 def settle(registration: Registration, client) -> Settled:
