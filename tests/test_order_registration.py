@@ -233,3 +233,52 @@ def test_a_channel_refusing_its_token_while_orders_are_polled_stops_at_level_9(a
         assert channel.state == "stopped" and channel.orders_cursor_at is None
         assert (error.level, error.message_key) == (9, "channel_auth")
         assert db.session.scalar(select(Order.id)) is None
+
+
+@pytest.mark.parametrize("generation", ["legacy", "platform"])
+def test_a_nextengine_order_reaches_smaregi_once_and_nextengine_is_not_sent_it_back(app, world, nextengine_world,
+                                                                                    generation):
+    """A 受注伝票 polled from NextEngine is reserved, pushed to ColorMe and Shopify, registered once
+    as a shipment; NextEngine, the order's own channel, is sent no decrease for it."""
+    from stocklink.models import Listing
+    nextengine, nextengine_id = nextengine_world
+    use_generation(app, world.smaregi, generation)
+    shirt = world.add("1001", "TS-S", "Tシャツ S", 5, price=2500)
+    nextengine.add_goods("TS-S", 5)
+    with app.app_context():
+        db.session.add(Listing(channel_id=nextengine_id, product_id=shirt["product"], identifier="TS-S",
+                               last_confirmed_quantity=5))
+        db.session.get(Channel, nextengine_id).orders_start_at = utcnow()
+        db.session.commit()
+    nextengine.place_order([("TS-S", 2)])
+    assert "1 new" in _poll(app, nextengine_id)
+    run_jobs(app)
+    assert world.smaregi.stock_of("1001") == 3 and len(world.smaregi.shipment_records()) == 1
+    assert world.colorme.stock(shirt["colorme"]) == 3 and world.shopify.stock(shirt["shopify"]) == 3
+    assert nextengine.stock("TS-S") == 5  # 在庫数 untouched: NextEngine allocated the order itself
+    assert _product(app, shirt["product"]) == (3, 0)
+    assert "0 new" in _poll(app, nextengine_id)
+    run_jobs(app)
+    assert len(world.smaregi.shipment_records()) == 1 and nextengine.stock("TS-S") == 5
+
+
+def test_two_workers_settling_one_order_send_it_once(app, shop):
+    """While one worker holds the order's lease, a second one sends nothing and says so; run
+    after it, the registration is already settled."""
+    from stocklink.infra.queues import get_redis
+    from stocklink.jobs.orders import REGISTER_LOCK
+    world, shirt = shop
+    world.shopify.place_order([(str(shirt["shopify"]), 2)])
+    _poll(app, world.shopify_id)
+    with app.app_context():
+        order_id = db.session.scalar(select(Order.id))
+        held = get_redis().lock(REGISTER_LOCK.format(order_id), timeout=30)
+        assert held.acquire(blocking=False)
+        try:
+            assert register_order(order_id) == "busy"
+            assert world.smaregi.shipment_records() == []
+        finally:
+            held.release()
+        assert "registered" in register_order(order_id)
+        assert register_order(order_id) == "nothing to settle"
+    assert len(world.smaregi.shipment_records()) == 1
