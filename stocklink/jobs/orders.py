@@ -18,7 +18,8 @@ from datetime import timedelta
 
 from flask_babel import lazy_gettext as _l
 from rq import Retry
-from rq.exceptions import DuplicateJobError
+from rq.exceptions import DuplicateJobError, InvalidJobOperation, NoSuchJobError
+from rq.job import Job
 from sqlalchemy import or_, select
 
 from stocklink.domain.orders import next_cursor, poll_interval_s, read_since
@@ -85,12 +86,29 @@ def enqueue_poll(channel_id: int, *, again_if_running: bool = False) -> bool:
     before the order was saved, so it polls once more when it ends."""
     if again_if_running:
         get_redis().set(AGAIN_KEY.format(channel_id), "1", ex=600)
-    try:
-        get_queue(MAINTENANCE).enqueue(poll_orders, channel_id, job_id=f"orders-poll-{channel_id}", unique=True,
-                                       job_timeout=600, result_ttl=0, failure_ttl=86400)
-        return True
-    except DuplicateJobError:
-        return False
+    return _enqueue_unique(f"orders-poll-{channel_id}", poll_orders, channel_id, job_timeout=600, result_ttl=0,
+                           failure_ttl=86400)
+
+
+def _enqueue_unique(job_id: str, func, *args, **options) -> bool:
+    """Enqueue under a unique job id; False when that job is queued or running. A job hash left
+    behind by a failed run (kept for ``failure_ttl``) would refuse every later enqueue: it is
+    deleted and the job queued again, as :func:`stocklink.jobs.push.enqueue_push` does."""
+    queue = get_queue(MAINTENANCE)
+    for _attempt in range(2):
+        try:
+            queue.enqueue(func, *args, job_id=job_id, unique=True, **options)
+            return True
+        except DuplicateJobError:
+            pass
+        try:
+            existing = Job.fetch(job_id, connection=queue.connection)
+            if existing.get_status() in ("queued", "scheduled", "deferred", "started"):
+                return False
+            existing.delete()
+        except (NoSuchJobError, InvalidJobOperation):  # it finished and vanished between the two calls
+            pass
+    return False
 
 
 @job
@@ -180,13 +198,8 @@ def follow_up(taken: Taken) -> None:
 
 
 def enqueue_registration(order_id: int) -> bool:
-    try:
-        get_queue(MAINTENANCE).enqueue(register_order, order_id, job_id=f"order-register-{order_id}", unique=True,
-                                       job_timeout=300, result_ttl=0, failure_ttl=7 * 86400,
-                                       retry=Retry(max=len(BACKOFF), interval=list(BACKOFF)))
-        return True
-    except DuplicateJobError:
-        return False
+    return _enqueue_unique(f"order-register-{order_id}", register_order, order_id, job_timeout=300, result_ttl=0,
+                           failure_ttl=7 * 86400, retry=Retry(max=len(BACKOFF), interval=list(BACKOFF)))
 
 
 def _registrations_stopped() -> bool:
