@@ -269,3 +269,15 @@ def test_a_pos_sale_and_a_web_order_on_one_product_at_once_lose_neither(app, sho
         assert (product.smaregi_stock, product.reserved, product.total) == (4, 2, 2)
         fields = sorted(db.session.scalars(select(StockLedger.field).where(StockLedger.product_id == product.id)))
         assert fields == ["reserved", "smaregi_stock"]
+
+
+def test_a_read_older_than_the_change_already_taken_changes_nothing(app, shop):
+    """A webhook's read of the order overtaken by a poll that took its edit: the older content
+    arriving last does not bring the old revision back."""
+    world, shirt, _mug = shop
+    _take(app, world.colorme_id, _order("A-1", ("1", str(shirt["colorme"]), 2)))
+    _take(app, world.colorme_id, _order("A-1", ("1", str(shirt["colorme"]), 1), minutes=5))
+    late = _take(app, world.colorme_id, _order("A-1", ("1", str(shirt["colorme"]), 2), minutes=1))
+    assert late.unchanged == 1 and _reserved(app, shirt["product"]) == 1
+    with app.app_context():
+        assert db.session.scalar(select(Order.revision)) == 2

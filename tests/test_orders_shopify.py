@@ -353,3 +353,18 @@ def test_declaration_lists_statuses_and_webhook_secret():
     assert set(PLATFORM.order_statuses_default) == set(values)
     [secret] = [f for f in PLATFORM.credentials if f.key == "client_secret"]
     assert secret.kind == "secret" and not secret.required
+
+
+def test_one_order_is_read_by_its_id_as_the_poll_reads_it(store, make_client):
+    """``read_order`` (what a webhook names): the same ChannelOrder the poll gives, one query;
+    an id Shopify does not have is None."""
+    from stocklink.platforms.interfaces import SingleOrderReader
+    client = make_client()
+    assert isinstance(client, SingleOrderReader)
+    item = store.add_item("TS-S", 5)
+    order_id = store.place_order([(str(item), 2)])
+    [polled] = list(client.read_orders(T0 - timedelta(minutes=1)))
+    assert client.read_order(order_id) == polled
+    assert polled.lines[0].identifier == str(item) and polled.lines[0].quantity == 2
+    assert len(order_requests(store, "StocklinkOrder")) == 1
+    assert client.read_order("5999999999") is None

@@ -23,6 +23,6 @@ cron.register(refresh_catalogue, MAINTENANCE, interval=3600, job_timeout=1800, n
 cron.register(read_back_channels, MAINTENANCE, interval=READ_BACK_EVERY, job_timeout=60, name="read_back_channels")
 cron.register(check_stale_sync, MAINTENANCE, interval=60, job_timeout=60, name="check_stale_sync")
 # Web orders (SPEC §5): each channel polled every 3 minutes (1 with its speed-up setting), checked
-# twice a minute; registrations still pending or failed are sent again when their retry time comes.
-cron.register(poll_due_channels, MAINTENANCE, interval=30, job_timeout=60, name="poll_due_channels")
+# every 15 s; registrations still pending or failed are sent again when their retry time comes.
+cron.register(poll_due_channels, MAINTENANCE, interval=15, job_timeout=60, name="poll_due_channels")
 cron.register(sweep_registrations, MAINTENANCE, interval=60, job_timeout=60, name="sweep_registrations")

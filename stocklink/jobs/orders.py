@@ -1,10 +1,10 @@
 """Web order jobs (SPEC §5): polling each channel's orders, and registering them in Smaregi.
 
-- :func:`poll_due_channels` (cron, every 30 s) enqueues :func:`poll_orders` for each active
+- :func:`poll_due_channels` (cron, every 15 s) enqueues :func:`poll_orders` for each active
   channel that reads orders and whose last poll is older than its interval (3 minutes, 1 with
   the channel's speed-up setting, seed 002), or that has an order webhook still open. A webhook
-  stored by the web endpoint asks for a poll at once: orders pushed by a channel arrive in
-  seconds, on the same path as polled ones. A poll holds a lease per channel, so two never
+  stored by the web endpoint has the order it names read at once (:func:`take_webhooks`): orders
+  pushed by a channel arrive in seconds, read as a poll reads them. A poll holds a lease per channel, so two never
   overlap, and moves the channel's cursor only once every page was read: a poll that fails
   half-way is read again from the same place (its orders, read twice, are the same orders).
 - :func:`register_order` settles an order's registrations in order under a lease per order
@@ -32,7 +32,7 @@ from stocklink.jobs.push import enqueue_push, stop_for_auth
 from stocklink.models import Channel, ErrorRecord, Registration
 from stocklink.models._types import as_utc, utcnow
 from stocklink.platforms.base import AuthError, TemporaryError
-from stocklink.platforms.interfaces import OrderReader
+from stocklink.platforms.interfaces import OrderReader, SingleOrderReader
 from stocklink.services import channel_webhooks, order_registration
 from stocklink.services.channel_clients import make_channel_client, platform_of
 from stocklink.services.incidents import record_error
@@ -45,6 +45,8 @@ POLL_LOCK = "stocklink:orders-poll:{}"
 AGAIN_KEY = "stocklink:orders-poll-again:{}"  # set by news that came while a poll ran
 # A channel whose order webhook is still open after this long is polled by the sweep.
 WEBHOOK_GRACE = timedelta(seconds=20)
+# poll_due_channels runs every 15 s (cron_config): a poll due within this is started now.
+TICK_SLACK = timedelta(seconds=10)
 REGISTER_LOCK = "stocklink:order-registration:{}"
 # Background reads take this share of a channel's documented request rate; pushes keep the rest.
 READ_SHARE = 0.5
@@ -71,7 +73,8 @@ def poll_due_channels() -> int:
         if not _reads_orders(channel):
             continue
         interval = timedelta(seconds=poll_interval_s(channel.speed_up, channel.poll_interval_s))
-        due = channel.orders_polled_at is None or now - as_utc(channel.orders_polled_at) >= interval
+        # Due a tick early rather than a tick late: polls then come every interval on average.
+        due = channel.orders_polled_at is None or now - as_utc(channel.orders_polled_at) >= interval - TICK_SLACK
         if not due and channel.id not in waiting:
             continue
         if enqueue_poll(channel.id):
@@ -181,6 +184,52 @@ def _poll_locked(channel_id: int, *, client=None, stop_on_auth: bool = True) -> 
     db.session.commit()
     return f"read {len(orders)}: {taken.new} new, {taken.revised} revised, {taken.cancelled} cancelled, " \
            f"{taken.ignored} ignored"
+
+
+def enqueue_webhooks(channel_id: int) -> bool:
+    """Take in the orders the channel's open webhooks name: one job per channel at a time; one
+    queued meanwhile finds every delivery stored before it runs."""
+    return _enqueue_unique(f"orders-webhooks-{channel_id}", take_webhooks, channel_id, job_timeout=300,
+                           result_ttl=0, failure_ttl=86400)
+
+
+@job
+def take_webhooks(channel_id: int) -> str:
+    """Read each order the channel's open webhooks name, one query each, and take it in; a channel
+    whose client reads no single order is polled instead. A delivery whose order cannot be read now
+    stays open: the poll sweep takes it within a minute. Safe to run twice (an order read again is
+    the same order)."""
+    channel = db.session.get(Channel, channel_id)
+    if channel is None or not channel.enabled or channel.state != "active":
+        return "skipped"
+    client = make_channel_client(channel)
+    if not isinstance(client, SingleOrderReader):
+        enqueue_poll(channel_id, again_if_running=True)
+        return "polled instead"
+    deliveries = channel_webhooks.open_deliveries(channel_id)
+    by_order: dict[str, list[int]] = {}
+    for delivery in deliveries:
+        by_order.setdefault(delivery.order_id or "", []).append(delivery.id)
+    db.session.rollback()  # no transaction open across the HTTP reads
+    orders, taken_ids = [], []
+    try:
+        for order_id, ids in by_order.items():
+            order = client.read_order(order_id) if order_id else None
+            if order is not None:
+                orders.append(order)
+            taken_ids += ids  # an order the channel no longer has: nothing to take
+    except AuthError as exc:
+        return stop_for_auth(channel_id, exc)
+    except TemporaryError:
+        if not orders:
+            raise  # RQ retries; the sweep polls meanwhile
+    channel = db.session.get(Channel, channel_id)
+    taken = take_orders(channel, orders)
+    channel_webhooks.mark_taken(taken_ids)
+    follow_up(taken)
+    db.session.commit()
+    return f"read {len(orders)} order(s) of {len(deliveries)} webhook(s): {taken.new} new, {taken.revised} revised, " \
+           f"{taken.cancelled} cancelled"
 
 
 def follow_up(taken: Taken) -> None:

@@ -146,6 +146,13 @@ class OrderReader(Protocol):
         or expired token, :class:`TemporaryError` for a throttled or unavailable page."""
 
 
+@runtime_checkable
+class SingleOrderReader(Protocol):
+    def read_order(self, order_id: str) -> ChannelOrder | None:
+        """One order by the channel's id (what an order webhook names), or None when the channel
+        has no such order. Errors as :meth:`OrderReader.read_orders`."""
+
+
 class WebhookRefused(Exception):
     """An order webhook that does not prove it comes from the channel (a missing or wrong signature)."""
 

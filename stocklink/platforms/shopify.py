@@ -130,6 +130,13 @@ query StocklinkOrderLines($id: ID!, $first: Int!, $after: String) {
     lineItems(first: $first, after: $after) { pageInfo { hasNextPage endCursor } nodes { ...StocklinkLine } }
   }
 }""" + ORDER_LINE_FIELDS
+ORDER_QUERY = """
+query StocklinkOrder($id: ID!, $lines: Int!) {
+  order(id: $id) {
+    id createdAt updatedAt cancelledAt displayFulfillmentStatus
+    lineItems(first: $lines) { pageInfo { hasNextPage endCursor } nodes { ...StocklinkLine } }
+  }
+}""" + ORDER_LINE_FIELDS
 # displayFulfillmentStatus values (OrderDisplayFulfillmentStatus); OPEN and PENDING_FULFILLMENT
 # are older names Shopify replaced by UNFULFILLED and IN_PROGRESS.
 ORDER_STATUSES = (
@@ -297,6 +304,15 @@ class ShopifyClient(ChannelClient):
                 return
             variables["after"], page = info["endCursor"], page + 1
             needed = _refill_wait((body.get("extensions") or {}).get("cost") or {})
+
+    def read_order(self, order_id: str) -> ChannelOrder | None:
+        """One order by its id, as :meth:`read_orders` gives it (what an order webhook names: one
+        query of a few dozen points instead of a page of every recent order); None when Shopify
+        has no such order. Errors as :meth:`read_orders`."""
+        variables = {"id": _gid("Order", order_id), "lines": ORDER_LINE_PAGE}
+        data = page_with_retries(lambda: self._graphql(ORDER_QUERY, variables))
+        node = data.get("order")
+        return self._order(node, 0.0) if node else None
 
     def _order(self, node: dict, pace_s: float) -> ChannelOrder:
         """One order node, with the lines beyond its first page read by ORDER_LINES_QUERY."""

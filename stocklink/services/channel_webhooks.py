@@ -1,10 +1,12 @@
 """Order webhooks from the channels, stored before they are answered (SPEC §11.1, as Smaregi's
 notifications are): one row per delivery, unique per channel on the platform's delivery id.
 
-A stored webhook is a trigger: the channel's orders are polled at once
-(:func:`stocklink.jobs.orders.poll_orders`), so an order heard of by webhook and by the poll is
-one order on one path. :func:`mark_processed` closes the rows a complete poll has covered; the
-poll sweep re-polls a channel whose webhooks stay open (a job lost with Redis)."""
+A stored webhook is a trigger: the order it names is read from the channel's API at once
+(:func:`stocklink.jobs.orders.take_webhooks`; a channel that cannot read one order is polled), so
+an order heard of by webhook and by the poll is read the same way and is one order.
+:func:`mark_taken` closes the rows whose orders were read, :func:`mark_processed` those a
+complete poll has covered; the poll sweep polls a channel whose webhooks stay open (a job lost
+with Redis, the channel unreachable)."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -45,3 +47,17 @@ def channels_waiting(older_than: datetime) -> list[int]:
     """Channels with a webhook still open that arrived before ``older_than``."""
     return list(db.session.scalars(select(ChannelWebhook.channel_id).where(
         ChannelWebhook.processed_at.is_(None), ChannelWebhook.received_at <= older_than).distinct()))
+
+
+def open_deliveries(channel_id: int) -> list[ChannelWebhook]:
+    """The channel's webhooks not yet taken in, oldest first."""
+    return list(db.session.scalars(select(ChannelWebhook).where(
+        ChannelWebhook.channel_id == channel_id, ChannelWebhook.processed_at.is_(None)).order_by(ChannelWebhook.id)))
+
+
+def mark_taken(webhook_ids: list[int]) -> None:
+    """These deliveries' orders were read and taken in."""
+    if webhook_ids:
+        db.session.execute(update(ChannelWebhook).where(ChannelWebhook.id.in_(webhook_ids),
+                                                        ChannelWebhook.processed_at.is_(None))
+                           .values(processed_at=utcnow()).execution_options(synchronize_session=False))

@@ -99,9 +99,12 @@ def _take(channel: Channel, order: ChannelOrder, statuses: list[str], taken: Tak
     row = db.session.scalars(select(Order).where(Order.channel_id == channel.id,
                                                  Order.channel_order_id == order.order_id)
                              .with_for_update().execution_options(populate_existing=True)).one()
+    if row.channel_updated_at is not None and as_utc(order.updated_at) < as_utc(row.channel_updated_at):
+        # Read before a change already taken (a webhook's read overtaken by a poll's): old news.
+        taken.unchanged += 1
+        return
     row.channel_status = order.status[:60] if order.status else None
-    if row.channel_updated_at is None or as_utc(order.updated_at) > as_utc(row.channel_updated_at):
-        row.channel_updated_at = order.updated_at
+    row.channel_updated_at = order.updated_at
     first = row.revision == 0
     if first or row.state == "ignored":
         # Not deducted so far: placed before the starting point or cancelled before it was seen

@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from stocklink.infra.extensions import csrf, db
-from stocklink.jobs.orders import enqueue_poll
+from stocklink.jobs.orders import enqueue_webhooks
 from stocklink.models import Channel
 from stocklink.platforms.base import PlatformError
 from stocklink.platforms.interfaces import WebhookMalformed, WebhookRefused
@@ -189,7 +189,7 @@ def smaregi(code: str):
 @csrf.exempt
 def channel_orders(channel_id: int):
     """A channel's order webhook: the platform checks its signature, it is stored, then answered
-    200; the channel's orders are polled at once (the webhook is a trigger, the poll the one path).
+    200; the order it names is read from the channel at once (the webhook is a trigger).
 
     :raise 401: the signature does not match (nothing stored). :raise 400: not an order webhook
     of this platform. :raise 404: no such channel, or its platform sends no order webhooks.
@@ -217,7 +217,7 @@ def channel_orders(channel_id: int):
         return _text("unavailable", 503)
     if created:
         try:
-            enqueue_poll(channel_id, again_if_running=True)
+            enqueue_webhooks(channel_id)
         except Exception:  # stored: the poll sweep takes it within seconds
             log.exception("could not enqueue the order poll of channel %s", channel_id)
     return jsonify(result="ok")
