@@ -154,15 +154,18 @@ def _push_absolute(channel: Channel, client, *, orders_checked: bool = False) ->
         return 0
     seen = {listing.id: listing.fact_at for listing in listings}
     writes, unchanged = plan_writes(channel, listings)
-    if not orders_checked and any(w.expected is not None and w.quantity > w.expected for _, w in writes):
-        # orders imports this module, so it is imported here, when a raise is planned
+    if not orders_checked and any(w.expected is None for _, w in writes):
+        # SPEC §11.6: a figure written over an unknown channel value may undo the channel's own
+        # sales, so its orders are read first. (A ColorMe increment or a Shopify compare-and-set
+        # cannot: the channel applies it to what it holds, or refuses it as stale.) jobs.orders
+        # imports this module, so it is imported here.
         from stocklink.jobs.orders import poll_before_raise
         if poll_before_raise(channel.id, client):
             return _push_absolute(db.session.get(Channel, channel.id), client, orders_checked=True)
     # Ids now: each batch's commit expires the objects, and reading an id back would cost a SELECT.
     write_ids = [listing.id for listing, _ in writes]
     unchanged_ids = [listing.id for listing in unchanged]
-    done = 0
+    done, stale_seen = 0, False
     batch_size = max(getattr(client, "max_batch", 50), 1)
     for start in range(0, len(writes), batch_size):
         batch, ids = writes[start:start + batch_size], write_ids[start:start + batch_size]
@@ -198,9 +201,11 @@ def _push_absolute(channel: Channel, client, *, orders_checked: bool = False) ->
             elif result.status == "stale":
                 # Compare-and-set lost to the channel's own sale: keep dirty, retry with the fresh value.
                 # The fresh value is a read-back (news from the channel): the next round lowers
-                # onto it, but raises above it only from a newer fact (plan_writes, SPEC §11.6).
+                # onto it, but raises above it only from a newer fact (plan_writes, SPEC §11.6),
+                # and the channel's orders are read, so the sale it made is reserved here too.
                 listing.last_confirmed_quantity = result.confirmed
                 listing.last_confirmed_at = now
+                stale_seen = True
                 done += 1  # progress: the next round retries with the fresh value
             elif result.status == "unknown_item":
                 # SPEC §11.8: an outcome for the merchant, not a retry.
@@ -214,6 +219,9 @@ def _push_absolute(channel: Channel, client, *, orders_checked: bool = False) ->
         db.session.commit()
     clear_dirty({lid: seen[lid] for lid in unchanged_ids})  # after the channel calls: no lock held across them
     db.session.commit()
+    if stale_seen:
+        from stocklink.jobs.orders import enqueue_poll  # see above
+        enqueue_poll(channel.id, again_if_running=True)
     return done
 
 
