@@ -6,13 +6,13 @@ from __future__ import annotations
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry
 
-from stocklink.infra.queues import MAINTENANCE, get_queue, get_redis
+from stocklink.infra.queues import ORDERS, get_queue, get_redis
 from stocklink.jobs.orders import enqueue_poll, enqueue_registration
 
 
 def _fail(job_id: str) -> None:
     """Leave the job as RQ's worker leaves a job that raised: out of the queue, in the failed registry."""
-    queue = get_queue(MAINTENANCE)
+    queue = get_queue(ORDERS)
     job = Job.fetch(job_id, connection=get_redis())
     queue.remove(job)
     job.set_status(JobStatus.FAILED)
@@ -27,7 +27,7 @@ def test_a_failed_poll_does_not_block_the_next_polls_of_its_channel(app):
         _fail("orders-poll-7")
         assert enqueue_poll(7) is True
         assert Job.fetch("orders-poll-7", connection=get_redis()).get_status() == JobStatus.QUEUED
-        assert get_queue(MAINTENANCE).job_ids.count("orders-poll-7") == 1
+        assert get_queue(ORDERS).job_ids.count("orders-poll-7") == 1
 
 
 def test_a_registration_whose_retries_ran_out_is_queued_again_by_the_sweep(app):

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from stocklink.infra.extensions import db
-from stocklink.infra.queues import MAINTENANCE, get_queue
+from stocklink.infra.queues import ORDERS, get_queue
 from stocklink.models import Channel, Order, Product, Registration
 from stocklink.platforms.interfaces import ChannelOrder, ChannelOrderLine
 from stocklink.services.order_intake import take_orders
@@ -57,11 +57,11 @@ def test_retry_now_enqueues_the_registration(app, client, logged_in, orders):
     _channel_id, _product_id, ids = orders
     token = logged_in.token(f"/orders/{ids['A-100']}")
     with app.app_context():
-        get_queue(MAINTENANCE).empty()
+        get_queue(ORDERS).empty()
     response = client.post(f"/orders/{ids['A-100']}/retry", data={"csrf_token": token})
     assert response.status_code == 302
     with app.app_context():
-        assert f"order-register-{ids['A-100']}" in get_queue(MAINTENANCE).job_ids
+        assert f"order-register-{ids['A-100']}" in get_queue(ORDERS).job_ids
 
 
 def test_resolve_needs_a_note_then_gives_the_units_back(app, client, logged_in, orders):

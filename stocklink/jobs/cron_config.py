@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from rq import cron
 
-from stocklink.infra.queues import MAINTENANCE
+from stocklink.infra.queues import MAINTENANCE, ORDERS
 from stocklink.jobs.backfill import backfill_stock
 from stocklink.jobs.catalogue import refresh_catalogue
 from stocklink.jobs.inbox import sweep_inbox
@@ -24,5 +24,5 @@ cron.register(read_back_channels, MAINTENANCE, interval=READ_BACK_EVERY, job_tim
 cron.register(check_stale_sync, MAINTENANCE, interval=60, job_timeout=60, name="check_stale_sync")
 # Web orders (SPEC §5): each channel polled every 3 minutes (1 with its speed-up setting), checked
 # every 15 s; registrations still pending or failed are sent again when their retry time comes.
-cron.register(poll_due_channels, MAINTENANCE, interval=15, job_timeout=60, name="poll_due_channels")
-cron.register(sweep_registrations, MAINTENANCE, interval=60, job_timeout=60, name="sweep_registrations")
+cron.register(poll_due_channels, ORDERS, interval=15, job_timeout=60, name="poll_due_channels")
+cron.register(sweep_registrations, ORDERS, interval=60, job_timeout=60, name="sweep_registrations")

@@ -26,7 +26,7 @@ from stocklink.domain.orders import next_cursor, poll_interval_s, read_since
 from stocklink.infra.after_commit import after_commit
 from stocklink.infra.extensions import db
 from stocklink.infra.leases import lease
-from stocklink.infra.queues import MAINTENANCE, get_queue, get_redis
+from stocklink.infra.queues import ORDERS, get_queue, get_redis
 from stocklink.jobs import job
 from stocklink.jobs.push import enqueue_push, stop_for_auth
 from stocklink.models import Channel, ErrorRecord, Registration
@@ -97,7 +97,7 @@ def _enqueue_unique(job_id: str, func, *args, **options) -> bool:
     """Enqueue under a unique job id; False when that job is queued or running. A job hash left
     behind by a failed run (kept for ``failure_ttl``) would refuse every later enqueue: it is
     deleted and the job queued again, as :func:`stocklink.jobs.push.enqueue_push` does."""
-    queue = get_queue(MAINTENANCE)
+    queue = get_queue(ORDERS)
     for _attempt in range(2):
         try:
             queue.enqueue(func, *args, job_id=job_id, unique=True, **options)
