@@ -7,6 +7,7 @@ these jobs take the lease, build the client, and enqueue the pushes that follow.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from sqlalchemy import select
 
@@ -17,7 +18,7 @@ from stocklink.jobs import job
 from stocklink.jobs.orders import enqueue_poll
 from stocklink.jobs.push import enqueue_push, stop_for_auth
 from stocklink.models import Channel
-from stocklink.models._types import utcnow
+from stocklink.models._types import as_utc, utcnow
 from stocklink.platforms.base import AuthError
 from stocklink.services import differences
 from stocklink.services.channel_clients import make_channel_client
@@ -67,11 +68,21 @@ def _read_back_locked(channel_id: int) -> str:
         run = read_back_channel(channel, make_channel_client(channel))
     except AuthError as exc:
         return stop_for_auth(channel_id, exc)
-    if run.differing:
+    if run.differing and _orders_older_than(channel_id, POLL_AFTER_DIFFERENCE):
         # A channel lower than stocklink expects may have sold what stocklink has not heard of:
-        # its orders are read now (SPEC §11.6), before anything would raise it again.
+        # its orders are read now (SPEC §11.6), unless they were read a moment ago (a poll reads
+        # every recent order: on Shopify that costs a good part of the request budget).
         enqueue_poll(channel_id)
     return f"read {run.read}, {len(run.differing)} differ, healed {healed}"
+
+
+POLL_AFTER_DIFFERENCE = timedelta(seconds=30)
+
+
+def _orders_older_than(channel_id: int, age: timedelta) -> bool:
+    channel = db.session.get(Channel, channel_id)
+    return channel is not None and (channel.orders_polled_at is None
+                                    or utcnow() - as_utc(channel.orders_polled_at) >= age)
 
 
 def heal_differences(channel: Channel) -> int:
