@@ -9,6 +9,7 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from htmx_flask import Htmx
 from sqlalchemy import MetaData, event
+from sqlalchemy.dialects import postgresql, sqlite
 
 # Named constraints so Alembic migrations are the same on SQLite and PostgreSQL.
 naming_convention = {
@@ -46,3 +47,8 @@ def sqlite_pragmas(engine) -> None:
         cursor.execute("PRAGMA busy_timeout=5000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+
+
+def insert_for(dialect: str):
+    """The dialect's ``insert`` construct, which has ``on_conflict_do_nothing`` (PostgreSQL, SQLite)."""
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert

@@ -12,9 +12,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
-from stocklink.infra.extensions import db
+from stocklink.infra.extensions import db, insert_for
 from stocklink.models import Channel, ChannelWebhook
 from stocklink.models._types import utcnow
 from stocklink.platforms.interfaces import WebhookDelivery
@@ -22,7 +21,7 @@ from stocklink.platforms.interfaces import WebhookDelivery
 
 def store(channel: Channel, delivery: WebhookDelivery, body: bytes) -> bool:
     """Store one delivery (commits); False when this delivery id was stored already."""
-    insert = postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert
+    insert = insert_for(db.engine.dialect.name)
     # RETURNING says whether this call inserted the row (an INSERT's rowcount is not reliable
     # across drivers: psycopg answers -1 here).
     new_id = db.session.execute(insert(ChannelWebhook).values(

@@ -27,7 +27,6 @@ from datetime import timedelta
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from stocklink.domain.orders import (
     Ignored,
@@ -39,7 +38,7 @@ from stocklink.domain.orders import (
     reserved_by_product,
 )
 from stocklink.domain.stock import low_stock_crossed, total_stock
-from stocklink.infra.extensions import db
+from stocklink.infra.extensions import db, insert_for
 from stocklink.models import Channel, Listing, Order, OrderLine, Product, Registration, SetComponent
 from stocklink.models._types import as_utc, utcnow
 from stocklink.platforms.interfaces import ChannelOrder
@@ -83,8 +82,7 @@ def take_orders(channel: Channel, orders: Iterable[ChannelOrder]) -> Taken:
 
 
 def _insert_if_missing(channel_id: int, order: ChannelOrder) -> None:
-    dialect = db.engine.dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = insert_for(db.engine.dialect.name)
     now = utcnow()
     db.session.execute(insert(Order).values(
         channel_id=channel_id, channel_order_id=order.order_id, revision=0, fingerprint="", state="new",

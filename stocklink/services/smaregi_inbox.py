@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
-from stocklink.infra.extensions import db
+from stocklink.infra.extensions import db, insert_for
 from stocklink.models import SmaregiInbox
 from stocklink.models._types import utcnow
 from stocklink.platforms.smaregi.webhook import Notification
@@ -19,7 +18,7 @@ def _insert_statement(dialect: str):
     statement = _INSERTS.get(dialect)
     if statement is None:
         table = SmaregiInbox.__table__
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        insert = insert_for(dialect)
         statement = (insert(table).values({name: bindparam(name, type_=table.c[name].type) for name in _COLUMNS})
                      .on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(table.c.id))
         _INSERTS[dialect] = statement

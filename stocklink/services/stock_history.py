@@ -32,10 +32,9 @@ import logging
 from dataclasses import dataclass, field
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from stocklink.domain.delta import HistoryEntry, history_delta, legacy_anchor
-from stocklink.infra.extensions import db
+from stocklink.infra.extensions import db, insert_for
 from stocklink.models import StockHistoryCursor
 from stocklink.models._types import utcnow
 from stocklink.platforms.smaregi.webhook import StockMovement
@@ -121,7 +120,7 @@ def _insert_missing(starts: dict[int, int], store_id: str) -> None:
     """Cursor rows for products that have none, at their start; a row another transaction
     created meanwhile is kept (``ON CONFLICT DO NOTHING``, both dialects)."""
     dialect = db.session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = insert_for(dialect)
     now = utcnow()
     db.session.execute(insert(StockHistoryCursor.__table__).on_conflict_do_nothing(), [
         {"product_id": pid, "store_id": store_id, "last_change_id": start, "updated_at": now}
