@@ -34,7 +34,7 @@ from stocklink.models._types import as_utc, utcnow
 from stocklink.platforms.base import AuthError, TemporaryError
 from stocklink.platforms.interfaces import OrderReader, SingleOrderReader
 from stocklink.services import channel_webhooks, order_registration
-from stocklink.services.channel_clients import make_channel_client, platform_of
+from stocklink.services.channel_clients import make_channel_client, platform_of, reads_orders
 from stocklink.services.incidents import record_error
 from stocklink.services.order_intake import Taken, take_orders
 from stocklink.services.outbox import queue_mail
@@ -54,14 +54,6 @@ READ_SHARE = 0.5
 BACKOFF = (10, 30, 60, 180, 600, 1800)
 
 
-def _reads_orders(channel: Channel) -> bool:
-    try:
-        client_class = platform_of(channel).client
-    except KeyError:
-        return False
-    return hasattr(client_class, "read_orders")
-
-
 @job
 def poll_due_channels() -> int:
     """Cron: enqueue a poll of each active order-reading channel whose interval has passed."""
@@ -70,7 +62,7 @@ def poll_due_channels() -> int:
     count = 0
     for channel in db.session.scalars(select(Channel).where(Channel.enabled.is_(True), Channel.state == "active")
                                       .order_by(Channel.id)):
-        if not _reads_orders(channel):
+        if not reads_orders(channel):
             continue
         interval = timedelta(seconds=poll_interval_s(channel.speed_up, channel.poll_interval_s))
         # Due a tick early rather than a tick late: polls then come every interval on average.

@@ -33,6 +33,12 @@ def platform_of(channel: Channel) -> Platform:
         raise UnsupportedChannel(channel.kind) from None
 
 
+def reads_orders(channel: Channel) -> bool:
+    """Whether the channel's client reads web orders (:class:`~stocklink.platforms.interfaces.OrderReader`)."""
+    platform = PLATFORMS.get(channel.kind)
+    return platform is not None and hasattr(platform.client, "read_orders")
+
+
 def credentials_of(channel: Channel) -> dict:
     return decrypt(channel.credentials_encrypted, default={}) or {}
 

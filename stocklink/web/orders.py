@@ -19,6 +19,7 @@ from stocklink.models._types import as_utc, utcnow
 from stocklink.models.orders import ORDER_STATES
 from stocklink.platforms.registry import PLATFORMS
 from stocklink.services import order_registration
+from stocklink.services.channel_clients import reads_orders
 from stocklink.web.fragments import page_or_fragment
 
 bp = Blueprint("orders", __name__, url_prefix="/orders")
@@ -63,7 +64,7 @@ def index():
                 .order_by(Registration.id)):
             pending.setdefault(registration.order_id, registration)
     channels = {c.id: c for c in db.session.scalars(select(Channel).order_by(Channel.id))}
-    readers = [c for c in channels.values() if c.kind in PLATFORMS and hasattr(PLATFORMS[c.kind].client, "read_orders")]
+    readers = [c for c in channels.values() if reads_orders(c)]
     return page_or_fragment("orders/index.html", "orders/_rows.html", orders=orders, total=total, q=q,
                             state=state, states=ORDER_STATES, labels=state_labels(), pending=pending,
                             channels=channels, readers=readers)
@@ -133,9 +134,9 @@ def channel_settings(channel_id: int):
     never deducted; moved back, the next poll reads from it) and the status conditions.
     :raise 404: no such channel, or one that has no orders to read."""
     channel = db.session.get(Channel, channel_id) or abort(404)
-    platform = PLATFORMS.get(channel.kind)
-    if platform is None or not hasattr(platform.client, "read_orders"):
+    if not reads_orders(channel):
         abort(404)
+    platform = PLATFORMS[channel.kind]
     if request.method == "POST":
         text = (request.form.get("start") or "").strip()
         try:
