@@ -139,7 +139,7 @@ def _replace_revision(channel: Channel, row: Order, order: ChannelOrder, lines: 
     sent = bool(old) and not _withdraw(row, old)
     # Never sent: its units come back now. Sent (or perhaps sent): Smaregi may hold it, so it is
     # cancelled there, and the outbox settles its units once Smaregi has answered.
-    returned = _give_back(row, old, source) if old and not sent else {}
+    returned = give_back(row, old, f"{source}#{old}") if old and not sent else {}
     row.revision, row.fingerprint, row.cancelled = old + 1, print_, order.cancelled
     row.ignored_reason = None
     mode = merchant_settings.get("smaregi.registration_mode")
@@ -229,8 +229,9 @@ def _withdraw(row: Order, revision: int) -> bool:
     return withdrawn.rowcount == 1
 
 
-def _give_back(row: Order, revision: int, source: str) -> dict[int, int]:
-    """Units of ``revision`` still reserved (never registered) are given back; returns them by product."""
+def give_back(row: Order, revision: int, source_event: str) -> dict[int, int]:
+    """Units of ``revision`` still reserved (Smaregi never held them) go back to total stock;
+    returns them by product. The intake's edits and cancels and the outbox's settling both call it."""
     lines = db.session.scalars(select(OrderLine).where(OrderLine.order_id == row.id, OrderLine.revision == revision,
                                                        OrderLine.state == "reserved")).all()
     units: dict[int, int] = {}
@@ -245,8 +246,7 @@ def _give_back(row: Order, revision: int, source: str) -> dict[int, int]:
                                .values(state="returned").execution_options(synchronize_session=False))
     if given.rowcount != len(lines):
         raise RuntimeError(f"order {row.id}: revision {revision} given back concurrently")
-    change_reserved({pid: -n for pid, n in units.items()}, cause="order:returned",
-                    source_event=f"{source}#{revision}")
+    change_reserved({pid: -n for pid, n in units.items()}, cause="order:returned", source_event=source_event)
     return units
 
 

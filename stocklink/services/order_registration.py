@@ -36,6 +36,7 @@ from stocklink.platforms.smaregi import make_smaregi_client
 from stocklink.platforms.smaregi.common import SaleLine, SaleRegistration
 from stocklink.services import echoes, merchant_settings
 from stocklink.services.delta_channels import add_pending_deltas, delta_channel_ids, delta_product_ids
+from stocklink.services.order_intake import give_back
 from stocklink.services.stock_ledger import StockRead, apply_smaregi_reads, change_reserved, mark_listings_dirty
 
 
@@ -154,7 +155,7 @@ def _cancel(registration: Registration, order: Order, client) -> Settled:
     stock = client.fetch_stock(product_sids) if smaregi_id and product_sids else {}
     source = f"order:{order.channel_id}:{order.channel_order_id}#{registration.revision}"
     channel_ids = _apply_reads(stock, read_at, "order:cancelled", source)
-    returned = _give_back_rest(order, registration.revision, source)
+    returned = give_back(order, registration.revision, source)
     back: dict[int, int] = dict(returned)
     if smaregi_id:
         for pid, units in _units_of(order.id, registration.revision, "released").items():
@@ -235,17 +236,6 @@ def _release_with_read(client, order: Order, revision: int, cause: str, sids: li
     return channel_ids
 
 
-def _give_back_rest(order: Order, revision: int, source: str) -> dict[int, int]:
-    """Units of ``revision`` still reserved (Smaregi never held them) go back to total stock."""
-    units = _units_of(order.id, revision, "reserved")
-    db.session.execute(update(OrderLine).where(
-        OrderLine.order_id == order.id, OrderLine.revision == revision, OrderLine.state == "reserved")
-        .values(state="returned").execution_options(synchronize_session=False))
-    if units:
-        change_reserved({pid: -n for pid, n in units.items()}, cause="order:returned", source_event=source)
-    return units
-
-
 def _tell_delta_channels(origin_channel_id: int, back: dict[int, int]) -> set[int]:
     """Units coming back are an increase for the delta channels other than the order's own:
     Smaregi's cancelled shipment is not forwarded to them (seed 001 §6)."""
@@ -299,7 +289,7 @@ def resolve_by_hand(order: Order, note: str, user: str) -> list[str]:
     returned: dict[int, int] = {}
     for revision in sorted(set(db.session.scalars(select(OrderLine.revision).where(
             OrderLine.order_id == order.id, OrderLine.state == "reserved")))):
-        for pid, units in _give_back_rest(order, revision, source).items():
+        for pid, units in give_back(order, revision, source).items():
             returned[pid] = returned.get(pid, 0) + units
     order.note, order.resolved_by = note[:1000], user[:80]
     if order.state in ("reserved", "failed"):
