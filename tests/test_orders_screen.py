@@ -38,6 +38,7 @@ def orders(app, colorme):
 def test_the_list_shows_every_order_filters_by_state_and_searches_by_id(app, client, logged_in, orders):
     html = client.get("/orders/").get_data(as_text=True)
     assert "A-100" in html and "2 件" in html
+    assert "引当中(スマレジ未登録)" in html  # the order's state, not the ledger's 引当数 field
     assert "B-&lt;b&gt;200&lt;/b&gt;" in html and "<b>200" not in html  # escaped
     failed = client.get("/orders/?state=failed").get_data(as_text=True)
     assert "A-100" in failed and "B-&lt;b&gt;" not in failed and "HTTP 503" in failed

@@ -27,9 +27,9 @@ PAGE_SIZE = 100
 
 
 def state_labels() -> dict:
-    return {"reserved": _("Reserved"), "registered": _("Registered"), "failed": _("Failed"),
+    return {"reserved": _("Reserved, not yet in Smaregi"), "registered": _("Registered"), "failed": _("Failed"),
             "cancelled": _("Cancelled"), "resolved": _("Resolved by hand"), "ignored": _("Not deducted"),
-            "new": _("Reserved")}
+            "new": _("Reserved, not yet in Smaregi")}
 
 
 def registration_labels() -> dict:
