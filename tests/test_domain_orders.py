@@ -4,16 +4,21 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from stocklink.domain.orders import (
+    CLOCK_SKEW,
     OVERLAP,
+    RECENT_MARGIN,
     Deduction,
+    Held,
     Ignored,
     Line,
     deductions,
     fingerprint,
     ignored_because,
     next_cursor,
+    orders_to_read,
     poll_interval_s,
     read_since,
+    recent_since,
     registration_key,
     reserved_by_product,
 )
@@ -73,9 +78,19 @@ def test_two_lines_of_one_listing_stay_two_rows_and_one_line_sums_per_product():
 
 def test_each_poll_reads_again_from_the_cursor_less_the_overlap_never_before_the_start():
     assert read_since(T, None, T + timedelta(hours=1)) == T - OVERLAP
-    assert read_since(T, T - timedelta(minutes=3), T) == T - timedelta(minutes=3)
+    assert read_since(T, T - timedelta(minutes=1), T) == T - timedelta(minutes=1)
     assert read_since(None, None, T) == T - OVERLAP
     assert read_since(None, T - timedelta(days=2), T) == T - timedelta(days=2)  # 初期受注取得 two days back
+
+
+def test_a_read_before_a_raise_starts_shortly_before_the_previous_read_not_a_whole_overlap():
+    previous = T + timedelta(minutes=7)
+    assert recent_since(previous, T, None, T + timedelta(minutes=8)) == previous - RECENT_MARGIN
+    assert RECENT_MARGIN < OVERLAP
+    assert recent_since(previous, T, previous, T + timedelta(minutes=8)) == previous  # never before the start
+    # No previous read known (Redis lost): where a poll would read from.
+    assert recent_since(None, T, None, T + timedelta(minutes=8)) == T - OVERLAP
+    assert recent_since(None, None, T - timedelta(days=1), T) == T - timedelta(days=1)
 
 
 def test_the_cursor_moves_to_the_start_of_a_complete_poll_and_never_back():
@@ -94,3 +109,23 @@ def test_registration_keys_are_stable_short_and_distinct():
     assert key == registration_key(3, "A-1001", 1, "register") and len(key) <= 32
     assert len({key, registration_key(3, "A-1001", 2, "register"), registration_key(3, "A-1001", 1, "cancel"),
                 registration_key(4, "A-1001", 1, "register")}) == 4
+
+
+def test_a_listing_of_changes_has_only_the_orders_not_held_as_they_are_read_whole():
+    s = timedelta(seconds=1)
+    held = {
+        "A": Held(T, T + 30 * s),                 # taken, read well after its time: up to date
+        "B": Held(T, T + 30 * s),                 # changed since (a later time): read again
+        "C": Held(T, T + 200 * timedelta(milliseconds=1)),  # read within its own second: maybe a 2nd change
+        "D": Held(T + 500 * timedelta(milliseconds=1), T + 3 * s),  # within the clock skew after it
+        "E": Held(None, None),                    # a row with no channel time
+    }
+    changes = [("A", T), ("B", T + 5 * s), ("C", T), ("D", T), ("N", T + 6 * s), ("E", T), ("N", T + 7 * s)]
+    assert orders_to_read(changes, held) == ["B", "C", "D", "N", "E"]
+    # Time to the second: a held time with microseconds is the same second as the listed one.
+    assert orders_to_read([("A", T + 900 * timedelta(milliseconds=1))], {"A": Held(T, T + 10 * s)}) == []
+    # Read a second and the clock skew after its time: every change of that second was seen.
+    assert orders_to_read([("A", T)], {"A": Held(T, T + s + CLOCK_SKEW)}) == []
+    assert orders_to_read([("A", T)], {"A": Held(T, T + s + CLOCK_SKEW - timedelta(microseconds=1))}) == ["A"]
+    # An older time than held (a listing overtaken by a webhook's read): nothing to read.
+    assert orders_to_read([("A", T)], {"A": Held(T + 5 * s, T + 30 * s)}) == []

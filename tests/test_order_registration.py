@@ -8,8 +8,8 @@ from sqlalchemy import select
 
 from stocklink.infra.extensions import db
 from stocklink.jobs.orders import poll_orders, register_order
-from stocklink.models import Channel, ErrorRecord, Order, Product, Registration
-from stocklink.models._types import utcnow
+from stocklink.models import Channel, ErrorRecord, Listing, Order, Product, Registration
+from stocklink.models._types import as_utc, utcnow
 from stocklink.services import merchant_settings
 from tests.conftest import run_jobs
 from tests.e2e_helpers import use_generation
@@ -190,6 +190,45 @@ def test_before_raising_a_channel_its_own_orders_are_taken_in(app, shop):
         assert db.session.scalar(select(Order.state)) == "registered"
 
 
+def test_the_read_before_a_raise_reads_what_changed_since_the_previous_read_and_moves_no_cursor(app, shop):
+    """The read before a raise asks Shopify only for the orders changed since shortly before the
+    previous read began (not a poll's whole overlap window), lists them by id and time, reads
+    whole only the one it does not hold, and leaves the poll's cursor and schedule alone."""
+    from datetime import timedelta
+
+    from stocklink.domain.orders import RECENT_MARGIN
+    from stocklink.infra.queues import get_redis
+    from stocklink.jobs.orders import READ_MARK
+    world, shirt = shop
+    assert "0 new" in _poll(app, world.shopify_id)
+    previous = utcnow() - timedelta(seconds=40)  # the last read began 40 s ago; the poll before, 2 minutes ago
+    with app.app_context():
+        channel = db.session.get(Channel, world.shopify_id)
+        channel.orders_polled_at = channel.orders_cursor_at = polled = utcnow() - timedelta(minutes=2)
+        channel.orders_start_at = utcnow() - timedelta(hours=1)
+        # Shopify's figure unknown (as after an edit of one of its orders): a push writes over it.
+        db.session.scalar(select(Listing).where(Listing.channel_id == world.shopify_id)).last_confirmed_quantity = None
+        db.session.commit()
+        get_redis().set(READ_MARK.format(world.shopify_id), previous.isoformat())
+    world.shopify.requests.clear()
+    world.shopify.place_order([(str(shirt["shopify"]), 2)])  # Shopify holds 3 now
+    world.smaregi.refund([("1001", 1)])  # a raise to 6 is planned: Shopify's orders are read first
+    run_jobs(app)
+    assert world.shopify.stock(shirt["shopify"]) == 4  # 6 less its own sale of 2
+    queries = [(r["body"] or {}).get("query", "") for r in world.shopify.requests]
+    [listing] = [r["body"] for r in world.shopify.requests
+                 if "query StocklinkOrderChanges(" in (r["body"] or {}).get("query", "")]
+    moment = (previous - RECENT_MARGIN).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert listing["variables"]["query"] == f"updated_at:>='{moment}'"
+    # The one order not taken in yet is read whole, by itself; no page of whole orders.
+    assert sum("query StocklinkOrder(" in q for q in queries) == 1
+    assert not any("query StocklinkOrders(" in q for q in queries)
+    with app.app_context():
+        channel = db.session.get(Channel, world.shopify_id)
+        assert as_utc(channel.orders_polled_at) == polled and as_utc(channel.orders_cursor_at) == polled
+        assert db.session.scalar(select(Order.state)) == "registered"
+
+
 def test_total_stock_never_rises_above_the_truth_while_an_order_is_registered(app, shop):
     """From the moment the order is reserved (total 3 of 5) until it is registered, released and
     Smaregi's own notification applied, every sample of total stock is at most 3: the reservation
@@ -282,3 +321,34 @@ def test_two_workers_settling_one_order_send_it_once(app, shop):
         assert "registered" in register_order(order_id)
         assert register_order(order_id) == "nothing to settle"
     assert len(world.smaregi.shipment_records()) == 1
+
+
+def test_a_shopify_poll_lists_changes_and_reads_whole_only_the_orders_it_does_not_hold(app, shop):
+    """Orders already taken in (by their webhooks, or an earlier poll long enough after their
+    time) are not read whole again by the poll's overlap window; a few new ones are read one by
+    one; many are read as pages from the oldest of them."""
+    from datetime import timedelta
+    world, shirt = shop
+    placed_at = utcnow() - timedelta(minutes=1)
+    world.shopify.clock = lambda: placed_at
+    with app.app_context():
+        db.session.get(Channel, world.shopify_id).orders_start_at = utcnow() - timedelta(hours=1)
+        db.session.commit()
+    first = [world.shopify.place_order([(str(shirt["shopify"]), 1)]) for _ in range(2)]
+
+    def reads() -> tuple[int, int, int]:
+        queries = [(r["body"] or {}).get("query", "") for r in world.shopify.requests]
+        world.shopify.requests.clear()
+        return tuple(sum(f"query {name}(" in q for q in queries)
+                     for name in ("StocklinkOrderChanges", "StocklinkOrder", "StocklinkOrders"))
+    world.shopify.requests.clear()
+    assert "2 new" in _poll(app, world.shopify_id)
+    assert reads() == (1, 2, 0)
+    assert "read 0:" in _poll(app, world.shopify_id)  # both held, read a minute after their time
+    assert reads() == (1, 0, 0)
+    later = [world.shopify.place_order([(str(shirt["shopify"]), 1)]) for _ in range(12)]
+    assert f"{len(later)} new" in _poll(app, world.shopify_id)
+    changes, one_by_one, pages = reads()
+    assert (changes, one_by_one) == (1, 0) and pages == 2  # 12 orders from the oldest new one: 10 + 2
+    with app.app_context():
+        assert len(db.session.scalars(select(Order)).all()) == len(first) + len(later)

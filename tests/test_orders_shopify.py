@@ -368,3 +368,27 @@ def test_one_order_is_read_by_its_id_as_the_poll_reads_it(store, make_client):
     assert polled.lines[0].identifier == str(item) and polled.lines[0].quantity == 2
     assert len(order_requests(store, "StocklinkOrder")) == 1
     assert client.read_order("5999999999") is None
+
+
+def test_order_changes_list_ids_and_times_a_page_of_a_hundred_at_two_points_each(store, make_client):
+    """list_order_changes asks the same filter as read_orders for ids and updatedAt only, 100 a
+    page (202 points, where 10 whole orders cost 222), oldest change first, every page."""
+    from stocklink.platforms.interfaces import OrderChangeLister
+    item = store.add_item("S-1", 1000)
+    placed = []
+    for n in range(shopify_module.ORDER_CHANGES_PAGE + 5):
+        at(store, T0 + timedelta(seconds=n))
+        placed.append(store.place_order([(str(item), 1)]))
+    client = make_client()
+    assert isinstance(client, OrderChangeLister)
+    changes = list(client.list_order_changes(T0 + timedelta(seconds=2)))
+    assert changes == [(placed[n], T0 + timedelta(seconds=n)) for n in range(2, len(placed))]
+    pages = order_requests(store, "StocklinkOrderChanges")
+    assert len(pages) == 2 and pages[0]["variables"]["query"] == "updated_at:>='2026-08-01T09:00:02Z'"
+    assert pages[0]["variables"]["first"] == shopify_module.ORDER_CHANGES_PAGE and pages[1]["variables"]["after"]
+    assert "lineItems" not in pages[0]["query"] and "sortKey: UPDATED_AT" in pages[0]["query"]
+    from stocklink.sandbox.minigraphql import prepare
+    from stocklink.sandbox.shopify import SCHEMA
+    assert prepare(SCHEMA, pages[0]["query"], pages[0]["variables"], None).cost == 202
+    whole = order_requests(store)  # none: no page of whole orders was asked for
+    assert whole == []

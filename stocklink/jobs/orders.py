@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask_babel import lazy_gettext as _l
 from rq import Retry
@@ -22,17 +22,25 @@ from rq.exceptions import DuplicateJobError, InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 from sqlalchemy import or_, select
 
-from stocklink.domain.orders import next_cursor, poll_interval_s, read_since
+from stocklink.domain.orders import (
+    READ_ONE_BY_ONE,
+    Held,
+    next_cursor,
+    orders_to_read,
+    poll_interval_s,
+    read_since,
+    recent_since,
+)
 from stocklink.infra.after_commit import after_commit
 from stocklink.infra.extensions import db
 from stocklink.infra.leases import lease
 from stocklink.infra.queues import ORDERS, get_queue, get_redis
 from stocklink.jobs import job
 from stocklink.jobs.push import enqueue_push, stop_for_auth
-from stocklink.models import Channel, ErrorRecord, Registration
+from stocklink.models import Channel, ErrorRecord, Order, Registration
 from stocklink.models._types import as_utc, utcnow
 from stocklink.platforms.base import AuthError, TemporaryError
-from stocklink.platforms.interfaces import OrderReader, SingleOrderReader
+from stocklink.platforms.interfaces import OrderChangeLister, OrderReader, SingleOrderReader
 from stocklink.services import channel_webhooks, order_registration
 from stocklink.services.channel_clients import make_channel_client, platform_of, reads_orders
 from stocklink.services.incidents import record_error
@@ -123,27 +131,47 @@ def poll_orders(channel_id: int) -> str:
 
 
 # Orders read this recently count as read "up to now" for a write over an unknown value (SPEC
-# §11.6): at a busy shop that is one extra order read per channel every 10 s at most.
+# §11.6): at a busy shop that is one extra read per channel every 10 s at most, of the orders
+# changed since the read before (recent_since), not of a poll's whole overlap window.
 FRESH_FOR_RAISE = timedelta(seconds=10)
+# When the last complete read of a channel's orders began (a poll's or one before a raise), as
+# an ISO moment; lost with Redis, the next read before a raise reads a poll's window instead.
+READ_MARK = "stocklink:orders-read-at:{}"
 
 
 def poll_before_raise(channel_id: int, client) -> bool:
     """SPEC §11.6: before a push writes a figure over a channel value it does not know (which may
     raise it), the orders the channel has taken up to that moment are taken in: a figure computed
-    without them would undo the channel's own sales. Polls unless the channel's orders were read
-    in the last :data:`FRESH_FOR_RAISE`; True when it polled, and the caller plans its writes
-    again. Raises :class:`AuthError`."""
+    without them would undo the channel's own sales. Reads the orders changed since shortly before
+    the previous read began, unless that was less than :data:`FRESH_FOR_RAISE` ago; True when it
+    read, and the caller plans its writes again. Raises :class:`AuthError`."""
     channel = db.session.get(Channel, channel_id)
     if channel is None or not isinstance(client, OrderReader):
         return False
-    if channel.orders_polled_at is not None and utcnow() - as_utc(channel.orders_polled_at) < FRESH_FOR_RAISE:
+    last = last_read_at(channel)
+    if last is not None and utcnow() - last < FRESH_FOR_RAISE:
         return False
     db.session.commit()
-    _poll_locked(channel_id, client=client, stop_on_auth=False)
+    _poll_locked(channel_id, client=client, stop_on_auth=False, recent=True)
     return True
 
 
-def _poll_locked(channel_id: int, *, client=None, stop_on_auth: bool = True) -> str:
+def last_read_at(channel: Channel):
+    """When the latest complete read of the channel's orders began (None: never, or not known)."""
+    raw = get_redis().get(READ_MARK.format(channel.id))
+    marks = [as_utc(channel.orders_polled_at)] if channel.orders_polled_at else []
+    if raw:
+        try:
+            marks.append(as_utc(datetime.fromisoformat(raw.decode())))
+        except ValueError:
+            pass
+    return max(marks, default=None)
+
+
+def _poll_locked(channel_id: int, *, client=None, stop_on_auth: bool = True, recent: bool = False) -> str:
+    """Read and take in the channel's orders: a poll reads from the cursor less the overlap and
+    moves the cursor; ``recent`` (before a raise) reads only what changed since the previous
+    read and leaves the cursor and the poll schedule alone."""
     channel = db.session.get(Channel, channel_id)
     if channel is None:
         return "no such channel"
@@ -158,26 +186,70 @@ def _poll_locked(channel_id: int, *, client=None, stop_on_auth: bool = True) -> 
         # (the merchant moves the starting point back on the channel's order settings).
         channel.orders_start_at = polled_from
         db.session.commit()
-    since = read_since(as_utc(channel.orders_cursor_at) if channel.orders_cursor_at else None,
-                       as_utc(channel.orders_start_at) if channel.orders_start_at else None, polled_from)
+    cursor = as_utc(channel.orders_cursor_at) if channel.orders_cursor_at else None
+    start = as_utc(channel.orders_start_at) if channel.orders_start_at else None
+    since = recent_since(last_read_at(channel), cursor, start, polled_from) if recent else \
+        read_since(cursor, start, polled_from)
     pace = 1.0 / (platform_of(channel).rate_per_s * READ_SHARE)
     db.session.rollback()  # no transaction open across the HTTP reads
     try:
-        orders = list(client.read_orders(since, pace_s=pace))
+        orders = _read_changed(channel_id, client, since, pace)
     except AuthError as exc:
         if not stop_on_auth:
             raise
         return stop_for_auth(channel_id, exc)
     channel = db.session.get(Channel, channel_id)
-    taken = take_orders(channel, orders)
-    channel.orders_cursor_at = next_cursor(as_utc(channel.orders_cursor_at) if channel.orders_cursor_at else None,
-                                           polled_from)
-    channel.orders_polled_at = polled_from
-    channel_webhooks.mark_processed(channel_id, polled_from)
+    taken = take_orders(channel, orders, read_at=polled_from)
+    if not recent:
+        channel.orders_cursor_at = next_cursor(as_utc(channel.orders_cursor_at) if channel.orders_cursor_at
+                                               else None, polled_from)
+        channel.orders_polled_at = polled_from
+        channel_webhooks.mark_processed(channel_id, polled_from)
     follow_up(taken)
     db.session.commit()
+    _mark_read(channel_id, polled_from)
     return f"read {len(orders)}: {taken.new} new, {taken.revised} revised, {taken.cancelled} cancelled, " \
            f"{taken.ignored} ignored"
+
+
+def _read_changed(channel_id: int, client, since: datetime, pace: float) -> list:
+    """The orders changed since ``since``, whole. A channel that lists its changes cheaply
+    (:class:`OrderChangeLister`) has only those not taken in yet read: one by one when they are
+    few, else its window from the oldest of them. Opens no transaction across the HTTP calls."""
+    if not isinstance(client, OrderChangeLister) or not isinstance(client, SingleOrderReader):
+        return list(client.read_orders(since, pace_s=pace))
+    changes = list(client.list_order_changes(since, pace_s=pace))
+    held: dict[str, Held] = {}
+    ids = sorted({order_id for order_id, _ in changes})
+    for start in range(0, len(ids), 500):
+        for order_id, changed_at, read_at in db.session.execute(
+                select(Order.channel_order_id, Order.channel_updated_at, Order.channel_read_at).where(
+                    Order.channel_id == channel_id, Order.channel_order_id.in_(ids[start:start + 500]))):
+            held[order_id] = Held(as_utc(changed_at) if changed_at else None, as_utc(read_at) if read_at else None)
+    db.session.rollback()
+    wanted = orders_to_read([(order_id, as_utc(at)) for order_id, at in changes], held)
+    if len(wanted) > READ_ONE_BY_ONE:
+        oldest = min(as_utc(at) for order_id, at in changes if order_id in set(wanted))
+        return list(client.read_orders(oldest, pace_s=pace))
+    orders = []
+    for order_id in wanted:
+        order = client.read_order(order_id)
+        if order is not None:
+            orders.append(order)
+    return orders
+
+
+def _mark_read(channel_id: int, began: datetime) -> None:
+    """Record that every order changed before ``began`` is taken in (never moving the mark back)."""
+    key = READ_MARK.format(channel_id)
+    redis = get_redis()
+    raw = redis.get(key)
+    try:
+        if raw and datetime.fromisoformat(raw.decode()) >= began:
+            return
+    except ValueError:
+        pass
+    redis.set(key, began.isoformat(), ex=86400)
 
 
 def enqueue_webhooks(channel_id: int) -> bool:
@@ -205,7 +277,7 @@ def take_webhooks(channel_id: int) -> str:
     for delivery in deliveries:
         by_order.setdefault(delivery.order_id or "", []).append(delivery.id)
     db.session.rollback()  # no transaction open across the HTTP reads
-    orders, taken_ids = [], []
+    orders, taken_ids, read_at = [], [], utcnow()
     try:
         for order_id, ids in by_order.items():
             order = client.read_order(order_id) if order_id else None
@@ -218,7 +290,7 @@ def take_webhooks(channel_id: int) -> str:
         if not orders:
             raise  # RQ retries; the sweep polls meanwhile
     channel = db.session.get(Channel, channel_id)
-    taken = take_orders(channel, orders)
+    taken = take_orders(channel, orders, read_at=read_at)
     channel_webhooks.mark_taken(taken_ids)
     follow_up(taken)
     db.session.commit()

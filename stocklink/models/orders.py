@@ -37,6 +37,8 @@ class Order(db.Model):
     cancelled = db.Column(db.Boolean, nullable=False, default=False)
     ordered_at = db.Column(db.DateTime(timezone=True))
     channel_updated_at = db.Column(db.DateTime(timezone=True))
+    # Our clock just before the latest read that gave this revision (or the same one again).
+    channel_read_at = db.Column(db.DateTime(timezone=True))
     first_seen_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
     updated_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow)
     # Resolved by hand on the Orders screen: who and why.

@@ -153,6 +153,15 @@ class SingleOrderReader(Protocol):
         has no such order. Errors as :meth:`OrderReader.read_orders`."""
 
 
+@runtime_checkable
+class OrderChangeLister(Protocol):
+    def list_order_changes(self, since: datetime, *, pace_s: float = 0.0) -> Iterator[tuple[str, datetime]]:
+        """``(order id, last-modified time)`` of every order changed at or after ``since``, as
+        :meth:`OrderReader.read_orders` would give them but without their lines: where a whole
+        order costs many times its id (Shopify prices a page by what it may hold), a poll lists
+        the changes and reads in full only those not yet taken in. Errors as ``read_orders``."""
+
+
 class WebhookRefused(Exception):
     """An order webhook that does not prove it comes from the channel (a missing or wrong signature)."""
 

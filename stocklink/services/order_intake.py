@@ -23,12 +23,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 
 from stocklink.domain.orders import (
+    CLOCK_SKEW,
     Ignored,
     Line,
     deductions,
@@ -72,12 +73,13 @@ def statuses_of(channel: Channel) -> list[str]:
     return list(platform.order_statuses_default) if platform else []
 
 
-def take_orders(channel: Channel, orders: Iterable[ChannelOrder]) -> Taken:
-    """Apply each order as the channel holds it now (see the module doc). The caller commits."""
+def take_orders(channel: Channel, orders: Iterable[ChannelOrder], *, read_at: datetime | None = None) -> Taken:
+    """Apply each order as the channel holds it now (see the module doc). ``read_at``: our clock
+    just before the reads began (kept per order, domain.orders.orders_to_read). The caller commits."""
     taken = Taken()
     statuses = statuses_of(channel)
     for order in orders:
-        _take(channel, order, statuses, taken)
+        _take(channel, order, statuses, taken, read_at)
     return taken
 
 
@@ -90,7 +92,8 @@ def _insert_if_missing(channel_id: int, order: ChannelOrder) -> None:
         updated_at=now).on_conflict_do_nothing(index_elements=["channel_id", "channel_order_id"]))
 
 
-def _take(channel: Channel, order: ChannelOrder, statuses: list[str], taken: Taken) -> None:
+def _take(channel: Channel, order: ChannelOrder, statuses: list[str], taken: Taken,
+          read_at: datetime | None = None) -> None:
     lines = [Line(line.line_id, line.identifier, line.quantity) for line in order.lines]
     print_ = fingerprint(order.cancelled, lines)
     _insert_if_missing(channel.id, order)
@@ -103,6 +106,8 @@ def _take(channel: Channel, order: ChannelOrder, statuses: list[str], taken: Tak
         return
     row.channel_status = order.status[:60] if order.status else None
     row.channel_updated_at = order.updated_at
+    if read_at is not None and (row.channel_read_at is None or as_utc(row.channel_read_at) < read_at):
+        row.channel_read_at = read_at
     first = row.revision == 0
     if first or row.state == "ignored":
         # Not deducted so far: placed before the starting point or cancelled before it was seen
@@ -166,9 +171,7 @@ def _replace_revision(channel: Channel, row: Order, order: ChannelOrder, lines: 
     _announce_low_stock(row, {pid: units for pid, units in changes.items() if units > 0})
 
 
-# How far apart stocklink's clock and a channel's may be: a stock read this close to an order's
-# time may or may not include the order.
-CLOCK_SKEW = timedelta(seconds=5)
+# CLOCK_SKEW (domain.orders): a stock read this close to an order's time may or may not include the order.
 
 
 def _own_listings_moved(channel: Channel, order: ChannelOrder, lines: list[Line], *, first: bool,
