@@ -158,14 +158,17 @@ def poll_before_raise(channel_id: int, client) -> bool:
 
 def last_read_at(channel: Channel):
     """When the latest complete read of the channel's orders began (None: never, or not known)."""
-    raw = get_redis().get(READ_MARK.format(channel.id))
-    marks = [as_utc(channel.orders_polled_at)] if channel.orders_polled_at else []
-    if raw:
-        try:
-            marks.append(as_utc(datetime.fromisoformat(raw.decode())))
-        except ValueError:
-            pass
+    marks = [mark for mark in (as_utc(channel.orders_polled_at), _read_mark(channel.id)) if mark is not None]
     return max(marks, default=None)
+
+
+def _read_mark(channel_id: int) -> datetime | None:
+    """The READ_MARK of the channel; None when Redis has none (or an unreadable one)."""
+    raw = get_redis().get(READ_MARK.format(channel_id))
+    try:
+        return as_utc(datetime.fromisoformat(raw.decode())) if raw else None
+    except ValueError:
+        return None
 
 
 def _poll_locked(channel_id: int, *, client=None, stop_on_auth: bool = True, recent: bool = False) -> str:
@@ -186,8 +189,7 @@ def _poll_locked(channel_id: int, *, client=None, stop_on_auth: bool = True, rec
         # (the merchant moves the starting point back on the channel's order settings).
         channel.orders_start_at = polled_from
         db.session.commit()
-    cursor = as_utc(channel.orders_cursor_at) if channel.orders_cursor_at else None
-    start = as_utc(channel.orders_start_at) if channel.orders_start_at else None
+    cursor, start = as_utc(channel.orders_cursor_at), as_utc(channel.orders_start_at)
     since = recent_since(last_read_at(channel), cursor, start, polled_from) if recent else \
         read_since(cursor, start, polled_from)
     pace = 1.0 / (platform_of(channel).rate_per_s * READ_SHARE)
@@ -201,8 +203,7 @@ def _poll_locked(channel_id: int, *, client=None, stop_on_auth: bool = True, rec
     channel = db.session.get(Channel, channel_id)
     taken = take_orders(channel, orders, read_at=polled_from)
     if not recent:
-        channel.orders_cursor_at = next_cursor(as_utc(channel.orders_cursor_at) if channel.orders_cursor_at
-                                               else None, polled_from)
+        channel.orders_cursor_at = next_cursor(as_utc(channel.orders_cursor_at), polled_from)
         channel.orders_polled_at = polled_from
         channel_webhooks.mark_processed(channel_id, polled_from)
     follow_up(taken)
@@ -225,11 +226,12 @@ def _read_changed(channel_id: int, client, since: datetime, pace: float) -> list
         for order_id, changed_at, read_at in db.session.execute(
                 select(Order.channel_order_id, Order.channel_updated_at, Order.channel_read_at).where(
                     Order.channel_id == channel_id, Order.channel_order_id.in_(ids[start:start + 500]))):
-            held[order_id] = Held(as_utc(changed_at) if changed_at else None, as_utc(read_at) if read_at else None)
+            held[order_id] = Held(as_utc(changed_at), as_utc(read_at))
     db.session.rollback()
     wanted = orders_to_read([(order_id, as_utc(at)) for order_id, at in changes], held)
     if len(wanted) > READ_ONE_BY_ONE:
-        oldest = min(as_utc(at) for order_id, at in changes if order_id in set(wanted))
+        wanted_ids = set(wanted)
+        oldest = min(as_utc(at) for order_id, at in changes if order_id in wanted_ids)
         return list(client.read_orders(oldest, pace_s=pace))
     orders = []
     for order_id in wanted:
@@ -241,15 +243,9 @@ def _read_changed(channel_id: int, client, since: datetime, pace: float) -> list
 
 def _mark_read(channel_id: int, began: datetime) -> None:
     """Record that every order changed before ``began`` is taken in (never moving the mark back)."""
-    key = READ_MARK.format(channel_id)
-    redis = get_redis()
-    raw = redis.get(key)
-    try:
-        if raw and datetime.fromisoformat(raw.decode()) >= began:
-            return
-    except ValueError:
-        pass
-    redis.set(key, began.isoformat(), ex=86400)
+    mark = _read_mark(channel_id)
+    if mark is None or mark < began:
+        get_redis().set(READ_MARK.format(channel_id), began.isoformat(), ex=86400)
 
 
 def enqueue_webhooks(channel_id: int) -> bool:
