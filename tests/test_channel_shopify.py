@@ -129,7 +129,8 @@ def test_same_key_other_parameters_is_refused(store, make_client):
 
 
 def test_batch_items_succeed_or_fail_alone(store, make_client):
-    """In one request an unknown item, a stale item and a good item each get their own outcome."""
+    """An unknown item, a stale item and a good item each get their own outcome: the mutation is
+    all or nothing, so the good one is sent again without the two it refused."""
     good = store.add_item("A-1", 5)
     sold = store.add_item("B-2", 5)
     store.set_stock(sold, 1)
@@ -139,7 +140,28 @@ def test_batch_items_succeed_or_fail_alone(store, make_client):
     assert [r.status for r in results] == ["unknown_item", "stale", "ok"]
     assert results[1].confirmed == 1
     assert (store.stock(good), store.stock(sold)) == (2, 1)
-    assert sum(1 for r in store.requests if "mutation" in str(r["body"])) == 1
+    mutations = [r["body"]["variables"]["input0"]["quantities"] for r in store.requests
+                 if "mutation" in r["body"]["query"]]
+    assert [len(quantities) for quantities in mutations] == [3, 1]
+    assert mutations[1][0]["inventoryItemId"] == f"gid://shopify/InventoryItem/{good}"
+    assert len(store.adjustments) == 1
+
+
+def test_a_batch_is_one_mutation_whose_cost_does_not_grow_with_its_writes(store, make_client):
+    """Twenty writes cost what one does (one inventorySetQuantities), and the same batch sent
+    again replays under the same key instead of being applied twice."""
+    items = [store.add_item(f"S-{n}", 5) for n in range(20)]
+    client = make_client()
+    store.set_bucket(15, 0.001)  # room for one mutation of 13 points, and no refill to speak of
+    batch = [StockWrite(str(item), 3, expected=5, key=f"k{n}") for n, item in enumerate(items[1:])]
+    assert [r.status for r in client.write_stock(batch)] == ["ok"] * 19
+    with pytest.raises(TemporaryError):  # the bucket is spent: a single write is refused as well
+        client.write_stock([StockWrite(str(items[0]), 4, expected=5, key="one")])
+    assert [store.stock(item) for item in items] == [5] + [3] * 19
+    store.set_bucket(2000, 1e6)  # refilled at once
+    store.set_stock(items[1], 1)  # a later sale: a batch applied again would overwrite it
+    assert [r.status for r in client.write_stock(batch)] == ["ok"] * 19
+    assert store.stock(items[1]) == 1 and len(store.adjustments) == 1
 
 
 def test_item_not_stocked_at_location_is_unknown(store, make_client):
