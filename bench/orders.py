@@ -143,6 +143,8 @@ class Placed:
     quantity: int
     placed_at: float  # wall clock, just before place_order
     pushed_at: float | None = None  # Listing.last_confirmed_at of the last other channel, as first seen
+    # Other channel kind → when its listing was first seen to carry the reservation (as pushed_at).
+    reached: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -325,19 +327,16 @@ def watch_pushes(stack: Stack, products: list[dict], tally: Tally, stop: threadi
             first_seen = seen.get((product["channels"][p.kind], p.order_id))
             if first_seen is None:
                 continue
-            ends = []
             for kind in KINDS:
-                if kind == p.kind:
+                if kind == p.kind or kind in p.reached:
                     continue
                 confirmed, dirty = listings.get((product["channels"][kind], product["pid"]), (None, True))
                 if confirmed is not None and confirmed >= first_seen:
-                    ends.append(confirmed)  # written (or read) after the reservation
+                    p.reached[kind] = confirmed  # written (or read) after the reservation
                 elif not dirty:
-                    ends.append(observed)  # marked with the reservation and cleared: nothing to write
-                else:
-                    break
-            else:
-                p.pushed_at = max(ends)
+                    p.reached[kind] = observed  # marked with the reservation and cleared: nothing to write
+            if len(p.reached) == len(KINDS) - 1:
+                p.pushed_at = max(p.reached.values())
         for channel_id, polled in db.session.execute(select(Channel.id, Channel.orders_polled_at)):
             at = epoch(polled)
             if at is not None and (not tally.polls[channel_id] or tally.polls[channel_id][-1] != at):
@@ -424,6 +423,8 @@ def summarise(variant, products, schedule, tally, result, failed, database, ids)
     rows, shipments = result["rows"], result["shipments"]
     latency = {"webhook": [], "polled": []}
     reserve = {"webhook": [], "polled": []}
+    # Per intake and other channel: placement → that channel's listing carries the reservation.
+    reach = defaultdict(list)
     lost = 0
     for p in tally.placed:
         row = rows.get((products[p.product]["channels"][p.kind], p.order_id))
@@ -432,6 +433,8 @@ def summarise(variant, products, schedule, tally, result, failed, database, ids)
             lost += 1
             continue
         reserve[intake].append((row[1] - p.placed_at) * 1000)
+        for kind, at in p.reached.items():
+            reach[f"{intake}_to_{kind}"].append((at - p.placed_at) * 1000)
         end = max(row[2], p.pushed_at) if p.pushed_at is not None else None
         if end is not None:
             latency[intake].append((end - p.placed_at) * 1000)
@@ -453,6 +456,8 @@ def summarise(variant, products, schedule, tally, result, failed, database, ids)
            for intake, values in latency.items() for name, q in (("p50_ms", 50), ("p95_ms", 95))},
         **{f"{intake}_max_ms": rounded(max(values, default=None), 0) for intake, values in latency.items()},
         **{f"reserve_{intake}_p95_ms": rounded(percentile(values, 95), 0) for intake, values in reserve.items()},
+        # Which other channel makes the wait: p95 of placement → its listing pushed, per intake.
+        "pushed_p95_ms": {key: rounded(percentile(values, 95), 0) for key, values in sorted(reach.items())},
         "timed": {intake: len(values) for intake, values in latency.items()},
         "lag_max_s": rounded(max(tally.lag, default=0.0), 2),
         "settle_s": rounded(tally.settle_s, 0),

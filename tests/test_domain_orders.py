@@ -129,3 +129,5 @@ def test_a_listing_of_changes_has_only_the_orders_not_held_as_they_are_read_whol
     assert orders_to_read([("A", T)], {"A": Held(T, T + s + CLOCK_SKEW - timedelta(microseconds=1))}) == ["A"]
     # An older time than held (a listing overtaken by a webhook's read): nothing to read.
     assert orders_to_read([("A", T)], {"A": Held(T + 5 * s, T + 30 * s)}) == []
+    # Before a raise the same-second doubt is left to the next poll: only new and newer orders.
+    assert orders_to_read(changes, held, same_second=False) == ["B", "N", "E"]

@@ -229,6 +229,37 @@ def test_the_read_before_a_raise_reads_what_changed_since_the_previous_read_and_
         assert db.session.scalar(select(Order.state)) == "registered"
 
 
+def test_the_read_before_a_raise_leaves_the_same_second_doubt_to_the_next_poll(app, shop):
+    """An order taken in within its own second (as a webhook's read nearly always is) may have had
+    a second change in that second: the next poll reads it again, the read before a raise does
+    not (it would read every webhook order twice on the push's path)."""
+    from datetime import timedelta
+
+    from stocklink.infra.queues import get_redis
+    from stocklink.jobs.orders import READ_MARK
+    world, shirt = shop
+    world.shopify.place_order([(str(shirt["shopify"]), 2)])
+    assert "1 new" in _poll(app, world.shopify_id)  # read within the order's second
+    run_jobs(app)
+    with app.app_context():
+        db.session.scalar(select(Listing).where(Listing.channel_id == world.shopify_id)).last_confirmed_quantity = None
+        channel = db.session.get(Channel, world.shopify_id)
+        channel.orders_polled_at = utcnow() - timedelta(seconds=30)  # the last read, not fresh any more
+        db.session.commit()
+        get_redis().set(READ_MARK.format(world.shopify_id), (utcnow() - timedelta(seconds=30)).isoformat())
+    world.shopify.requests.clear()
+    world.smaregi.refund([("1001", 1)])  # a raise is planned over an unknown figure: orders read first
+    run_jobs(app)
+    queries = [(r["body"] or {}).get("query", "") for r in world.shopify.requests]
+    assert sum("query StocklinkOrderChanges(" in q for q in queries) == 1
+    assert not any("query StocklinkOrder(" in q or "query StocklinkOrders(" in q for q in queries)
+    assert world.shopify.stock(shirt["shopify"]) == 4
+    world.shopify.requests.clear()
+    assert "0 new" in _poll(app, world.shopify_id)
+    queries = [(r["body"] or {}).get("query", "") for r in world.shopify.requests]
+    assert sum("query StocklinkOrder(" in q for q in queries) == 1  # the poll settles the doubt
+
+
 def test_total_stock_never_rises_above_the_truth_while_an_order_is_registered(app, shop):
     """From the moment the order is reserved (total 3 of 5) until it is registered, released and
     Smaregi's own notification applied, every sample of total stock is at most 3: the reservation
@@ -352,3 +383,37 @@ def test_a_shopify_poll_lists_changes_and_reads_whole_only_the_orders_it_does_no
     assert (changes, one_by_one) == (1, 0) and pages == 2  # 12 orders from the oldest new one: 10 + 2
     with app.app_context():
         assert len(db.session.scalars(select(Order)).all()) == len(first) + len(later)
+
+
+def test_orders_a_poll_brings_together_are_registered_by_one_job_and_one_failure_holds_none_up(app, shop):
+    """A poll's three new orders are one registration job, not three; the Smaregi failure of the
+    first is recorded with its retry time while the other two are registered, and the sweep sends
+    it again once that time has come."""
+    from datetime import timedelta
+
+    from stocklink.infra.queues import ORDERS, get_queue
+    from stocklink.jobs.orders import sweep_registrations
+    world, shirt = shop
+    for _ in range(3):
+        world.shopify.place_order([(str(shirt["shopify"]), 1)])
+    assert "3 new" in _poll(app, world.shopify_id)
+    with app.app_context():
+        queued = [job.func_name.rsplit(".", 1)[-1] for job in get_queue(ORDERS).jobs]
+        assert queued == ["register_orders"]
+    world.smaregi.fail_next_registration("500")
+    run_jobs(app)
+    assert len(world.smaregi.shipment_records()) == 2
+    assert sorted(r[2] for r in _registrations(app)) == ["done", "done", "pending"]
+    assert _product(app, shirt["product"]) == (3, 1)  # the failed one stays reserved
+    with app.app_context():
+        failed = db.session.scalar(select(Registration).where(Registration.state == "pending"))
+        assert "TemporaryError" in failed.last_error
+        assert as_utc(failed.next_attempt_at) > utcnow()
+        assert sweep_registrations() == 0  # not before its retry time
+        failed.next_attempt_at = utcnow() - timedelta(seconds=1)
+        db.session.commit()
+        assert sweep_registrations() == 1
+    run_jobs(app)
+    assert len(world.smaregi.shipment_records()) == 3
+    assert [r[2] for r in _registrations(app)] == ["done", "done", "done"]
+    assert _product(app, shirt["product"]) == (2, 0)

@@ -159,26 +159,31 @@ class Held:
     read_at: datetime | None
 
 
-def orders_to_read(changes: Iterable[tuple[str, datetime]], held: Mapping[str, Held]) -> list[str]:
+def orders_to_read(changes: Iterable[tuple[str, datetime]], held: Mapping[str, Held], *,
+                   same_second: bool = True) -> list[str]:
     """Of a listing of changes ``(order id, channel time)``, the orders to read whole, each once in
     the listing's order: those not taken in yet; those whose channel time is later than the
-    revision taken; and those whose time is the same second (channels give no more) when the
-    read that gave it came within that second or the clock skew after it, so a second change in
-    the same second may have been missed."""
+    revision taken; and (``same_second``) those whose time is the same second (channels give no
+    more) when the read that gave it came within that second or the clock skew after it, so a
+    second change in the same second may have been missed.
+
+    The read before a raise passes ``same_second=False``: an order a webhook brought is read
+    within that window nearly always, so re-reading them there would read every such order again
+    on the push's path (Shopify: 22 points each); the next poll reads them again instead."""
     wanted: dict[str, None] = {}
     for order_id, changed_at in changes:
-        if order_id not in wanted and _stale(changed_at, held.get(order_id)):
+        if order_id not in wanted and _stale(changed_at, held.get(order_id), same_second):
             wanted[order_id] = None
     return list(wanted)
 
 
-def _stale(changed_at: datetime, held: Held | None) -> bool:
+def _stale(changed_at: datetime, held: Held | None, same_second: bool) -> bool:
     if held is None or held.changed_at is None:
         return True
     listed, taken = changed_at.replace(microsecond=0), held.changed_at.replace(microsecond=0)
     if listed != taken:
         return listed > taken
-    return held.read_at is None or held.read_at < taken + timedelta(seconds=1) + CLOCK_SKEW
+    return same_second and (held.read_at is None or held.read_at < taken + timedelta(seconds=1) + CLOCK_SKEW)
 
 
 def next_cursor(cursor_at: datetime | None, polled_from: datetime) -> datetime:

@@ -23,6 +23,8 @@ cron.register(refresh_catalogue, MAINTENANCE, interval=3600, job_timeout=1800, n
 cron.register(read_back_channels, MAINTENANCE, interval=READ_BACK_EVERY, job_timeout=60, name="read_back_channels")
 cron.register(check_stale_sync, MAINTENANCE, interval=60, job_timeout=60, name="check_stale_sync")
 # Web orders (SPEC §5): each channel polled every 3 minutes (1 with its speed-up setting), checked
-# every 15 s; registrations still pending or failed are sent again when their retry time comes.
-cron.register(poll_due_channels, ORDERS, interval=15, job_timeout=60, name="poll_due_channels")
-cron.register(sweep_registrations, ORDERS, interval=60, job_timeout=60, name="sweep_registrations")
+# every 5 s (a poll begins a few seconds early: jobs/orders.py TICK_SLACK); registrations still
+# pending or failed are sent again when their retry time comes, checked every 15 s (an order of a
+# batch that failed is retried by this sweep).
+cron.register(poll_due_channels, ORDERS, interval=5, job_timeout=60, name="poll_due_channels")
+cron.register(sweep_registrations, ORDERS, interval=15, job_timeout=60, name="sweep_registrations")
