@@ -64,6 +64,8 @@ READ_SHARE = 0.5
 BACKOFF = (10, 30, 60, 180, 600, 1800)
 # Orders registered by one job when a read brings several (enqueue_registrations).
 REGISTER_BATCH = 20
+# RQ options of every registration job: a failed one is kept a week for the operator to read.
+REGISTER_JOB = {"job_timeout": 300, "result_ttl": 0, "failure_ttl": 7 * 86400}
 
 
 @job
@@ -313,8 +315,8 @@ def follow_up(taken: Taken) -> None:
 
 
 def enqueue_registration(order_id: int) -> bool:
-    return _enqueue_unique(f"order-register-{order_id}", register_order, order_id, job_timeout=300, result_ttl=0,
-                           failure_ttl=7 * 86400, retry=Retry(max=len(BACKOFF), interval=list(BACKOFF)))
+    return _enqueue_unique(f"order-register-{order_id}", register_order, order_id, **REGISTER_JOB,
+                           retry=Retry(max=len(BACKOFF), interval=list(BACKOFF)))
 
 
 def enqueue_registrations(order_ids: list[int]) -> None:
@@ -325,8 +327,7 @@ def enqueue_registrations(order_ids: list[int]) -> None:
         enqueue_registration(order_ids[0])
         return
     for start in range(0, len(order_ids), REGISTER_BATCH):
-        get_queue(ORDERS).enqueue(register_orders, order_ids[start:start + REGISTER_BATCH], job_timeout=300,
-                                  result_ttl=0, failure_ttl=7 * 86400)
+        get_queue(ORDERS).enqueue(register_orders, order_ids[start:start + REGISTER_BATCH], **REGISTER_JOB)
 
 
 def _registrations_stopped() -> bool:

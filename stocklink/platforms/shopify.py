@@ -403,9 +403,9 @@ class ShopifyClient(ChannelClient):
         """Send one mutation; returns the refused writes' outcomes by their position in ``batch``
         (empty: all applied) and the adjustment group's id. Raises for an error that is not one
         write's (the input's, or the idempotency key's)."""
-        key = batch[0].key if len(batch) == 1 else "sl-batch-" + hashlib.sha256(
-            "|".join(w.key or str(uuid.uuid4()) for w in batch).encode()).hexdigest()[:40]
-        key = key or str(uuid.uuid4())  # no key = no safe retry; better than none
+        # A write without a key gets a random one: no safe retry, better than none.
+        keys = [w.key or str(uuid.uuid4()) for w in batch]
+        key = keys[0] if len(keys) == 1 else "sl-batch-" + hashlib.sha256("|".join(keys).encode()).hexdigest()[:40]
         variables = {"key0": key, "input0": {
             "name": "available", "reason": "correction",
             "referenceDocumentUri": f"gid://stocklink/StockWrite/{key}",
