@@ -433,8 +433,7 @@ class ShopifyClient(ChannelClient):
     def _outcome(write: StockWrite, errors: list[dict]) -> WriteResult:
         """The outcome of one write Shopify refused; raises for a refusal that is not the write's
         own (:func:`_refuse`)."""
-        codes = {e.get("code") for e in errors}
-        detail = "; ".join(str(e.get("message", "")) for e in errors)[:300]
+        codes, detail = _codes_and_detail(errors)
         if codes & STALE_CODES:
             return WriteResult(write.identifier, "stale", detail=detail,
                                extra={"code": "CHANGE_FROM_QUANTITY_STALE"})
@@ -444,11 +443,15 @@ class ShopifyClient(ChannelClient):
         _refuse(errors)
 
 
+def _codes_and_detail(errors: list[dict]) -> tuple[set, str]:
+    """User errors' codes, and their messages joined for the record (300 characters at most)."""
+    return {e.get("code") for e in errors}, "; ".join(str(e.get("message", "")) for e in errors)[:300]
+
+
 def _refuse(errors: list[dict]) -> NoReturn:
     """Raise for user errors that no write's outcome covers. Nothing of the mutation was applied
     (it is all or nothing), so sending it again is safe."""
-    codes = {e.get("code") for e in errors}
-    detail = "; ".join(str(e.get("message", "")) for e in errors)[:300]
+    codes, detail = _codes_and_detail(errors)
     if "IDEMPOTENCY_CONCURRENT_REQUEST" in codes:
         raise TemporaryError("Shopify: same idempotency key already in flight",
                              code="IDEMPOTENCY_CONCURRENT_REQUEST", retry_after=1.0)
