@@ -53,6 +53,12 @@ What it measures:
 - ``oversold_units``: per product, units sold anywhere (web orders accepted + POS sales) minus
   the units that existed (initial stock + restocks), summed where positive — main variant;
   ``oversold_units_180s`` the same for the 3-minute variant.
+- ``oversold_at_sale`` (``_180s``): the units each sale took beyond what existed at that moment
+  (initial + restocked − sold so far), summed — a later restock covers some of them in
+  ``oversold_units``, not here. Per variant they are told by the place that sold them
+  (``oversold_by``) and by the channel of the earlier sale of the product that stocklink had
+  not taken in yet at that moment (``oversold_unheard``; ``taken in``: it knew every earlier sale,
+  the place had not been pushed yet), with how long that sale had been unheard.
 
 The machine is a shared 2-CPU box: gunicorn runs 2 workers × 4 threads here, not 4 × 4.
 Human-readable lines first; the last line is one JSON object.
@@ -158,6 +164,53 @@ class Tally:
     polls: defaultdict = field(default_factory=lambda: defaultdict(list))  # channel id → poll start times
     started_at: float = 0.0  # wall clock of the replay's start
     settle_s: float | None = None  # replay end → everything registered and pushed (None: not within the cap)
+    sales: list = field(default_factory=list)  # every Sale, in order
+
+
+@dataclass(frozen=True)
+class Sale:
+    at: float  # wall clock
+    product: int
+    place: str  # colorme | shopify | nextengine | pos
+    order_id: str | None  # a web order's id on its channel
+    beyond: int  # units of it beyond what existed at that moment (initial + restocked − sold)
+
+
+def record_sale(tally: Tally, initial: list[int], index: int, place: str, quantity: int,
+                order_id: str | None = None) -> None:
+    """Count a sale, and how many of its units were beyond what existed at that moment."""
+    left = initial[index] + tally.restocked[index] - tally.sold[index]
+    tally.sales.append(Sale(time.time(), index, place, order_id, max(quantity - max(left, 0), 0)))
+    tally.sold[index] += quantity
+
+
+AGE_BUCKETS = (5, 15, 30, 60)  # s
+
+
+def age_bucket(seconds: float) -> str:
+    return next((f"<{limit}s" for limit in AGE_BUCKETS if seconds < limit), f">={AGE_BUCKETS[-1]}s")
+
+
+def unheard_sales(products: list[dict], sales: list[Sale], rows: dict) -> tuple[Counter, Counter]:
+    """Where the units sold beyond stock come from: for each such sale, the oldest earlier web sale
+    of the product that stocklink had not taken in yet at that moment (its Order.first_seen_at
+    later), by its channel, and how long it had been unheard; ``taken in`` when stocklink knew
+    every earlier sale (the place had not been pushed, or Smaregi not registered, yet)."""
+    by_place, by_age = Counter(), Counter()
+    earlier: dict[int, list[Sale]] = defaultdict(list)
+    for sale in sales:
+        if sale.beyond:
+            unheard = None
+            for before in earlier[sale.product]:
+                row = rows.get((products[before.product]["channels"].get(before.place), before.order_id))
+                if before.order_id is not None and (row is None or row[1] is None or row[1] > sale.at):
+                    unheard = before
+                    break
+            by_place[unheard.place if unheard else "taken in"] += sale.beyond
+            if unheard:
+                by_age[age_bucket(sale.at - unheard.at)] += sale.beyond
+        earlier[sale.product].append(sale)
+    return by_place, by_age
 
 
 def choose_products(stack: Stack) -> list[dict]:
@@ -280,7 +333,7 @@ def replay(stack: Stack, products: list[dict], schedule: Schedule, tally: Tally,
         elif event.what == "pos":
             if (demo.smaregi.stock_of(product["sid"]) or 0) >= event.quantity:
                 demo.smaregi.sell([(product["sid"], event.quantity)])
-                tally.sold[event.product] += event.quantity
+                record_sale(tally, schedule.initial, event.product, "pos", event.quantity)
                 tally.accepted["pos"] += 1
             else:
                 tally.refused["pos"] += 1
@@ -295,7 +348,7 @@ def replay(stack: Stack, products: list[dict], schedule: Schedule, tally: Tally,
                 except OrderRefused:
                     tally.refused[event.kind] += 1
                     continue
-            tally.sold[event.product] += event.quantity
+            record_sale(tally, schedule.initial, event.product, event.kind, event.quantity, str(order_id))
             tally.accepted[event.kind] += 1
             tally.placed.append(Placed(event.kind, str(order_id), event.product, event.quantity, placed_at))
         if event.at >= next_log:
@@ -439,6 +492,10 @@ def summarise(variant, products, schedule, tally, result, failed, database, ids)
         if end is not None:
             latency[intake].append((end - p.placed_at) * 1000)
     doubled = sum(n - 1 for n in shipments.values() if n > 1)
+    beyond_by = Counter()
+    for sale in tally.sales:
+        beyond_by[sale.place] += sale.beyond
+    unheard, unheard_age = unheard_sales(products, tally.sales, rows)
     oversold = {}
     for index in range(len(products)):
         over = tally.sold[index] - schedule.initial[index] - tally.restocked[index]
@@ -451,6 +508,15 @@ def summarise(variant, products, schedule, tally, result, failed, database, ids)
         "units_existed": sum(schedule.initial) + sum(tally.restocked.values()),
         "lost": lost, "doubled": doubled, "oversold_units": sum(oversold.values()),
         "oversold_products": len(oversold),
+        # Units sold beyond what existed at the moment of the sale (a later restock may cover
+        # some, so these sum to at least oversold_units), by the place that sold them and by
+        # the place of the product's sale just before.
+        # Units sold beyond what existed at the moment of the sale (a later restock may cover
+        # some, so these sum to at least oversold_units), by the place that sold them, and by the
+        # channel of the earlier sale stocklink had not taken in yet (unheard_sales).
+        "oversold_at_sale": sum(beyond_by.values()),
+        "oversold_by": dict(beyond_by), "oversold_unheard": dict(unheard),
+        "oversold_unheard_age": dict(unheard_age),
         "order_p50_ms": rounded(percentile(everything, 50), 0), "order_p95_ms": rounded(percentile(everything, 95), 0),
         **{f"{intake}_{name}": rounded(percentile(values, q), 0)
            for intake, values in latency.items() for name, q in (("p50_ms", 50), ("p95_ms", 95))},
@@ -500,6 +566,8 @@ def main() -> int:
         "doubled": sum(r["doubled"] for r in runs.values()),
         "oversold_units": main_run and main_run["oversold_units"],
         "oversold_units_180s": slow and slow["oversold_units"],
+        "oversold_at_sale": main_run and main_run["oversold_at_sale"],
+        "oversold_at_sale_180s": slow and slow["oversold_at_sale"],
         "orders": args.orders, "rate_per_s": args.rate, "pos_rate_per_s": args.pos_rate,
         "polled_interval_s": 60, "seed": args.seed,
         "placed": {v: r["placed"] for v, r in runs.items()},
@@ -527,6 +595,9 @@ def main() -> int:
         print(f"  lost {r['lost']}  doubled {r['doubled']}  oversold {r['oversold_units']} units over "
               f"{r['oversold_products']} products; latest event {r['lag_max_s']} s late; settled "
               f"{r['settle_s']} s after the replay")
+        print(f"  {r['oversold_at_sale']} units sold beyond what existed at the moment, by the place that sold: "
+              f"{r['oversold_by']}; by the channel of the sale "
+              f"stocklink had not taken in yet: {r['oversold_unheard']}, unheard for {r['oversold_unheard_age']}")
         print(f"  polls began at (s after the start): {r['polls_s']}")
         for what, count in r["failed_jobs"].items():
             print(f"  FAILED {count} x {what}")
