@@ -73,3 +73,13 @@ LIMIT = timedelta(minutes=30)
 def test_is_stale(read, write, now, waiting, stale):
     """Stale: work waits and the latest successful read or write is older than the threshold."""
     assert is_stale(read, write, T0, now, LIMIT, work_waiting=waiting) is stale
+
+
+def test_a_channel_offering_less_than_the_total_has_sold_unheard():
+    from stocklink.domain.read_back import sold_unheard
+    assert sold_unheard(2, 0, 3)
+    assert not sold_unheard(3, 0, 3)
+    assert not sold_unheard(4, -1, 3)  # the -1 not sent yet: it will offer 3
+    assert sold_unheard(3, -1, 3)
+    assert not sold_unheard(None, 0, 3)  # not known
+    assert not sold_unheard(0, 0, -2)  # a negative total: nothing to offer, nothing less

@@ -44,6 +44,17 @@ def _registrations(app) -> list[tuple]:
             .order_by(Registration.id))]
 
 
+def _nextengine_shirt(app, world, nextengine, nextengine_id: int) -> dict:
+    """A 5-unit shirt on ColorMe, Shopify and NextEngine (goods TS-S, a listing confirmed at 5)."""
+    shirt = world.add("1001", "TS-S", "Tシャツ S", 5, price=2500)
+    nextengine.add_goods("TS-S", 5)
+    with app.app_context():
+        db.session.add(Listing(channel_id=nextengine_id, product_id=shirt["product"], identifier="TS-S",
+                               last_confirmed_quantity=5))
+        db.session.commit()
+    return shirt
+
+
 def _records(world, mode: str) -> list:
     return world.smaregi.shipment_records() if mode == "shipment" else world.smaregi.transaction_records()
 
@@ -147,13 +158,9 @@ def test_a_web_order_reaches_nextengine_once_whether_smaregi_records_a_shipment_
     """The reservation sends NextEngine the decrease; the movement the registration causes in
     Smaregi (出荷 10, or a transaction's 売上 02 that a POS sale would also be) is not sent again.
     A real POS sale meanwhile still is, and the cancel brings the units back once."""
-    from stocklink.models import Listing
     nextengine, nextengine_id = nextengine_world
-    shirt = world.add("1001", "TS-S", "Tシャツ S", 5, price=2500)
-    nextengine.add_goods("TS-S", 5)
+    shirt = _nextengine_shirt(app, world, nextengine, nextengine_id)
     with app.app_context():
-        db.session.add(Listing(channel_id=nextengine_id, product_id=shirt["product"], identifier="TS-S",
-                               last_confirmed_quantity=5))
         db.session.get(Channel, world.colorme_id).orders_start_at = utcnow()
         merchant_settings.save({"smaregi.registration_mode": mode})
         db.session.commit()
@@ -188,6 +195,36 @@ def test_before_raising_a_channel_its_own_orders_are_taken_in(app, shop):
     assert world.shopify.stock(shirt["shopify"]) == 4 and world.colorme.stock(shirt["colorme"]) == 4
     with app.app_context():
         assert db.session.scalar(select(Order.state)) == "registered"
+
+
+def test_a_push_that_finds_colorme_lower_reads_its_recent_orders_at_once(app, shop):
+    """SPEC §11.6: ColorMe sold 2 that stocklink has not polled yet. A POS sale of 1 goes to ColorMe
+    as an increment of -1, and ColorMe answers 2, less than the 4 written: its orders changed since
+    the previous read are read at once, not at the next poll, so the 2 are reserved and Shopify
+    stops offering them. The poll's cursor and schedule stay where they were."""
+    from datetime import timedelta
+    world, shirt = shop
+    with app.app_context():
+        channel = db.session.get(Channel, world.colorme_id)
+        channel.orders_start_at = utcnow() - timedelta(minutes=5)
+        channel.orders_polled_at = channel.orders_cursor_at = polled = utcnow() - timedelta(seconds=30)
+        db.session.commit()
+    world.colorme.place_order([(str(shirt["colorme"]), 2)])  # ColorMe holds 3 now
+    world.smaregi.sell([("1001", 1)])
+    run_jobs(app)
+    assert world.colorme.stock(shirt["colorme"]) == 2  # 3 - 1: its own sale stays taken off, once
+    assert world.shopify.stock(shirt["shopify"]) == 2  # 5 - 1 - 2
+    assert world.smaregi.stock_of("1001") == 2 and _product(app, shirt["product"]) == (2, 0)
+    with app.app_context():
+        channel = db.session.get(Channel, world.colorme_id)
+        assert as_utc(channel.orders_polled_at) == polled and as_utc(channel.orders_cursor_at) == polled
+        assert db.session.scalar(select(Order.state)) == "registered"
+    # Nothing lower now: a push that finds ColorMe as written reads no orders.
+    requests_before = len([r for r in world.colorme.requests if "/sales" in r["path"]])
+    world.smaregi.sell([("1001", 1)])
+    run_jobs(app)
+    assert world.colorme.stock(shirt["colorme"]) == 1 and world.shopify.stock(shirt["shopify"]) == 1
+    assert len([r for r in world.colorme.requests if "/sales" in r["path"]]) == requests_before
 
 
 def test_the_read_before_a_raise_reads_what_changed_since_the_previous_read_and_moves_no_cursor(app, shop):
@@ -305,19 +342,55 @@ def test_a_channel_refusing_its_token_while_orders_are_polled_stops_at_level_9(a
         assert db.session.scalar(select(Order.id)) is None
 
 
+def test_nextengine_offering_less_than_the_total_after_an_upload_has_its_recent_orders_read(app, world,
+                                                                                           nextengine_world):
+    """SPEC §11.6: NextEngine allocated 2 to an order stocklink has not polled yet. When an upload
+    is confirmed, NextEngine's free stock (フリー在庫数) is read beside its stock: 5 - 1 - 2 = 2, and
+    with the -1 not uploaded yet that is 1, less than stocklink's total of 3. Its orders changed since
+    the previous read are read at once, not at the next poll: the 2 are reserved and ColorMe and
+    Shopify come down to 1. A NextEngine that offers the total reads no orders."""
+    from datetime import timedelta
+
+    from stocklink.jobs.push import push_channel
+    nextengine, nextengine_id = nextengine_world
+    shirt = _nextengine_shirt(app, world, nextengine, nextengine_id)
+    with app.app_context():
+        channel = db.session.get(Channel, nextengine_id)
+        channel.orders_start_at = utcnow() - timedelta(minutes=5)
+        channel.orders_polled_at = channel.orders_cursor_at = polled = utcnow() - timedelta(seconds=30)
+        db.session.commit()
+
+    def order_reads() -> int:
+        return sum(r["path"].startswith("/api_v1_receiveorder") for r in nextengine.requests)
+
+    world.smaregi.sell([("1001", 1)])  # a POS sale gives NextEngine its cursor, and -1
+    run_jobs(app)
+    assert nextengine.stock("TS-S") == 4 and order_reads() == 0
+    nextengine.place_order([("TS-S", 2)])  # allocated at once: free stock 2
+    world.smaregi.sell([("1001", 1)])  # this push settles the -1 upload first, and reads the free stock
+    run_jobs(app)
+    assert order_reads() > 0
+    assert world.colorme.stock(shirt["colorme"]) == 1 and world.shopify.stock(shirt["shopify"]) == 1
+    assert _product(app, shirt["product"])[1] == 0 and world.smaregi.stock_of("1001") == 1
+    with app.app_context():
+        channel = db.session.get(Channel, nextengine_id)
+        assert as_utc(channel.orders_polled_at) == polled and as_utc(channel.orders_cursor_at) == polled
+        assert db.session.scalar(select(Order.state)) == "registered"
+        reads = order_reads()
+        assert push_channel(nextengine_id) == "pushed 0"  # the sweep's push settles the last upload
+    run_jobs(app)
+    assert int(nextengine.stock_row("TS-S")["stock_free_quantity"]) == 1 and order_reads() == reads
+
+
 @pytest.mark.parametrize("generation", ["legacy", "platform"])
 def test_a_nextengine_order_reaches_smaregi_once_and_nextengine_is_not_sent_it_back(app, world, nextengine_world,
                                                                                     generation):
     """A 受注伝票 polled from NextEngine is reserved, pushed to ColorMe and Shopify, registered once
     as a shipment; NextEngine, the order's own channel, is sent no decrease for it."""
-    from stocklink.models import Listing
     nextengine, nextengine_id = nextengine_world
     use_generation(app, world.smaregi, generation)
-    shirt = world.add("1001", "TS-S", "Tシャツ S", 5, price=2500)
-    nextengine.add_goods("TS-S", 5)
+    shirt = _nextengine_shirt(app, world, nextengine, nextengine_id)
     with app.app_context():
-        db.session.add(Listing(channel_id=nextengine_id, product_id=shirt["product"], identifier="TS-S",
-                               last_confirmed_quantity=5))
         db.session.get(Channel, nextengine_id).orders_start_at = utcnow()
         db.session.commit()
     nextengine.place_order([("TS-S", 2)])
@@ -417,3 +490,26 @@ def test_orders_a_poll_brings_together_are_registered_by_one_job_and_one_failure
     assert len(world.smaregi.shipment_records()) == 3
     assert [r[2] for r in _registrations(app)] == ["done", "done", "done"]
     assert _product(app, shirt["product"]) == (2, 0)
+
+
+def test_a_recent_read_within_seconds_of_the_previous_read_runs_once_that_has_passed(app, shop):
+    """A channel that keeps offering less than the total (the merchant's own edit) does not have
+    its orders read on every push: within RECENT_READ_EVERY of the previous read the job schedules
+    one read for when that has passed, and only one."""
+    from rq.registry import ScheduledJobRegistry
+
+    from stocklink.infra.queues import ORDERS, get_queue, get_redis
+    from stocklink.jobs.orders import READ_MARK, read_recent_orders
+    world, _shirt = shop
+    with app.app_context():
+        get_redis().set(READ_MARK.format(world.shopify_id), utcnow().isoformat())
+        world.shopify.requests.clear()
+        assert read_recent_orders(world.shopify_id).startswith("read again in ")
+        assert read_recent_orders(world.shopify_id) == "a later read is already scheduled"
+        assert len(ScheduledJobRegistry(queue=get_queue(ORDERS))) == 1
+        assert not world.shopify.requests  # nothing read yet
+        get_redis().delete(READ_MARK.format(world.shopify_id))
+        db.session.get(Channel, world.shopify_id).orders_polled_at = None
+        db.session.commit()
+        assert read_recent_orders(world.shopify_id).startswith("read ")
+        assert world.shopify.requests

@@ -69,3 +69,10 @@ def is_stale(last_read: datetime | None, last_write: datetime | None, since: dat
         return False
     latest = max((t for t in (last_read, last_write) if t is not None), default=since)
     return now - latest > threshold
+
+
+def sold_unheard(offered: int | None, pending_delta: int, total: int) -> bool:
+    """Whether a channel offers less than stocklink's total once the deltas it has not been sent
+    yet are counted (``offered + pending_delta < total``): it took an order stocklink has not taken
+    in yet (SPEC §11.6), or the merchant lowered it by hand. ``None`` (not known) is never less."""
+    return offered is not None and offered + pending_delta < total

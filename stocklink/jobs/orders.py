@@ -136,6 +136,40 @@ def poll_orders(channel_id: int) -> str:
         return "; ".join(results)
 
 
+def enqueue_recent_read(channel_id: int) -> bool:
+    """A push found the channel lower than what it wrote (SPEC §11.6: the channel sold something
+    not taken in yet): its orders changed since the previous read are read now, not at the next
+    poll, so the other channels stop offering what it sold. One queued at a time."""
+    return _enqueue_unique(f"orders-recent-{channel_id}", read_recent_orders, channel_id, job_timeout=300,
+                           result_ttl=0, failure_ttl=86400)
+
+
+# A channel that keeps showing less than stocklink's total (its own edit, not a sale) has its recent
+# orders read no more often than this: one or two requests every 5 s at most.
+RECENT_READ_EVERY = timedelta(seconds=5)
+RECENT_LATER_KEY = "stocklink:orders-recent-later:{}"
+
+
+@job
+def read_recent_orders(channel_id: int) -> str:
+    """Take in the orders the channel changed since its previous read (a poll's, or one before a
+    raise), as the read before a raise does: the cursor and the poll schedule stay where they are.
+    Within :data:`RECENT_READ_EVERY` of the previous read it runs again once that has passed
+    instead. Safe to run twice, and beside a poll (an order read twice is the same order)."""
+    channel = db.session.get(Channel, channel_id)
+    if channel is None:
+        return "no such channel"
+    last = last_read_at(channel)
+    wait = (last + RECENT_READ_EVERY - utcnow()).total_seconds() if last is not None else 0.0
+    if wait > 0:
+        if not get_redis().set(RECENT_LATER_KEY.format(channel_id), 1, nx=True, px=int(wait * 1000) + 1):
+            return "a later read is already scheduled"
+        get_queue(ORDERS).enqueue_in(timedelta(seconds=wait), read_recent_orders, channel_id, job_timeout=300,
+                                     result_ttl=0, failure_ttl=86400)
+        return f"read again in {wait:.1f} s"
+    return _poll_locked(channel_id, recent=True)
+
+
 # Orders read this recently count as read "up to now" for a write over an unknown value (SPEC
 # §11.6): at a busy shop that is one extra read per channel every 10 s at most, of the orders
 # changed since the read before (recent_since), not of a poll's whole overlap window.

@@ -165,7 +165,7 @@ def _push_absolute(channel: Channel, client, *, orders_checked: bool = False) ->
     # Ids now: each batch's commit expires the objects, and reading an id back would cost a SELECT.
     write_ids = [listing.id for listing, _ in writes]
     unchanged_ids = [listing.id for listing in unchanged]
-    done, stale_seen = 0, False
+    done, stale_seen, lower_seen = 0, False, False
     batch_size = max(getattr(client, "max_batch", 50), 1)
     for start in range(0, len(writes), batch_size):
         batch, ids = writes[start:start + batch_size], write_ids[start:start + batch_size]
@@ -193,6 +193,7 @@ def _push_absolute(channel: Channel, client, *, orders_checked: bool = False) ->
                 # The channel took a sale meanwhile, or applied something twice: a difference to
                 # show, never a confirmation of what was pushed.
                 differences.note(listing, confirmed != write.quantity, now)
+                lower_seen = lower_seen or confirmed < write.quantity
                 cleared.append(listing_id)
                 done += 1
             elif result.status == "pending":
@@ -222,6 +223,11 @@ def _push_absolute(channel: Channel, client, *, orders_checked: bool = False) ->
     if stale_seen:
         from stocklink.jobs.orders import enqueue_poll  # see above
         enqueue_poll(channel.id, again_if_running=True)
+    elif lower_seen:
+        # The channel holds less than was written: it sold something stocklink has not taken in
+        # (SPEC §11.6). Its recent orders are read now, so the other channels stop offering it.
+        from stocklink.jobs.orders import enqueue_recent_read  # see above
+        enqueue_recent_read(channel.id)
     return done
 
 

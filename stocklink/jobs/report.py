@@ -69,6 +69,10 @@ def push_deltas_with_report(channel: Channel, client) -> int:
     # What NextEngine accepted and the report of it, in one transaction, before anything else
     # can fail: a rollback after a successful upload would upload the same counts again.
     db.session.commit()
+    if any(result["sold_unheard"] for result in previous):
+        # NextEngine offers less than stocklink's total: an order there not taken in yet (SPEC §11.6).
+        from stocklink.jobs.orders import enqueue_recent_read  # jobs.orders imports the push, and so this
+        enqueue_recent_read(channel.id)
     if upload_error is not None:
         raise upload_error
     return len(uploads)

@@ -55,6 +55,14 @@ class PendingWrites(Protocol):
 
 
 @runtime_checkable
+class SellableReader(Protocol):
+    def read_sellable(self, identifiers: list[str]) -> dict[str, int | None]:
+        """What the channel offers for sale now, per identifier (``None``: not known), its own
+        orders taken off as soon as it takes them — where the figure ``read_stock`` reads moves
+        only when they ship (NextEngine: フリー在庫数 = 在庫数 − 引当数)."""
+
+
+@runtime_checkable
 class DeltaWriter(StockReader, PendingWrites, Protocol):
     def upload_deltas(self, rows: list[tuple[str, int]], key: str) -> str:
         """Upload ``(identifier, delta)`` rows; returns the platform's ref for the upload,

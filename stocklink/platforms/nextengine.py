@@ -144,8 +144,16 @@ class NextEngineClient(ChannelClient):
         return ConnectionCheck(account=name or None)
 
     def read_stock(self, identifiers: list[str]) -> dict[str, int | None]:
-        """Stock per goods code via ``/api_v1_master_stock/search`` (§2.5); ``None`` if unknown."""
-        field = self.settings.get("stock_field", "stock_quantity")
+        """Stock per goods code via ``/api_v1_master_stock/search`` (§2.5), the ``stock_field``
+        setting's figure; ``None`` if unknown."""
+        return self._read_figure(identifiers, self.settings.get("stock_field", "stock_quantity"))
+
+    def read_sellable(self, identifiers: list[str]) -> dict[str, int | None]:
+        """フリー在庫数 (``stock_free_quantity``) per goods code: 在庫数 less what NextEngine has
+        allocated (引当) to its orders, so an order lowers it as soon as NextEngine takes it."""
+        return self._read_figure(identifiers, "stock_free_quantity")
+
+    def _read_figure(self, identifiers: list[str], field: str) -> dict[str, int | None]:
         codes = list(dict.fromkeys(identifiers))
         found: dict[str, int] = {}
         for start in range(0, len(codes), READ_CHUNK):

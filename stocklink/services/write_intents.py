@@ -26,12 +26,14 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, delete, or_, select
 
+from stocklink.domain.read_back import sold_unheard
 from stocklink.domain.settling import Outcome, may_resend, settle
+from stocklink.domain.stock import total_stock
 from stocklink.infra.extensions import db
 from stocklink.models import Channel, Listing, WriteIntent
 from stocklink.models._types import utcnow
 from stocklink.platforms.base import StockWrite
-from stocklink.platforms.interfaces import PendingWrites
+from stocklink.platforms.interfaces import PendingWrites, SellableReader
 from stocklink.services import differences
 from stocklink.services.incidents import record_error
 from stocklink.services.stock_ledger import clear_dirty
@@ -134,7 +136,9 @@ def settle_by_reading_back(channel: Channel, client) -> int:
 def settle_pending(channel: Channel, client) -> list[dict]:
     """Ask the channel about its accepted-but-unapplied writes; finished ones are confirmed by a
     read of the stock (SPEC §11.9: pending until read back), refused ones become errors for
-    the merchant. Returns the finished ones (``ref``, ``status``, ``message``, ``errors``).
+    the merchant. Returns the finished ones (``ref``, ``status``, ``message``, ``errors``, and
+    ``sold_unheard``: the identifiers a :class:`SellableReader` channel offers fewer of than
+    stocklink's total, :func:`~stocklink.domain.read_back.sold_unheard`).
 
     Both reads happen before the first write, so no write transaction (SQLite: the database's
     one write lock) waits on the network. The caller commits."""
@@ -149,7 +153,17 @@ def settle_pending(channel: Channel, client) -> list[dict]:
     finished = [r["ref"] for r in results]
     listings = db.session.scalars(select(Listing).where(
         Listing.channel_id == channel.id, Listing.pending_ref.in_(finished))).all() if finished else []
-    stock = client.read_stock([listing.identifier for listing in listings]) if listings else {}
+    identifiers = [listing.identifier for listing in listings]
+    stock = client.read_stock(identifiers) if listings else {}
+    # What the channel offers now, against stocklink's total: less means an order there that
+    # stocklink has not taken in yet (the caller reads the channel's recent orders).
+    offered = client.read_sellable(identifiers) if listings and isinstance(client, SellableReader) else {}
+    for result in results:
+        result["sold_unheard"] = sorted(
+            listing.identifier for listing in listings if listing.pending_ref == result["ref"]
+            and listing.product is not None and sold_unheard(
+                offered.get(listing.identifier), listing.pending_delta,
+                total_stock(listing.product.smaregi_stock, listing.product.reserved)))
     for result in results:
         if result["status"] == "error":
             record_error(source="channel", level=8, kind="upload_rejected", channel=channel, code=result["ref"],
