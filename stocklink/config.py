@@ -72,6 +72,10 @@ def from_environment(instance_path: str) -> dict:
         # How many reverse proxies (nginx: 1) stand before gunicorn and append X-Forwarded-For /
         # set X-Forwarded-Proto. 0 trusts no such header: a client could write any address there.
         "TRUSTED_PROXIES": _count("TRUSTED_PROXIES", 0, 0),
+        # Read a channel's recent orders as soon as it shows a sale stocklink has not taken in (a
+        # ColorMe write answered lower, a NextEngine フリー在庫数 below the total); 0 leaves them
+        # to the poll, as the services in the seeds do, and saves those requests.
+        "ORDER_NEWS_READS": env("ORDER_NEWS_READS", "1") not in ("0", "false", "no"),
         # Seconds a channel's API may take to answer before the call counts as a timeout (level 8,
         # retried). Not read from the environment: a deployment keeps the default, tests shorten it.
         "CHANNEL_TIMEOUT": DEFAULT_TIMEOUT,

@@ -256,3 +256,13 @@ def test_trusted_proxies_from_the_environment_reads_the_browsers_address(tmp_pat
                        headers={"X-Forwarded-For": "10.0.0.1, 198.51.100.7", "X-Forwarded-Proto": "https"})
             seen[setting] = (request.remote_addr, request.scheme)
     assert seen == {"1": ("198.51.100.7", "https"), None: ("127.0.0.1", "http")}
+
+
+@pytest.mark.parametrize("value, expected", [(None, True), ("1", True), ("0", False), ("false", False)])
+def test_order_news_reads_are_on_unless_turned_off(tmp_path, monkeypatch, value, expected):
+    from stocklink.config import from_environment
+    if value is None:
+        monkeypatch.delenv("ORDER_NEWS_READS", raising=False)
+    else:
+        monkeypatch.setenv("ORDER_NEWS_READS", value)
+    assert from_environment(str(tmp_path))["ORDER_NEWS_READS"] is expected

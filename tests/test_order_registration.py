@@ -227,6 +227,26 @@ def test_a_push_that_finds_colorme_lower_reads_its_recent_orders_at_once(app, sh
     assert len([r for r in world.colorme.requests if "/sales" in r["path"]]) == requests_before
 
 
+def test_with_order_news_reads_off_a_lower_colorme_waits_for_the_poll(app, shop):
+    """ORDER_NEWS_READS=0: the same lower ColorMe answer reads no orders; the poll takes the 2 in."""
+    from datetime import timedelta
+    world, shirt = shop
+    app.config["ORDER_NEWS_READS"] = False
+    with app.app_context():
+        channel = db.session.get(Channel, world.colorme_id)
+        channel.orders_start_at = utcnow() - timedelta(minutes=5)
+        channel.orders_polled_at = channel.orders_cursor_at = utcnow() - timedelta(seconds=30)
+        db.session.commit()
+    world.colorme.place_order([(str(shirt["colorme"]), 2)])
+    world.smaregi.sell([("1001", 1)])
+    run_jobs(app)
+    assert world.colorme.stock(shirt["colorme"]) == 2 and world.shopify.stock(shirt["shopify"]) == 4
+    assert not any("/sales" in r["path"] for r in world.colorme.requests)
+    assert "1 new" in _poll(app, world.colorme_id)
+    run_jobs(app)
+    assert world.shopify.stock(shirt["shopify"]) == 2
+
+
 def test_the_read_before_a_raise_reads_what_changed_since_the_previous_read_and_moves_no_cursor(app, shop):
     """The read before a raise asks Shopify only for the orders changed since shortly before the
     previous read began (not a poll's whole overlap window), lists them by id and time, reads

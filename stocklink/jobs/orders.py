@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 from rq import Retry
 from rq.exceptions import DuplicateJobError, InvalidJobOperation, NoSuchJobError
@@ -139,7 +140,10 @@ def poll_orders(channel_id: int) -> str:
 def enqueue_recent_read(channel_id: int) -> bool:
     """A push found the channel lower than what it wrote (SPEC §11.6: the channel sold something
     not taken in yet): its orders changed since the previous read are read now, not at the next
-    poll, so the other channels stop offering what it sold. One queued at a time."""
+    poll, so the other channels stop offering what it sold. One queued at a time; none with the
+    ``ORDER_NEWS_READS`` setting off (the poll takes the order in)."""
+    if not current_app.config.get("ORDER_NEWS_READS", True):
+        return False
     return _enqueue_unique(f"orders-recent-{channel_id}", read_recent_orders, channel_id, job_timeout=300,
                            result_ttl=0, failure_ttl=86400)
 
