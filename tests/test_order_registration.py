@@ -390,6 +390,10 @@ def test_nextengine_offering_less_than_the_total_after_an_upload_has_its_recent_
     world.smaregi.sell([("1001", 1)])  # this push settles the -1 upload first, and reads the free stock
     run_jobs(app)
     assert order_reads() > 0
+    # 在庫数 and フリー在庫数 in one stock search, not one each.
+    searches = [r["body"]["fields"] for r in nextengine.requests if r["path"] == "/api_v1_master_stock/search"]
+    assert "stock_goods_id,stock_quantity,stock_free_quantity" in searches
+    assert not any(fields.split(",")[1:] == ["stock_free_quantity"] for fields in searches)
     assert world.colorme.stock(shirt["colorme"]) == 1 and world.shopify.stock(shirt["shopify"]) == 1
     assert _product(app, shirt["product"])[1] == 0 and world.smaregi.stock_of("1001") == 1
     with app.app_context():

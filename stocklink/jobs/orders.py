@@ -67,6 +67,8 @@ BACKOFF = (10, 30, 60, 180, 600, 1800)
 REGISTER_BATCH = 20
 # RQ options of every registration job: a failed one is kept a week for the operator to read.
 REGISTER_JOB = {"job_timeout": 300, "result_ttl": 0, "failure_ttl": 7 * 86400}
+# RQ options of a read of a channel's recent orders (enqueue_recent_read), at once or later.
+RECENT_READ_JOB = {"job_timeout": 300, "result_ttl": 0, "failure_ttl": 86400}
 
 
 @job
@@ -144,8 +146,7 @@ def enqueue_recent_read(channel_id: int) -> bool:
     ``ORDER_NEWS_READS`` setting off (the poll takes the order in)."""
     if not current_app.config.get("ORDER_NEWS_READS", True):
         return False
-    return _enqueue_unique(f"orders-recent-{channel_id}", read_recent_orders, channel_id, job_timeout=300,
-                           result_ttl=0, failure_ttl=86400)
+    return _enqueue_unique(f"orders-recent-{channel_id}", read_recent_orders, channel_id, **RECENT_READ_JOB)
 
 
 # A channel that keeps showing less than stocklink's total (its own edit, not a sale) has its recent
@@ -168,8 +169,7 @@ def read_recent_orders(channel_id: int) -> str:
     if wait > 0:
         if not get_redis().set(RECENT_LATER_KEY.format(channel_id), 1, nx=True, px=int(wait * 1000) + 1):
             return "a later read is already scheduled"
-        get_queue(ORDERS).enqueue_in(timedelta(seconds=wait), read_recent_orders, channel_id, job_timeout=300,
-                                     result_ttl=0, failure_ttl=86400)
+        get_queue(ORDERS).enqueue_in(timedelta(seconds=wait), read_recent_orders, channel_id, **RECENT_READ_JOB)
         return f"read again in {wait:.1f} s"
     return _poll_locked(channel_id, recent=True)
 

@@ -56,10 +56,10 @@ class PendingWrites(Protocol):
 
 @runtime_checkable
 class SellableReader(Protocol):
-    def read_sellable(self, identifiers: list[str]) -> dict[str, int | None]:
-        """What the channel offers for sale now, per identifier (``None``: not known), its own
-        orders taken off as soon as it takes them — where the figure ``read_stock`` reads moves
-        only when they ship (NextEngine: フリー在庫数 = 在庫数 − 引当数)."""
+    def read_stock_and_sellable(self, identifiers: list[str]) -> tuple[dict[str, int | None], dict[str, int | None]]:
+        """``read_stock``'s figures, and what the channel offers for sale now (``None``: not known),
+        its own orders taken off as soon as it takes them — where the figure ``read_stock`` reads
+        moves only when they ship (NextEngine: フリー在庫数 = 在庫数 − 引当数); one read for both."""
 
 
 @runtime_checkable

@@ -146,26 +146,31 @@ class NextEngineClient(ChannelClient):
     def read_stock(self, identifiers: list[str]) -> dict[str, int | None]:
         """Stock per goods code via ``/api_v1_master_stock/search`` (§2.5), the ``stock_field``
         setting's figure; ``None`` if unknown."""
-        return self._read_figure(identifiers, self.settings.get("stock_field", "stock_quantity"))
+        field = self.settings.get("stock_field", "stock_quantity")
+        return self._read_figures(identifiers, (field,))[field]
 
-    def read_sellable(self, identifiers: list[str]) -> dict[str, int | None]:
-        """フリー在庫数 (``stock_free_quantity``) per goods code: 在庫数 less what NextEngine has
-        allocated (引当) to its orders, so an order lowers it as soon as NextEngine takes it."""
-        return self._read_figure(identifiers, "stock_free_quantity")
+    def read_stock_and_sellable(self, identifiers: list[str]) -> tuple[dict[str, int | None], dict[str, int | None]]:
+        """:meth:`read_stock`'s figures and フリー在庫数 (``stock_free_quantity``: 在庫数 less what
+        NextEngine has allocated (引当) to its orders, so an order lowers it as soon as NextEngine
+        takes it), both fields in the same requests."""
+        field = self.settings.get("stock_field", "stock_quantity")
+        figures = self._read_figures(identifiers, tuple(dict.fromkeys((field, "stock_free_quantity"))))
+        return figures[field], figures["stock_free_quantity"]
 
-    def _read_figure(self, identifiers: list[str], field: str) -> dict[str, int | None]:
+    def _read_figures(self, identifiers: list[str], fields: tuple[str, ...]) -> dict[str, dict[str, int | None]]:
         codes = list(dict.fromkeys(identifiers))
-        found: dict[str, int] = {}
+        found: dict[str, dict[str, int]] = {field: {} for field in fields}
         for start in range(0, len(codes), READ_CHUNK):
             chunk = codes[start:start + READ_CHUNK]
             body = self._call("/api_v1_master_stock/search", {
-                "fields": f"stock_goods_id,{field}",
+                "fields": ",".join(("stock_goods_id", *fields)),
                 "stock_goods_id-in": ",".join(chunk),
                 "offset": "0", "limit": str(len(chunk)),
             })
             for row in body.get("data", []):
-                found[row["stock_goods_id"]] = int(row[field])  # §2.3: values are strings
-        return {code: found.get(code) for code in identifiers}
+                for field in fields:
+                    found[field][row["stock_goods_id"]] = int(row[field])  # §2.3: values are strings
+        return {field: {code: values.get(code) for code in identifiers} for field, values in found.items()}
 
     def list_catalogue(self, *, pace_s: float = 0.0) -> Iterator[ChannelItem]:
         """Every goods record not deleted via ``/api_v1_master_goods/search`` (§2.5), paged by

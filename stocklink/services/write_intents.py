@@ -25,6 +25,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, delete, or_, select
+from sqlalchemy.orm import selectinload
 
 from stocklink.domain.read_back import sold_unheard
 from stocklink.domain.settling import Outcome, may_resend, settle
@@ -152,12 +153,16 @@ def settle_pending(channel: Channel, client) -> list[dict]:
                if status["status"] not in ("waiting", "processing")]
     finished = [r["ref"] for r in results]
     listings = db.session.scalars(select(Listing).where(
-        Listing.channel_id == channel.id, Listing.pending_ref.in_(finished))).all() if finished else []
+        Listing.channel_id == channel.id, Listing.pending_ref.in_(finished))
+        .options(selectinload(Listing.product))).all() if finished else []
     identifiers = [listing.identifier for listing in listings]
-    stock = client.read_stock(identifiers) if listings else {}
     # What the channel offers now, against stocklink's total: less means an order there that
     # stocklink has not taken in yet (the caller reads the channel's recent orders).
-    offered = client.read_sellable(identifiers) if listings and isinstance(client, SellableReader) else {}
+    stock, offered = {}, {}
+    if listings and isinstance(client, SellableReader):
+        stock, offered = client.read_stock_and_sellable(identifiers)
+    elif listings:
+        stock = client.read_stock(identifiers)
     for result in results:
         result["sold_unheard"] = sorted(
             listing.identifier for listing in listings if listing.pending_ref == result["ref"]
